@@ -1,0 +1,37 @@
+"""The package's exceptions: each message is one line that says what, where, and what to do."""
+
+
+class Seq2SeqExportError(Exception):
+    """Base class; the CLI turns any of these into a one-line error and a non-zero exit."""
+
+
+class ConfigError(Seq2SeqExportError):
+    """A bad option, preset or model configuration."""
+
+
+class DataError(Seq2SeqExportError):
+    """A dataset that cannot be read (malformed TSV line, empty split, unknown dataset)."""
+
+
+class VocabError(Seq2SeqExportError):
+    """A vocabulary that is inconsistent or does not fit the model."""
+
+
+class CheckpointError(Seq2SeqExportError):
+    """A checkpoint file that is missing, truncated, foreign or of an unknown format version."""
+
+
+class SeedImportError(Seq2SeqExportError):
+    """A seed-layout state_dict or vocabulary that does not fit together."""
+
+
+class ExportError(Seq2SeqExportError):
+    """An export that failed or produced a graph that fails its checks."""
+
+
+class BundleError(Seq2SeqExportError):
+    """A bundle that cannot be trusted: missing file, bad checksum, path escaping, bad manifest."""
+
+
+class VerificationFailed(Seq2SeqExportError):
+    """Exported graphs that do not behave like the eager model."""

@@ -1,0 +1,94 @@
+"""The one IO description per exported graph: names, dtypes, shapes with symbolic dims.
+
+Exporters, the manifest, runtimes and the verifier all read these; nothing else spells a name.
+Pure Python so the torch-free runtime can use it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import ModelConfig
+
+BATCH, SRC_LEN = "batch", "src_len"  # the symbolic (dynamic) dims
+
+SRC_TOKENS, SRC_LENGTHS = "src_tokens", "src_lengths"
+PREV_TOKENS, LOGITS, NEXT_TOKENS = "prev_tokens", "logits", "next_tokens"
+STATE_OUT_SUFFIX = "_out"  # decoder state input X comes back as output X_out
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # "int64" or "float32"
+    shape: tuple[int | str, ...]  # str entries are dynamic dims
+
+    def dynamic_axes(self) -> dict[int, str]:
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TensorSpec":
+        return cls(d["name"], d["dtype"], tuple(d["shape"]))
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    name: str  # "encoder" or "decoder_step"
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """{tensor name: {axis: dim name}} for every input and output (legacy exporter format)."""
+        return {t.name: t.dynamic_axes() for t in self.inputs + self.outputs if t.dynamic_axes()}
+
+    def to_dict(self) -> dict:
+        return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> "GraphSpec":
+        return cls(name, tuple(map(TensorSpec.from_dict, d["inputs"])), tuple(map(TensorSpec.from_dict, d["outputs"])))
+
+
+def _state_specs(cfg: ModelConfig, suffix: str = "") -> tuple[TensorSpec, ...]:
+    return tuple(
+        TensorSpec(name + suffix, "float32", (cfg.num_layers, BATCH, cfg.hidden_dim)) for name in cfg.state_names
+    )
+
+
+def encoder_spec(cfg: ModelConfig) -> GraphSpec:
+    """Encoder: padded source ids + true lengths -> the decoder's initial state."""
+    return GraphSpec(
+        "encoder",
+        inputs=(
+            TensorSpec(SRC_TOKENS, "int64", (BATCH, SRC_LEN)),  # padded with the source <pad> id
+            TensorSpec(SRC_LENGTHS, "int64", (BATCH,)),  # true lengths; 0 allowed (empty input)
+        ),
+        outputs=_state_specs(cfg),
+    )
+
+
+def decoder_step_spec(cfg: ModelConfig) -> GraphSpec:
+    """One decoder step: previous token + state -> logits, greedy next token, new state."""
+    return GraphSpec(
+        "decoder_step",
+        inputs=(TensorSpec(PREV_TOKENS, "int64", (BATCH,)),) + _state_specs(cfg),
+        outputs=(
+            TensorSpec(LOGITS, "float32", (BATCH, cfg.tgt_vocab_size)),
+            TensorSpec(NEXT_TOKENS, "int64", (BATCH,)),  # argmax of logits, so drivers can skip copying logits
+        )
+        + _state_specs(cfg, STATE_OUT_SUFFIX),
+    )
+
+
+def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
+    return {"encoder": encoder_spec(cfg), "decoder_step": decoder_step_spec(cfg)}

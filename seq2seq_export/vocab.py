@@ -1,0 +1,161 @@
+"""Vocabularies, tokenizers and the text pipeline (text <-> ids) shared by training and every runtime.
+
+Pure Python on purpose: the onnx runtime path imports this without torch or numpy.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .constants import EOS, EOS_ID, PAD, PAD_ID, SOS, SOS_ID, SPECIAL_TOKENS, TOKENIZERS, UNK, UNK_ID
+from .errors import VocabError
+
+
+def tokenize(text: str, kind: str) -> list[str]:
+    """Split text into tokens: every character for 'char', whitespace-separated words for 'space'."""
+    if kind == "char":
+        return list(text)
+    if kind == "space":
+        return text.split()
+    raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
+
+
+def detokenize(tokens: Sequence[str], kind: str) -> str:
+    """Join tokens back into text: concatenated for 'char', space-joined for 'space'."""
+    if kind not in TOKENIZERS:
+        raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
+    return ("" if kind == "char" else " ").join(tokens)
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """An id <-> token table with its tokenizer and the ids of its special tokens (None if absent)."""
+
+    tokens: tuple[str, ...]
+    tokenizer: str  # "char" or "space"
+    pad_id: int | None = PAD_ID
+    unk_id: int | None = UNK_ID
+    sos_id: int | None = SOS_ID
+    eos_id: int | None = EOS_ID
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in TOKENIZERS:
+            raise VocabError(f"unknown tokenizer {self.tokenizer!r}: use one of {', '.join(TOKENIZERS)}")
+        index: dict[str, int] = {}
+        for i, tok in enumerate(self.tokens):
+            if tok in index:
+                raise VocabError(f"token {tok!r} appears twice in the vocabulary (ids {index[tok]} and {i})")
+            index[tok] = i
+        for name in ("pad_id", "unk_id", "sos_id", "eos_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < len(self.tokens):
+                raise VocabError(f"{name}={value} is outside the vocabulary (size {len(self.tokens)})")
+        object.__setattr__(self, "_index", index)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], tokenizer: str, min_freq: int = 1) -> "Vocab":
+        """Collect tokens from texts; specials first at fixed ids, then by frequency, ties by token."""
+        counts = Counter(tok for text in texts for tok in tokenize(text, tokenizer))
+        for special in SPECIAL_TOKENS:
+            counts.pop(special, None)
+        kept = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
+        return cls(tokens=SPECIAL_TOKENS + tuple(kept), tokenizer=tokenizer)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def id_of(self, token: str) -> int | None:
+        return self._index.get(token)
+
+    def encode(self, text: str, add_eos: bool = False) -> list[int]:
+        """Text -> ids; unknown tokens map to <unk> (an error if this vocabulary has none)."""
+        ids = []
+        for tok in tokenize(text, self.tokenizer):
+            i = self._index.get(tok, self.unk_id)
+            if i is None:
+                raise VocabError(f"token {tok!r} is not in the vocabulary and it has no <unk> token")
+            ids.append(i)
+        if add_eos:
+            if self.eos_id is None:
+                raise VocabError("cannot append <eos>: the vocabulary has no end token")
+            ids.append(self.eos_id)
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids -> text, stopping at <eos> and dropping <pad> and <sos>."""
+        skip = {self.pad_id, self.sos_id}
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i in skip:
+                continue
+            if not 0 <= i < len(self.tokens):
+                raise VocabError(f"id {i} is outside the vocabulary (size {len(self.tokens)})")
+            out.append(self.tokens[i])
+        return detokenize(out, self.tokenizer)
+
+    def to_dict(self) -> dict:
+        return {
+            "tokenizer": self.tokenizer,
+            "tokens": list(self.tokens),
+            "specials": {"pad": self.pad_id, "unk": self.unk_id, "sos": self.sos_id, "eos": self.eos_id},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Vocab":
+        try:
+            sp = d["specials"]
+            return cls(
+                tokens=tuple(d["tokens"]),
+                tokenizer=d["tokenizer"],
+                pad_id=sp.get("pad"),
+                unk_id=sp.get("unk"),
+                sos_id=sp.get("sos"),
+                eos_id=sp.get("eos"),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise VocabError(f"malformed vocabulary: missing or bad field {e}") from None
+
+
+@dataclass(frozen=True)
+class TextPipeline:
+    """Both vocabularies plus the source rule; turns text into model ids and target ids into text."""
+
+    src: Vocab
+    tgt: Vocab
+    src_append_eos: bool = False  # append <eos> to every source sequence
+
+    def __post_init__(self) -> None:
+        if self.tgt.sos_id is None or self.tgt.eos_id is None:
+            raise VocabError("the target vocabulary needs both a start (<sos>) and an end (<eos>) token")
+        if self.src.pad_id is None or self.tgt.pad_id is None:
+            raise VocabError("both vocabularies need a padding token (<pad>)")
+        if self.src_append_eos and self.src.eos_id is None:
+            raise VocabError("src_append_eos is set but the source vocabulary has no <eos> token")
+
+    def encode_source(self, text: str) -> list[int]:
+        return self.src.encode(text, add_eos=self.src_append_eos)
+
+    def encode_target(self, text: str) -> list[int]:
+        """Training target: <sos> y1 .. yn <eos>."""
+        return [self.tgt.sos_id] + self.tgt.encode(text) + [self.tgt.eos_id]
+
+    def decode_target(self, ids: Iterable[int]) -> str:
+        return self.tgt.decode(ids)
+
+    def to_dict(self) -> dict:
+        return {"src": self.src.to_dict(), "tgt": self.tgt.to_dict(), "src_append_eos": self.src_append_eos}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TextPipeline":
+        try:
+            return cls(Vocab.from_dict(d["src"]), Vocab.from_dict(d["tgt"]), bool(d.get("src_append_eos", False)))
+        except (KeyError, TypeError) as e:
+            raise VocabError(f"malformed vocabularies: missing field {e}") from None
+
+
+__all__ = ["Vocab", "TextPipeline", "tokenize", "detokenize", "PAD", "UNK", "SOS", "EOS"]
