@@ -1,0 +1,294 @@
+// Driver core for seq2seq-export bundles, shared by Node.js (translate.mjs) and the browser (web/app.mjs).
+//
+// It mirrors the Python runtime exactly: seq2seq_export/manifest.py (checks), vocab.py (text <-> ids)
+// and runtime/greedy.py (the batched greedy loop). It knows nothing about onnxruntime or files: the host
+// passes three functions (see openBundle), so the same module runs on onnxruntime-node and onnxruntime-web.
+
+export const MANIFEST_FILE = "manifest.json";
+export const SUPPORTED_FORMAT_VERSIONS = [1];
+const GRAPH_NAMES = ["encoder", "decoder_step"];
+const CHUNK = 512; // lines per round in s2s-translate (TRANSLATE_CHUNK): same batches, so the same results
+const BATCH = "batch"; // the symbolic batch dim in the manifest's IO shapes
+const SRC_TOKENS = "src_tokens", SRC_LENGTHS = "src_lengths", PREV_TOKENS = "prev_tokens", NEXT_TOKENS = "next_tokens";
+// Python's str.split() whitespace (JS \s differs: it adds U+FEFF and lacks U+001C-U+001F and U+0085).
+const PY_WHITESPACE = /[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u;
+
+/** Text as input lines, like Python's text-mode stdin: \n, \r\n and \r end a line; a final newline adds none. */
+export function splitLines(text) {
+  const lines = text.split(/\r\n|\r|\n/);
+  if (lines.at(-1) === "") lines.pop();
+  return lines;
+}
+
+/** A bundle that cannot be used: bad manifest, missing file, checksum mismatch, graph that does not fit. */
+export class BundleError extends Error {
+  get name() {
+    return "BundleError";
+  }
+}
+
+/** Parse manifest.json text and check its version before anything else (like manifest.load_bundle). */
+export function parseManifest(text, where = MANIFEST_FILE) {
+  let manifest;
+  try {
+    manifest = JSON.parse(text);
+  } catch (e) {
+    throw new BundleError(`${where}: not valid JSON (${e.message})`);
+  }
+  if (manifest === null || typeof manifest !== "object" || Array.isArray(manifest)) {
+    throw new BundleError(`${where}: top level must be a JSON object`);
+  }
+  const version = manifest.format_version;
+  if (!SUPPORTED_FORMAT_VERSIONS.includes(version)) {
+    throw new BundleError(
+      `${where}: manifest format_version ${JSON.stringify(version)} is not supported ` +
+        `(supported: ${SUPPORTED_FORMAT_VERSIONS.join(", ")}); use a driver that matches the exporter or re-export`,
+    );
+  }
+  return manifest;
+}
+
+// A FILE path: relative, '/'-separated plain names; so it also stays inside the bundle as a URL
+// (no scheme, no '//host', no '%2e%2e', no query).
+const SAFE_PATH = /^[\w.-]+(\/[\w.-]+)*$/;
+
+/** A FILE record's path, checked to be relative and inside the bundle (no '..', no absolute path). */
+export function checkedPath(entry, where) {
+  if (entry === null || typeof entry !== "object" || !["path", "sha256", "size"].every((k) => k in entry)) {
+    throw new BundleError(`${MANIFEST_FILE}: ${where} is not a file record with path, sha256 and size`);
+  }
+  const rel = entry.path;
+  if (typeof rel !== "string" || !SAFE_PATH.test(rel) || rel.split("/").some((part) => part === "." || part === "..")) {
+    throw new BundleError(`${MANIFEST_FILE}: ${where} path ${JSON.stringify(rel)} must be a relative path inside the bundle`);
+  }
+  return rel;
+}
+
+/** Read a FILE record's bytes and check size and sha256 (hex) before they are used. */
+export async function verifiedBytes(entry, where, readFile, sha256, label = "") {
+  const rel = checkedPath(entry, where);
+  const bytes = await readFile(rel, where);
+  if (bytes.length !== entry.size || (await sha256(bytes)) !== entry.sha256) {
+    throw new BundleError(`${label}${rel}: checksum mismatch (${where}): the file was changed or corrupted after export`);
+  }
+  return bytes;
+}
+
+/** Text -> tokens: every code point for 'char', Python str.split() words for 'space'. */
+export function tokenize(text, kind) {
+  if (kind === "char") return Array.from(text);
+  if (kind === "space") return text.split(PY_WHITESPACE).filter((t) => t !== "");
+  throw new BundleError(`unknown tokenizer ${JSON.stringify(kind)}: use one of char, space`);
+}
+
+export function detokenize(tokens, kind) {
+  return tokens.join(kind === "char" ? "" : " ");
+}
+
+/** One vocabulary: tokens, tokenizer and special ids, as written by Vocab.to_dict(). */
+export class Vocab {
+  constructor(d, where) {
+    if (!d || !Array.isArray(d.tokens) || !d.specials || typeof d.specials !== "object") {
+      throw new BundleError(`${MANIFEST_FILE}: ${where} vocabulary is malformed (needs tokenizer, tokens, specials)`);
+    }
+    tokenize("", d.tokenizer); // rejects an unknown tokenizer
+    this.tokens = d.tokens;
+    this.tokenizer = d.tokenizer;
+    const sp = d.specials;
+    [this.padId, this.unkId, this.sosId, this.eosId] = [sp.pad, sp.unk, sp.sos, sp.eos].map((v) => v ?? null);
+    this.index = new Map(d.tokens.map((t, i) => [t, i]));
+  }
+
+  /** Text -> ids; unknown tokens map to <unk>; optionally append <eos>. */
+  encode(text, addEos = false) {
+    const ids = tokenize(text, this.tokenizer).map((tok) => {
+      const i = this.index.get(tok) ?? this.unkId;
+      if (i === null) throw new BundleError(`token ${JSON.stringify(tok)} is not in the vocabulary and it has no <unk> token`);
+      return i;
+    });
+    if (addEos) ids.push(this.eosId);
+    return ids;
+  }
+
+  /** Ids -> text, stopping at <eos> and dropping <pad> and <sos>. */
+  decode(ids) {
+    const out = [];
+    for (const i of ids) {
+      if (i === this.eosId) break;
+      if (i === this.padId || i === this.sosId) continue;
+      if (!(i >= 0 && i < this.tokens.length)) throw new BundleError(`id ${i} is outside the vocabulary (size ${this.tokens.length})`);
+      out.push(this.tokens[i]);
+    }
+    return detokenize(out, this.tokenizer);
+  }
+}
+
+/** The manifest's state entries as {encoderOutput, decoderInput, decoderOutput, batchAxis}. */
+function stateFlows(manifest) {
+  const step = manifest.graphs.decoder_step;
+  const inputs = new Map(step.inputs.map((t) => [t.name, t]));
+  const outputs = new Set(step.outputs.map((t) => t.name));
+  const flows = (manifest.state ?? []).map((e) => {
+    const input = inputs.get(e?.decoder_input);
+    if (!input || !outputs.has(e.decoder_output) || !input.shape.includes(BATCH) || typeof e.encoder_output !== "string") {
+      throw new BundleError(`${MANIFEST_FILE}: state entry ${JSON.stringify(e)} does not match the decoder_step graph`);
+    }
+    return { encoderOutput: e.encoder_output, decoderInput: e.decoder_input, decoderOutput: e.decoder_output, batchAxis: input.shape.indexOf(BATCH) };
+  });
+  if (flows.length === 0) throw new BundleError(`${MANIFEST_FILE}: lists no recurrent state to carry between decoder steps`);
+  return flows;
+}
+
+/** Keep only `rows` (ascending batch indices) of a {data, dims} tensor along `axis`. */
+export function selectRows(t, rows, axis) {
+  const outer = t.dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const batch = t.dims[axis];
+  const data = new t.data.constructor(outer * rows.length * inner);
+  for (let o = 0; o < outer; o++) {
+    rows.forEach((r, k) => data.set(t.data.subarray((o * batch + r) * inner, (o * batch + r + 1) * inner), (o * rows.length + k) * inner));
+  }
+  return { type: t.type, data, dims: t.dims.map((d, i) => (i === axis ? rows.length : d)) };
+}
+
+/** Right-pad id lists into (B, S) int64 with S >= 1, plus the true lengths (B,). */
+export function padBatch(seqs, padId) {
+  const width = Math.max(1, ...seqs.map((s) => s.length));
+  const src = new BigInt64Array(seqs.length * width).fill(BigInt(padId));
+  seqs.forEach((s, i) => s.forEach((id, j) => (src[i * width + j] = BigInt(id))));
+  return [
+    { type: "int64", data: src, dims: [seqs.length, width] }, // (B, S)
+    { type: "int64", data: BigInt64Array.from(seqs, (s) => BigInt(s.length)), dims: [seqs.length] }, // (B,)
+  ];
+}
+
+function checkGraphIO(graph, spec, name) {
+  for (const [kind, actual, expected] of [["inputs", graph.inputNames, spec.inputs], ["outputs", graph.outputNames, spec.outputs]]) {
+    const want = expected.map((t) => t.name);
+    if (actual.join("\n") !== want.join("\n")) {
+      throw new BundleError(`${name}: graph ${kind} [${actual}] differ from the manifest's [${want}]`);
+    }
+  }
+}
+
+/** A loaded bundle: translate(lines) -> lines, exactly like `s2s-translate --backend onnx`. */
+export class Translator {
+  constructor(manifest, graphs) {
+    this.manifest = manifest;
+    this.encoder = graphs.encoder;
+    this.step = graphs.decoder_step;
+    const t = manifest.text;
+    this.src = new Vocab(t.source, "text.source");
+    this.tgt = new Vocab(t.target, "text.target");
+    this.srcAppendEos = t.src_append_eos === true;
+    this.flows = stateFlows(manifest);
+    this.startId = manifest.decoding.start_id;
+    this.endId = manifest.decoding.end_id;
+    this.maxLen = manifest.decoding.max_len;
+    if (![this.startId, this.endId, this.maxLen].every(Number.isInteger)) {
+      throw new BundleError(`${MANIFEST_FILE}: decoding needs integer start_id, end_id and max_len`);
+    }
+    const cfg = manifest.model_config;
+    if (this.src.tokens.length !== cfg.src_vocab_size || this.tgt.tokens.length !== cfg.tgt_vocab_size) {
+      throw new BundleError(`${MANIFEST_FILE}: vocabulary sizes do not match model_config (wrong vocabulary?)`);
+    }
+    if (this.src.padId === null || this.tgt.padId === null || (this.srcAppendEos && this.src.eosId === null)) {
+      throw new BundleError(`${MANIFEST_FILE}: vocabularies lack the <pad> (or source <eos>) token the loop needs`);
+    }
+  }
+
+  /** Decode one batch of source id lists; each row's target ids without <sos>/<eos>. */
+  async greedyBatch(seqs, maxLen) {
+    const out = seqs.map(() => []);
+    if (seqs.length === 0) return out;
+    const [src, lengths] = padBatch(seqs, this.src.padId);
+    const encoded = await this.encoder.run({ [SRC_TOKENS]: src, [SRC_LENGTHS]: lengths }, this.flows.map((f) => f.encoderOutput));
+    let state = this.flows.map((f) => encoded[f.encoderOutput]);
+    let active = seqs.map((_, i) => i);
+    let prev = new BigInt64Array(seqs.length).fill(BigInt(this.startId));
+    for (let t = 0; t < maxLen; t++) {
+      const feeds = { [PREV_TOKENS]: { type: "int64", data: prev, dims: [active.length] } };
+      this.flows.forEach((f, k) => (feeds[f.decoderInput] = state[k]));
+      const result = await this.step.run(feeds, [NEXT_TOKENS, ...this.flows.map((f) => f.decoderOutput)]);
+      const next = Array.from(result[NEXT_TOKENS].data, Number); // (B,)
+      state = this.flows.map((f) => result[f.decoderOutput]);
+      const keep = [];
+      next.forEach((tok, k) => {
+        if (tok !== this.endId) {
+          out[active[k]].push(tok);
+          keep.push(k);
+        }
+      });
+      if (keep.length === 0) break;
+      if (keep.length < next.length) {
+        active = keep.map((k) => active[k]);
+        state = state.map((s, k) => selectRows(s, keep, this.flows[k].batchAxis));
+      }
+      prev = BigInt64Array.from(keep, (k) => BigInt(next[k]));
+    }
+    return out;
+  }
+
+  /** Sort by length (stable), decode in batches of batchSize, return target ids in input order. */
+  async translateIds(seqs, { batchSize = 32, maxLen = this.maxLen } = {}) {
+    for (const [name, v] of [["batchSize", batchSize], ["maxLen", maxLen]]) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+    }
+    const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length || a - b);
+    const results = seqs.map(() => []);
+    for (let start = 0; start < order.length; start += batchSize) {
+      const idx = order.slice(start, start + batchSize);
+      const decoded = await this.greedyBatch(idx.map((i) => seqs[i]), maxLen);
+      idx.forEach((i, k) => (results[i] = decoded[k]));
+    }
+    return results;
+  }
+
+  /** Lines -> output lines. A line with no tokens gives an empty output without running the model. */
+  async translate(lines, options = {}) {
+    const encoded = lines.map((l) => this.src.encode(l, this.srcAppendEos));
+    const blank = this.srcAppendEos ? 1 : 0; // an empty line encodes to [] or to [<eos>]
+    const todo = encoded.flatMap((ids, i) => (ids.length > blank ? [i] : []));
+    const decoded = await this.translateIds(todo.map((i) => encoded[i]), options);
+    const out = lines.map(() => []);
+    todo.forEach((i, k) => (out[i] = decoded[k]));
+    return out.map((row) => this.tgt.decode(row));
+  }
+
+  /** Many lines, in rounds of 512 as `s2s-translate` reads stdin; yields each round's outputs. */
+  async *translateRounds(lines, options = {}) {
+    for (let start = 0; start < lines.length; start += CHUNK) {
+      yield await this.translate(lines.slice(start, start + CHUNK), options);
+    }
+  }
+}
+
+/**
+ * Load a bundle through three host functions:
+ *   readFile(relpath, where) -> Promise<Uint8Array>   (throw BundleError when missing)
+ *   sha256(bytes) -> Promise<hex string>
+ *   createGraph(bytes, name) -> Promise<{inputNames, outputNames, run(feeds, outputNames)}>
+ * where feeds and results map IO names to {type: "int64"|"float32", data: TypedArray, dims: number[]}.
+ * Checks the version, then the path, size and sha256 of each ONNX file it reads, then the graph IO names.
+ * `label` (e.g. "bundle/") prefixes the file names in error messages.
+ */
+export async function openBundle({ readFile, sha256, createGraph, label = "" }) {
+  const manifest = parseManifest(new TextDecoder().decode(await readFile(MANIFEST_FILE, "manifest")), label + MANIFEST_FILE);
+  try {
+    const graphs = {};
+    for (const name of GRAPH_NAMES) {
+      const spec = manifest.graphs?.[name];
+      const entry = spec?.files?.onnx;
+      if (!entry) throw new BundleError(`${MANIFEST_FILE}: bundle has no onnx file for the ${name} graph (export with --format onnx)`);
+      const where = `graphs.${name}.files.onnx`;
+      graphs[name] = await createGraph(await verifiedBytes(entry, where, readFile, sha256, label), label + entry.path);
+      checkGraphIO(graphs[name], spec, label + entry.path);
+    }
+    return new Translator(manifest, graphs);
+  } catch (e) {
+    // Manifest problems are raised as "manifest.json: ..."; say which bundle's manifest.
+    if (e instanceof BundleError && e.message.startsWith(`${MANIFEST_FILE}: `)) throw new BundleError(label + e.message);
+    if (!(e instanceof TypeError)) throw e;
+    throw new BundleError(`${label}${MANIFEST_FILE}: malformed manifest: missing or bad field (${e.message})`); // e.g. text.source absent
+  }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// node runtimes/node/translate.mjs --bundle DIR [--max-len N] [--batch-size N] < inputs > outputs
+// One output line per stdin line, exactly like `s2s-translate --bundle DIR --backend onnx`.
+// Errors: one line on stderr and exit 2 (bad option, missing file, checksum mismatch, unknown manifest version).
+import { parseArgs } from "node:util";
+
+import { BundleError, loadBundle, splitLines } from "./index.mjs";
+
+const USAGE = "usage: node runtimes/node/translate.mjs --bundle DIR [--max-len N] [--batch-size N] < inputs";
+
+class UsageError extends Error {}
+
+function positiveInt(name, text, fallback) {
+  if (text === undefined) return fallback;
+  if (!/^\+?\d+$/.test(text.trim()) || Number(text) < 1) throw new UsageError(`--${name} must be a positive integer, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function parseOptions(argv) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { bundle: { type: "string" }, "max-len": { type: "string" }, "batch-size": { type: "string" }, help: { type: "boolean", short: "h" } },
+    }));
+  } catch (e) {
+    throw new UsageError(`${e.message.split("\n")[0]} (${USAGE})`);
+  }
+  if (values.help) return null;
+  if (!values.bundle) throw new UsageError(`missing option --bundle (${USAGE})`);
+  return {
+    bundle: values.bundle,
+    maxLen: positiveInt("max-len", values["max-len"], undefined),
+    batchSize: positiveInt("batch-size", values["batch-size"], 32),
+  };
+}
+
+/** Stdin as lines, like Python's text-mode stdin: strict UTF-8 with a BOM kept as a character. */
+async function readLines() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  let text;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new UsageError("standard input is not valid UTF-8");
+  }
+  return splitLines(text);
+}
+
+async function main() {
+  const opts = parseOptions(process.argv.slice(2));
+  if (opts === null) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const translator = await loadBundle(opts.bundle);
+  const maxLen = opts.maxLen ?? translator.maxLen;
+  const lines = await readLines();
+  for await (const outputs of translator.translateRounds(lines, { batchSize: opts.batchSize, maxLen })) {
+    process.stdout.write(outputs.map((o) => `${o}\n`).join(""));
+  }
+}
+
+main().catch((e) => {
+  if (!(e instanceof BundleError || e instanceof UsageError || e instanceof RangeError)) throw e;
+  process.stderr.write(`Error: ${e.message}\n`);
+  process.exitCode = 2;
+});

@@ -1,0 +1,55 @@
+// Browser host for the shared driver core: files over fetch, sha256 from crypto.subtle, graphs on onnxruntime-web (WASM).
+import * as ort from "../node/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
+
+import { ortGraph } from "../js/ort_graph.mjs";
+import { BundleError, MANIFEST_FILE, openBundle, splitLines } from "../js/seq2seq.mjs";
+
+ort.env.wasm.numThreads = 1; // no cross-origin isolation needed, and results do not depend on it
+
+const $ = (id) => document.getElementById(id);
+
+function setStatus(state, text) {
+  $("status").dataset.state = state;
+  $("status").textContent = text;
+}
+
+/** Open the bundle at `base` (a directory URL ending in '/'), checking every file it fetches. */
+function loadBundle(base) {
+  async function readFile(rel, where) {
+    const url = new URL(rel, base);
+    const response = await fetch(url, { cache: "no-store" });
+    if (!response.ok) {
+      const what = rel === MANIFEST_FILE ? "missing; is ?bundle= the URL of a bundle directory?" : `file listed in the manifest (${where}) is missing`;
+      throw new BundleError(`${url}: ${what} (HTTP ${response.status})`);
+    }
+    return new Uint8Array(await response.arrayBuffer());
+  }
+  const sha256 = async (bytes) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+  const createGraph = (bytes, name) => ortGraph(ort, bytes, name, { executionProviders: ["wasm"] });
+  return openBundle({ readFile, sha256, createGraph, label: base });
+}
+
+async function translateInput(translator) {
+  const lines = splitLines($("input").value);
+  setStatus("busy", `translating ${lines.length} lines...`);
+  const outputs = [];
+  for await (const round of translator.translateRounds(lines)) outputs.push(...round);
+  $("outputs").replaceChildren(...outputs.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
+  setStatus("done", `translated ${lines.length} lines`);
+}
+
+async function main() {
+  const param = new URLSearchParams(location.search).get("bundle") ?? "/bundle/";
+  const base = new URL(param.endsWith("/") ? param : `${param}/`, location.href).href;
+  $("bundle").textContent = base;
+  try {
+    const translator = await loadBundle(base);
+    $("translate").addEventListener("click", () => translateInput(translator).catch((e) => setStatus("error", e.message)));
+    $("translate").disabled = false;
+    setStatus("ready", "ready");
+  } catch (e) {
+    setStatus("error", e.message);
+  }
+}
+
+main();

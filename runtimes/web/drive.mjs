@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// Drive the demo page in headless Chromium like a person: type stdin's lines into the page, press
+// Translate, print the outputs the page shows, one per line. Used by tests/test_runtime_web.py.
+//
+//   node runtimes/web/drive.mjs 'http://127.0.0.1:8000/runtimes/web/?bundle=/bundle/' < inputs > outputs
+//
+// A page that reports an error (bad bundle, checksum mismatch) -> its message on stderr, exit 2.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+import { chromium } from "../node/node_modules/playwright-core/index.mjs";
+import { splitLines } from "../js/seq2seq.mjs";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// Offline and quiet: no first-run UI, no background fetches (the sandbox has no network), no GPU.
+const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const TIMEOUT_MS = 120_000;
+
+async function stdinText() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+}
+
+/** Wait until the page's status leaves `from`; returns the new state ("ready", "done" or "error"). */
+async function settled(page, ...from) {
+  await page.waitForFunction((states) => !states.includes(document.getElementById("status").dataset.state), from, { timeout: TIMEOUT_MS });
+  return page.locator("#status").getAttribute("data-state");
+}
+
+async function drive(url, lines) {
+  const profile = await mkdtemp(path.join(tmpdir(), "s2s-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    const consoleErrors = [];
+    page.on("pageerror", (e) => consoleErrors.push(e.message));
+    await page.goto(url);
+    if ((await settled(page, "loading")) === "error") return { error: await page.locator("#status").textContent() };
+    await page.locator("#input").click();
+    for (const line of lines) {
+      await page.keyboard.insertText(line); // as typed (a Tab key would leave the textarea; insertText keeps it)
+      await page.keyboard.press("Enter");
+    }
+    await page.locator("#translate").click();
+    if ((await settled(page, "ready", "busy")) === "error" || consoleErrors.length) {
+      return { error: [await page.locator("#status").textContent(), ...consoleErrors].join("; ") };
+    }
+    return { outputs: await page.locator("#outputs li").allTextContents() };
+  } finally {
+    await context.close();
+    await rm(profile, { recursive: true, force: true });
+  }
+}
+
+const url = process.argv[2];
+if (!url) {
+  process.stderr.write("usage: node runtimes/web/drive.mjs PAGE_URL < inputs\n");
+  process.exit(2);
+}
+const lines = splitLines(await stdinText());
+const { outputs, error } = await drive(url, lines);
+if (error !== undefined) {
+  process.stderr.write(`Error: ${error}\n`);
+  process.exitCode = 2;
+} else {
+  process.stdout.write(outputs.map((o) => `${o}\n`).join(""));
+}

@@ -1,0 +1,125 @@
+"""Shared by tests/test_runtime_node.py and tests/test_runtime_web.py (the JavaScript drivers in runtimes/).
+
+Two bundles (the trained toy model and a cmudict-shaped one), 200+ inputs for each with empty lines,
+unknown symbols and inputs longer than any training example, and what `s2s-translate --backend onnx`
+prints for them: the drivers must print exactly that.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NODE_DIR = REPO / "runtimes" / "node"
+NODE_PACKAGES = ("onnxruntime-node", "onnxruntime-web", "playwright-core")
+CHROMIUM = Path("/usr/bin/chromium")
+S2S_TRANSLATE = str(Path(sys.executable).parent / "s2s-translate")
+N_DATA = 190  # inputs taken from the dataset's test split, before the hand-written edge cases
+
+TOY_EDGE = [
+    "", "   ", "0", "1 0 2", "a b c", "x", "3 1 4", "3 1 4", " 3 1 4 ", "1\t2  3", "1\u30002\u30003",
+    "1\x1c2\x1d3", "1\ufeff2 3", "1\u00a02", "１２３", "😀 1 2", "1 2 3\u2028 4", "\x85 1 2",
+    " ".join("123456789" * 3), " ".join("9" * 40), " ".join("12" * 8),
+]
+CMUDICT_EDGE = [
+    "", " ", "héllo", "naïve", "日本語", "😀", "abc!?", "UPPER", "MiXeD", "a b", "tab\tword", "don't", "x-ray",
+    "'", "\u2028", "\x1c", "\ufeffbom", "a\u0301", "supercalifragilisticexpialidocious" * 2, "a" * 60,
+    "pneumonoultramicroscopicsilicovolcanoconiosis", "zz" * 20,
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A bundle, the inputs to feed every driver, and the Python runtime's outputs for them."""
+
+    name: str
+    bundle: Path
+    inputs: list[str]
+    expected: list[str]
+
+
+def require_setup(*, browser: bool) -> None:
+    """Skip (locally) or fail (CI=true) with the fix when `make runtimes-setup` has not run."""
+    missing = [] if shutil.which("node") else ["node"]
+    missing += [f"runtimes/node/node_modules/{p}" for p in NODE_PACKAGES if not (NODE_DIR / "node_modules" / p).is_dir()]
+    if browser and not CHROMIUM.is_file():
+        missing.append(str(CHROMIUM))
+    if missing:
+        message = f"JavaScript drivers not set up ({', '.join(missing)} missing): run `make runtimes-setup`"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def python_outputs(bundle: Path, inputs: list[str], *args: str) -> list[str]:
+    """What `s2s-translate --backend onnx` prints for `inputs`, one line each."""
+    proc = subprocess.run(
+        [S2S_TRANSLATE, "--bundle", str(bundle), "--backend", "onnx", *args],
+        input="".join(f"{line}\n" for line in inputs).encode(), capture_output=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    outputs = proc.stdout.decode().split("\n")
+    assert outputs.pop() == "" and len(outputs) == len(inputs)
+    return outputs
+
+
+def cmudict_checkpoint(path: Path) -> Path:
+    """Random weights on cmudict's real vocabularies (char source with <eos> appended, space-separated
+    ARPAbet target), scaled up so outputs vary with the input, and <eos> made likely enough that
+    rows finish at many different steps (0 to max_len) and leave their batch."""
+    import torch
+
+    from seq2seq_export.checkpoint import Checkpoint, save_checkpoint
+    from seq2seq_export.config import ModelConfig
+    from seq2seq_export.model import Seq2Seq
+    from seq2seq_export.vocab import TextPipeline, Vocab
+
+    data = _dataset("cmudict")
+    text = TextPipeline(
+        Vocab.build((s for s, _ in data.train), "char"), Vocab.build((t for _, t in data.train), "space"), src_append_eos=True
+    )
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(len(text.src), len(text.tgt), emb_dim=16, hidden_dim=32))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4.0)
+        model.decoder.fc_out.bias[text.tgt.eos_id] += 6.0
+    save_checkpoint(path, Checkpoint(model.config, text, model.state_dict()))
+    return path
+
+
+@functools.cache
+def _dataset(name: str):
+    from seq2seq_export.data import load_dataset
+
+    return load_dataset(name)
+
+
+def _inputs(dataset: str, edge: list[str]) -> list[str]:
+    return [s for s, _ in _dataset(dataset).test][:N_DATA] + edge
+
+
+_CASES: dict[str, Case] = {}  # one build per test session, shared by both test files
+
+
+def build_case(name: str, request: pytest.FixtureRequest) -> Case:
+    """The 'toy' or 'cmudict' case, built once per session; its bundle has ONNX and TorchScript graphs,
+    so every driver (Node, browser, C++) can share it."""
+    if name not in _CASES:
+        from seq2seq_export.bundle import export_bundle
+
+        root = request.getfixturevalue("tmp_path_factory").mktemp(f"js-{name}")
+        if name == "toy":
+            checkpoint, inputs = request.getfixturevalue("toy_checkpoint"), _inputs("toy", TOY_EDGE)
+        else:
+            checkpoint, inputs = cmudict_checkpoint(root / "checkpoint.pt"), _inputs("cmudict", CMUDICT_EDGE)
+        bundle = export_bundle(checkpoint, root / "bundle", formats=("onnx", "torchscript"), exporter="legacy", verify=None)
+        _CASES[name] = Case(name, bundle, inputs, python_outputs(bundle, inputs))
+    return _CASES[name]

@@ -1,0 +1,90 @@
+"""runtimes/web: the demo page in real headless Chromium (onnxruntime-web, WASM) shows exactly what
+`s2s-translate --backend onnx` prints, for inputs typed into the page; a bad bundle shows its error."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from js_drivers import REPO, Case, build_case, require_setup
+
+SERVE_PY = REPO / "runtimes" / "web" / "serve.py"
+DRIVE_MJS = REPO / "runtimes" / "web" / "drive.mjs"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _setup() -> None:
+    require_setup(browser=True)
+
+
+@contextmanager
+def serve(bundle: Path) -> Iterator[str]:
+    """runtimes/web/serve.py for one bundle on a free port of 127.0.0.1; yields the page's URL."""
+    proc = subprocess.Popen([sys.executable, str(SERVE_PY), "--bundle", str(bundle), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # "serving http://127.0.0.1:PORT/runtimes/web/ (Ctrl-C stops)"
+        assert line.startswith("serving http://127.0.0.1:"), line + proc.stderr.read()
+        yield line.split()[1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def drive(page_url: str, inputs: list[str]) -> subprocess.CompletedProcess:
+    """Type `inputs` into the page in headless Chromium, press Translate, read the outputs shown."""
+    data = "".join(f"{line}\n" for line in inputs).encode()
+    return subprocess.run(["node", str(DRIVE_MJS), page_url], input=data, capture_output=True, timeout=180)
+
+
+@pytest.fixture(scope="module", params=["toy", "cmudict"])
+def case(request) -> Case:
+    return build_case(request.param, request)
+
+
+def test_page_shows_same_output_as_python(case):
+    with serve(case.bundle) as page:
+        proc = drive(page + "?bundle=/bundle/", case.inputs)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.stdout.decode().split("\n")[:-1] == case.expected
+    assert len(case.inputs) >= 200 and "" in case.inputs and len(set(case.expected)) >= 20
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("checksum mismatch", "encoder.onnx: checksum mismatch (graphs.encoder.files.onnx)"),
+        ("missing file", "encoder.onnx: file listed in the manifest (graphs.encoder.files.onnx) is missing (HTTP 404)"),
+    ],
+)
+def test_page_reports_an_untrusted_bundle(how, message, tmp_path, request):
+    root = Path(shutil.copytree(build_case("cmudict", request).bundle, tmp_path / "bundle"))
+    if how == "checksum mismatch":
+        with open(root / "encoder.onnx", "ab") as f:
+            f.write(b"\0")
+    else:
+        (root / "encoder.onnx").unlink()
+    with serve(root) as page:
+        proc = drive(page, ["abc"])  # no ?bundle=: the page's default, /bundle/
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2 and message in stderr, stderr
+
+
+def test_server_listens_on_loopback_and_serves_only_the_demo(request):
+    with serve(build_case("cmudict", request).bundle) as page:
+        base = page.removesuffix("runtimes/web/")
+        assert base.startswith("http://127.0.0.1:")
+        for path in ("runtimes/web/", "runtimes/js/seq2seq.mjs", "bundle/manifest.json",
+                     "runtimes/node/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs"):
+            with urllib.request.urlopen(base + path, timeout=10) as response:
+                assert response.status == 200
+        for path in ("pyproject.toml", "runtimes/node/package.json", "runtimes/web/../../Makefile", "bundle/../../pyproject.toml"):
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                urllib.request.urlopen(base + path, timeout=10)
