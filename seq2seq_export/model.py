@@ -69,8 +69,10 @@ class Decoder(nn.Module):
         baseline decoder ignores them.
         """
         x = self.dropout(self.embedding(prev_tokens)).unsqueeze(1)  # (B, 1, E)
-        out, hidden = self.rnn(x, hidden)  # (B, 1, H), (L, B, H)
-        return self.fc_out(out.squeeze(1)), hidden
+        _, hidden = self.rnn(x, hidden)  # (L, B, H)
+        # The last layer's new state is the step's output; reading it from `hidden` rather than the
+        # (B, 1, H) output tensor keeps the exported step graph free of a squeeze and its shape ops.
+        return self.fc_out(hidden[-1]), hidden
 
     def forward_sequence(self, tgt_in: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """Teacher forcing on every step in one GRU call: tgt_in (B, T) -> logits (B, T, V)."""

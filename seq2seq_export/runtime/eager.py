@@ -1,27 +1,42 @@
 """Eager backend: the reference PyTorch model, driven by the shared greedy loop."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..model import Seq2Seq
+from ..checkpoint import load_checkpoint
+from ..errors import BundleError, CheckpointError
+from ..iospec import graph_specs
+from ..manifest import Bundle
+from ..model import Seq2Seq, select_device
+from .state import StateFlow, config_state_flows, state_flows
+from .torch_base import TorchGraphBackend
 
 
-class EagerBackend:
+class EagerBackend(TorchGraphBackend):
     """Runs `Seq2Seq.encode` / `Seq2Seq.decode_step` (the exported graphs' eager twins)."""
 
-    def __init__(self, model: Seq2Seq, device: torch.device | str | None = None):
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device).eval()
+    def __init__(
+        self,
+        model: Seq2Seq,
+        device: torch.device | str | None = None,
+        flows: tuple[StateFlow, ...] | None = None,
+    ):
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(device).eval()
+        graphs = graph_specs(model.config)
+        flows = flows or config_state_flows(model.config, graphs["decoder_step"])
+        super().__init__(graphs, {"encoder": self.model.encode, "decoder_step": self.model.decode_step}, flows, device)
 
-    @torch.inference_mode()
-    def encode(self, src: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
-        return self.model.encode(torch.from_numpy(src).to(self.device), torch.from_numpy(lengths).to(self.device))
-
-    @torch.inference_mode()
-    def step(self, prev_tokens: np.ndarray, state: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-        _, nxt, state = self.model.decode_step(torch.from_numpy(prev_tokens).to(self.device), state)
-        return nxt.cpu().numpy(), state
-
-    def select(self, state: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
-        return state[:, torch.from_numpy(rows).to(self.device)]
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, device: torch.device | str | None = None) -> "EagerBackend":
+        """The bundle's reference checkpoint, which must describe the same model as the manifest."""
+        if bundle.reference is None:
+            raise BundleError(f"{bundle.root}: bundle has no reference checkpoint; the eager backend needs one")
+        try:
+            ckpt = load_checkpoint(bundle.reference)
+        except CheckpointError as e:
+            raise BundleError(str(e)) from None
+        if ckpt.config != bundle.config or ckpt.text != bundle.text:
+            raise BundleError(f"{bundle.reference}: reference checkpoint's model config or vocabularies differ from the manifest")
+        device = select_device("auto" if device is None else str(device))
+        return cls(ckpt.build_model(device), device, state_flows(bundle.state, bundle.graphs["decoder_step"]))

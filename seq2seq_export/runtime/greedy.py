@@ -44,19 +44,20 @@ def greedy_decode(
     if n == 0:
         return out
     state = backend.encode(*pad_batch(seqs, pad_id))
-    active = np.arange(n)
+    active = list(range(n))  # output row of each live batch row
     prev = np.full(n, start_id, dtype=np.int64)
     for _ in range(max_len):
         nxt, state = backend.step(prev, state)
-        live = nxt != end_id
-        for row, tok in zip(active[live].tolist(), nxt[live].tolist()):
+        toks = nxt.tolist()  # plain ints: cheaper than numpy ops at the small batch sizes of a step loop
+        if end_id in toks:
+            keep = [i for i, tok in enumerate(toks) if tok != end_id]
+            if not keep:
+                break
+            rows = np.array(keep, dtype=np.int64)
+            active, toks, nxt = [active[i] for i in keep], [toks[i] for i in keep], nxt[rows]
+            state = backend.select(state, rows)
+        for row, tok in zip(active, toks):
             out[row].append(tok)
-        if not live.any():
-            break
-        if not live.all():
-            keep = np.flatnonzero(live)
-            active, nxt = active[keep], nxt[keep]
-            state = backend.select(state, keep)
         prev = nxt
     return out
 

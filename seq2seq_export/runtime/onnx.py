@@ -1,0 +1,145 @@
+"""onnxruntime backend: numpy + onnxruntime only, so it runs where torch is not installed.
+
+On CPU the step loop feeds numpy arrays and fetches only next_tokens and the new state (never the
+logits). On CUDA it uses IO binding: the state stays on the device between steps and only the
+chosen token ids come back to the host.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import BundleError, ConfigError
+from ..iospec import NEXT_TOKENS, PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
+from ..manifest import GRAPH_NAMES, Bundle
+from .state import state_flows
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def default_providers() -> list[str]:
+    """CUDA first when this onnxruntime build has it, CPU always as the fallback."""
+    return ([CUDA] if CUDA in ort.get_available_providers() else []) + [CPU]
+
+
+def session_options(intra_op_threads: int | None = None, inter_op_threads: int | None = None) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # two small chains of ops: no inter-op parallelism
+    for name, value in (("intra_op_num_threads", intra_op_threads), ("inter_op_num_threads", inter_op_threads)):
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"onnx backend: {name} must be a positive integer, got {value!r}")
+            setattr(opts, name, value)
+    # Idle pool threads would otherwise busy-wait between the many tiny per-step runs and steal
+    # the CPU from the Python loop that drives them.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
+def _check_io(session: ort.InferenceSession, spec: GraphSpec, path: Any, source: str) -> None:
+    """The graph's IO names, and every fixed dim, must be what `source` (manifest or config) says."""
+    for kind, actual, expected in (
+        ("inputs", session.get_inputs(), spec.inputs),
+        ("outputs", session.get_outputs(), spec.outputs),
+    ):
+        if [a.name for a in actual] != [e.name for e in expected]:
+            raise BundleError(
+                f"{path}: graph {kind} {[a.name for a in actual]} differ from {source}'s {[e.name for e in expected]}"
+            )
+        for a, e in zip(actual, expected):
+            fixed = [(i, d, a.shape[i]) for i, d in enumerate(e.shape) if isinstance(d, int) and i < len(a.shape)]
+            bad = [(i, d, g) for i, d, g in fixed if isinstance(g, int) and g != d]
+            if len(a.shape) != len(e.shape) or bad:
+                raise BundleError(
+                    f"{path}: {e.name} has shape {a.shape} but {source} says {list(e.shape)} (wrong vocabulary or config?)"
+                )
+
+
+class OnnxBackend:
+    """The bundle's two ONNX graphs in onnxruntime sessions; implements runtime.greedy.Backend."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        providers: Sequence[str] | None = None,
+        intra_op_threads: int | None = None,
+        inter_op_threads: int | None = None,
+        io_binding: bool | None = None,
+    ):
+        """io_binding: keep the state in device OrtValues between steps; default on exactly when the
+        graphs run on CUDA (on CPU it only adds overhead, but works, which is how tests cover it)."""
+        opts = session_options(intra_op_threads, inter_op_threads)
+        config_specs = graph_specs(bundle.config)
+        self.graphs = bundle.graphs
+        self.sessions: dict[str, ort.InferenceSession] = {}
+        for name in GRAPH_NAMES:
+            path = bundle.graph_file(name, "onnx")
+            try:
+                sess = ort.InferenceSession(str(path), opts, providers=list(providers or default_providers()))
+            except Exception as e:  # onnxruntime raises its own untyped errors for unreadable graphs
+                raise BundleError(f"{path}: onnxruntime cannot load this graph: {str(e).splitlines()[0]}") from None
+            _check_io(sess, bundle.graphs[name], path, "the manifest")
+            _check_io(sess, config_specs[name], path, "model_config")
+            self.sessions[name] = sess
+        self.flows = state_flows(bundle.state, bundle.graphs["decoder_step"])
+        self._encoder, self._decoder = self.sessions["encoder"], self.sessions["decoder_step"]
+        self._encoder_outputs = [f.encoder_output for f in self.flows]
+        self._step_outputs = [NEXT_TOKENS] + [f.decoder_output for f in self.flows]
+        self._state_inputs = [f.decoder_input for f in self.flows]
+        on_cuda = self._decoder.get_providers()[0] == CUDA
+        device_id = int(self._decoder.get_provider_options().get(CUDA, {}).get("device_id", 0))
+        self._device = ("cuda", device_id) if on_cuda else ("cpu", 0)  # where bound state outputs live
+        self.io_binding = on_cuda if io_binding is None else bool(io_binding)
+
+    @property
+    def providers(self) -> list[str]:
+        return self._decoder.get_providers()
+
+    def run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw call of one graph by its IO names, numpy in and out (every output)."""
+        sess = self.sessions[name]
+        return dict(zip(self.graphs[name].output_names, sess.run(None, feeds)))
+
+    # State: a tuple with one tensor per StateFlow (numpy arrays, or OrtValues with io_binding).
+
+    def encode(self, src: np.ndarray, lengths: np.ndarray) -> tuple:
+        if self.io_binding:
+            return tuple(self._bound_run(self._encoder, {SRC_TOKENS: src, SRC_LENGTHS: lengths}, self._encoder_outputs))
+        return tuple(self._encoder.run(self._encoder_outputs, {SRC_TOKENS: src, SRC_LENGTHS: lengths}))
+
+    def step(self, prev_tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
+        feeds = dict(zip(self._state_inputs, state))
+        feeds[PREV_TOKENS] = prev_tokens
+        if self.io_binding:
+            nxt, *new = self._bound_run(self._decoder, feeds, self._step_outputs, host_outputs=1)
+            return nxt.numpy(), tuple(new)
+        nxt, *new = self._decoder.run(self._step_outputs, feeds)
+        return nxt, tuple(new)
+
+    def select(self, state: tuple, rows: np.ndarray) -> tuple:
+        if self.io_binding:  # rare (only when some rows finish): a round trip through the host
+            return tuple(
+                ort.OrtValue.ortvalue_from_numpy(np.take(s.numpy(), rows, axis=f.batch_axis), *self._device)
+                for s, f in zip(state, self.flows)
+            )
+        return tuple(np.take(s, rows, axis=f.batch_axis) for s, f in zip(state, self.flows))
+
+    def _bound_run(
+        self, sess: ort.InferenceSession, feeds: dict[str, Any], outputs: list[str], host_outputs: int = 0
+    ) -> list[ort.OrtValue]:
+        """Run with IO binding: numpy feeds are copied in, OrtValue feeds stay where they are; the
+        first `host_outputs` outputs land on the host, the rest stay on the session's device."""
+        binding = sess.io_binding()  # one per call: bindings are not shared between threads
+        for name, value in feeds.items():
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
+        for i, name in enumerate(outputs):
+            binding.bind_output(name, *(("cpu", 0) if i < host_outputs else self._device))
+        sess.run_with_iobinding(binding)
+        return binding.get_outputs()

@@ -1,0 +1,26 @@
+"""TorchScript backend: `torch.jit.load` of the bundle's encoder.pt and decoder_step.pt."""
+from __future__ import annotations
+
+import torch
+
+from ..errors import BundleError
+from ..manifest import GRAPH_NAMES, Bundle
+from ..model import select_device
+from .state import state_flows
+from .torch_base import TorchGraphBackend
+
+
+class TorchScriptBackend(TorchGraphBackend):
+    """The bundle's two TorchScript modules; implements runtime.greedy.Backend."""
+
+    def __init__(self, bundle: Bundle, device: torch.device | str | None = None):
+        device = select_device("auto" if device is None else str(device))
+        modules = {}
+        for name in GRAPH_NAMES:
+            path = bundle.graph_file(name, "torchscript")
+            try:
+                modules[name] = torch.jit.load(str(path), map_location=device).eval()
+            except (RuntimeError, ValueError) as e:
+                raise BundleError(f"{path}: torch.jit.load cannot read this module: {str(e).strip().splitlines()[0]}") from None
+        self.modules = modules
+        super().__init__(bundle.graphs, modules, state_flows(bundle.state, bundle.graphs["decoder_step"]), device)

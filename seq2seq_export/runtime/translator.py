@@ -1,0 +1,128 @@
+"""Translator: text in, text out, from a checked bundle on any backend, through the one greedy loop.
+
+Importing this module never imports torch or onnxruntime: `open_backend` imports the chosen
+backend's module when it is asked for, so the onnx path stays torch-free.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..errors import ConfigError, VocabError
+from ..manifest import Bundle, load_bundle
+from ..vocab import TextPipeline
+from .greedy import Backend, decode_in_batches
+
+BACKENDS = ("onnx", "torchscript", "eager")
+# Options each backend's constructor takes besides the bundle (open_backend's `threads` is common).
+BACKEND_OPTIONS = {
+    "onnx": ("providers", "intra_op_threads", "inter_op_threads", "io_binding"),
+    "torchscript": ("device",),
+    "eager": ("device",),
+}
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def open_backend(bundle: Bundle, name: str = "onnx", *, threads: int | None = None, **opts: Any) -> Backend:
+    """Build backend `name` for a loaded bundle.
+
+    threads: compute threads; for onnx the session's intra-op threads, for torchscript and eager
+    torch.set_num_threads (which is process-wide in torch).
+    """
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}: use one of {', '.join(BACKENDS)}")
+    unknown = sorted(set(opts) - set(BACKEND_OPTIONS[name]))
+    if unknown:
+        raise ConfigError(f"backend {name} takes no option(s) {', '.join(unknown)} (it takes: {', '.join(BACKEND_OPTIONS[name])})")
+    if threads is not None:
+        _positive_int("threads", threads)
+    if name == "onnx":
+        from .onnx import OnnxBackend
+
+        if threads is not None:
+            opts.setdefault("intra_op_threads", threads)
+        return OnnxBackend(bundle, **opts)
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if name == "torchscript":
+        from .torchscript import TorchScriptBackend
+
+        return TorchScriptBackend(bundle, **opts)
+    from .eager import EagerBackend
+
+    return EagerBackend.from_bundle(bundle, **opts)
+
+
+@dataclass(frozen=True)
+class Translation:
+    input: str
+    output: str  # detokenized target text
+    ids: tuple[int, ...]  # target ids without <sos>/<eos>
+
+
+@dataclass(frozen=True)
+class Translator:
+    """Greedy translation through a backend. Holds no per-call state: safe to share between threads."""
+
+    backend: Backend
+    text: TextPipeline
+    max_len: int  # decoding steps at most, per sequence
+    batch_size: int = 32  # sequences per backend call; results never depend on it
+
+    def __post_init__(self) -> None:
+        _positive_int("max_len", self.max_len)
+        _positive_int("batch_size", self.batch_size)
+
+    @classmethod
+    def from_bundle(
+        cls,
+        path: str | os.PathLike | Bundle,
+        backend: str = "onnx",
+        batch_size: int = 32,
+        max_len: int | None = None,
+        **backend_opts: Any,
+    ) -> "Translator":
+        """Load and check the bundle (version, paths, sha256) and open `backend` on it."""
+        bundle = path if isinstance(path, Bundle) else load_bundle(path)
+        max_len = bundle.max_len if max_len is None else max_len
+        _positive_int("max_len", max_len)
+        _positive_int("batch_size", batch_size)
+        return cls(open_backend(bundle, backend, **backend_opts), bundle.text, max_len, batch_size)
+
+    def translate_ids(self, seqs: Sequence[Sequence[int]]) -> list[list[int]]:
+        """Source id lists (as the model sees them) -> target id lists without <sos>/<eos>."""
+        size = len(self.text.src)
+        for i, s in enumerate(seqs):
+            if s and not (0 <= min(s) and max(s) < size):
+                raise VocabError(f"input {i}: source ids must lie in [0, {size}), got {list(s)}")
+        tgt = self.text.tgt
+        return decode_in_batches(
+            self.backend,
+            seqs,
+            batch_size=self.batch_size,
+            pad_id=self.text.src.pad_id,
+            start_id=tgt.sos_id,
+            end_id=tgt.eos_id,
+            max_len=self.max_len,
+        )
+
+    def translations(self, texts: Sequence[str]) -> list[Translation]:
+        """Texts -> Translation records. An input with no tokens (empty line) gives an empty output."""
+        encoded = [self.text.encode_source(t) for t in texts]
+        blank = int(self.text.src_append_eos)  # an empty input encodes to [] or to [<eos>]
+        todo = [i for i, ids in enumerate(encoded) if len(ids) > blank]
+        out: list[list[int]] = [[] for _ in texts]
+        for i, ids in zip(todo, self.translate_ids([encoded[i] for i in todo])):
+            out[i] = ids
+        return [Translation(t, self.text.decode_target(ids), tuple(ids)) for t, ids in zip(texts, out)]
+
+    def translate(self, texts: Sequence[str]) -> list[str]:
+        return [t.output for t in self.translations(texts)]

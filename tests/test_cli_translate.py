@@ -1,0 +1,144 @@
+"""s2s-translate: arguments and streamed stdin in order, --json, and every bundle problem as exit 2."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from seq2seq_export.cli import TRANSLATE_CHUNK, main, translate_cmd
+from seq2seq_export.constants import DECODER_ONNX, ENCODER_ONNX, MANIFEST_FILE
+from seq2seq_export.errors import BundleError
+from seq2seq_export.runtime import Translator
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+S2S_TRANSLATE = str(Path(sys.executable).parent / "s2s-translate")
+
+
+def random_words(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz'?") for _ in range(rng.choice((0, 1, 3, 6, 9)))) for _ in range(n)]
+
+
+def test_text_arguments_one_line_each(lively_bundle):
+    words = ["hello", "", "world", "a?b"]
+    result = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), *words])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\n") == Translator.from_bundle(lively_bundle).translate(words) + [""]
+    assert result.stderr == ""  # no progress bar: stderr is not a terminal
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torchscript", "eager"])
+def test_json_lines_per_backend(backend, lively_bundle):
+    args = ["translate", "--bundle", str(lively_bundle), "--backend", backend, "--json", "--max-len", "4"]
+    result = CliRunner().invoke(main, args, input="hello\n\nzebra\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = Translator.from_bundle(lively_bundle, max_len=4).translations(["hello", "", "zebra"])
+    assert rows == [{"input": t.input, "output": t.output, "ids": list(t.ids)} for t in expected]
+
+
+def test_stdin_2000_lines_keep_their_order(lively_bundle):
+    words = random_words(2000)
+    proc = subprocess.run(
+        [S2S_TRANSLATE, "--bundle", str(lively_bundle), "--batch-size", "16"],
+        input="\n".join(words) + "\n", capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.split("\n") == Translator.from_bundle(lively_bundle).translate(words) + [""]
+
+
+def test_stdin_is_streamed_not_read_whole(lively_bundle):
+    """The first chunk's outputs arrive while stdin is still open."""
+    words = random_words(TRANSLATE_CHUNK, seed=1)
+    proc = subprocess.Popen(
+        [S2S_TRANSLATE, "--bundle", str(lively_bundle)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(proc.stdout.readline() for _ in words), daemon=True)
+    try:
+        proc.stdin.write("\n".join(words) + "\n")
+        proc.stdin.flush()
+        reader.start()
+        reader.join(timeout=120)
+        assert not reader.is_alive(), "no output before end of input: stdin is not streamed"
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert [g.rstrip("\n") for g in got] == Translator.from_bundle(lively_bundle).translate(words)
+
+
+def _tamper(root: Path, tmp: Path) -> None:
+    with open(root / ENCODER_ONNX, "ab") as f:
+        f.write(b"\0")
+
+
+def _remove(root: Path, tmp: Path) -> None:
+    (root / DECODER_ONNX).unlink()
+
+
+def _edit(fn):
+    def apply(root: Path, tmp: Path) -> None:
+        manifest = json.loads((root / MANIFEST_FILE).read_text())
+        fn(manifest)
+        (root / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+    return apply
+
+
+def _symlink_out(root: Path, tmp: Path) -> None:
+    outside = tmp / "outside.onnx"  # identical bytes, so only the location is wrong
+    shutil.copy(root / ENCODER_ONNX, outside)
+    (root / ENCODER_ONNX).unlink()
+    os.symlink(outside, root / ENCODER_ONNX)
+
+
+BROKEN = {
+    "tampered": (_tamper, "checksum mismatch"),
+    "missing": (_remove, "is missing"),
+    "dotdot": (_edit(lambda m: m["graphs"]["encoder"]["files"]["onnx"].update(path="../x")), "must be a relative path inside"),
+    "symlink": (_symlink_out, "outside the bundle directory"),
+    "version": (_edit(lambda m: m.update(format_version=99)), "format_version 99 is not supported"),
+    "vocabulary": (_edit(lambda m: m["text"]["target"]["tokens"].append("EXTRA")), "vocabulary sizes do not match"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_bundle_problem_is_one_line_and_exit_2(case, tiny_bundle, tmp_path):
+    breaker, message = BROKEN[case]
+    root = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, root)
+    breaker(root, tmp_path)
+    with pytest.raises(BundleError, match=message):
+        Translator.from_bundle(root)
+    result = CliRunner().invoke(translate_cmd, ["--bundle", str(root), "abc"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert message in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backend", "tflite"], "unknown backend 'tflite'"),
+        (["--batch-size", "0"], "batch_size must be a positive integer"),
+        (["--threads", "0"], "threads must be a positive integer"),
+    ],
+)
+def test_bad_options_exit_2(args, message, tiny_bundle):
+    result = CliRunner().invoke(translate_cmd, ["--bundle", str(tiny_bundle), *args, "abc"])
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_not_a_bundle_exit_2(tmp_path):
+    result = CliRunner().invoke(main, ["translate", "--bundle", str(tmp_path), "abc"])
+    assert result.exit_code == 2 and "manifest.json: missing" in result.stderr
