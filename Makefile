@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean runtimes-setup runtimes-cpp
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,36 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# Drivers outside Python (runtimes/, tests/test_runtime_*.py). One shared target: each driver appends
+# its own lines. Node/browser: npm packages (bundled CPU binaries, no other download) and Debian's chromium.
+NODE_STAMP := runtimes/node/node_modules/.installed
+
+$(NODE_STAMP): runtimes/node/package.json runtimes/node/package-lock.json
+	cd runtimes/node && ONNXRUNTIME_NODE_INSTALL=skip npm ci --include=dev --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+runtimes-setup: $(NODE_STAMP)
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	# C++ (runtimes/cpp): compiler, CMake, nlohmann/json and OpenSSL headers from Debian.
+	(command -v cmake && command -v g++ && test -f /usr/include/nlohmann/json.hpp -a -f /usr/include/openssl/evp.h) >/dev/null \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ nlohmann-json3-dev libssl-dev)
+
+# C++ driver: libtorch from the venv's torch wheel, Release build in runtimes/cpp/build (git-ignored);
+# incremental after the first build. tests/test_runtime_cpp.py runs it.
+CPP_BUILD := runtimes/cpp/build
+
+$(CPP_BUILD)/CMakeCache.txt:
+	cmake -S runtimes/cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+
+runtimes-cpp: $(CPP_BUILD)/CMakeCache.txt
+	cmake --build $(CPP_BUILD) -j2
+
+test: $(STAMP) runtimes-setup
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
 	bash scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache
+	rm -rf $(VENV) artifacts .pytest_cache $(CPP_BUILD)

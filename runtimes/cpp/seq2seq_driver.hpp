@@ -1,0 +1,73 @@
+// seq2seq_driver: run a seq2seq-export bundle (manifest.json + encoder.pt + decoder_step.pt) from C++.
+//
+// The public API needs no torch headers: include this file, link the `seq2seq_driver` CMake target.
+//
+//   s2s::Translator t = s2s::Translator::open("artifacts/bundle");
+//   std::vector<std::string> out = t.translate({"hello", "world"});
+//
+// Every failure the caller can fix (missing or changed bundle file, unsupported manifest, unknown
+// token without <unk>) is an s2s::Error whose what() is one line saying what, where and what to do.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace s2s {
+
+// Base class of every error this library throws on purpose.
+class Error : public std::runtime_error {
+   public:
+    using std::runtime_error::runtime_error;
+};
+
+// A bundle that cannot be trusted: missing file, bad checksum, path escaping, bad manifest.
+class BundleError : public Error {
+   public:
+    using Error::Error;
+};
+
+// Input text the vocabulary cannot encode, or a vocabulary that is inconsistent.
+class VocabError : public Error {
+   public:
+    using Error::Error;
+};
+
+// Strict UTF-8 as Python decodes it (no overlongs, no surrogates, nothing above U+10FFFF).
+// Translator::translate throws VocabError on text that is not.
+bool is_valid_utf8(std::string_view text);
+
+struct Options {
+    std::optional<int64_t> max_len;  // decoding steps per input; unset: the manifest's decoding.max_len
+    int64_t batch_size = 32;         // inputs decoded together (sorted by length first); results never depend on it
+    int64_t threads = 1;             // intra-op CPU threads; 1 is deterministic and fastest for small models
+    std::string device = "auto";     // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N"
+};
+
+// A loaded, checked bundle ready to translate. Movable, not copyable.
+class Translator {
+   public:
+    // Reads DIR/manifest.json, checks its version and the size and sha256 of every file it reads,
+    // then loads the TorchScript graphs. Throws BundleError.
+    static Translator open(const std::string& bundle_dir, const Options& options = {});
+
+    // One output line per input line, in input order (greedy decoding, like `s2s-translate`).
+    std::vector<std::string> translate(const std::vector<std::string>& inputs) const;
+    // The target ids behind translate(), without <sos>/<eos>.
+    std::vector<std::vector<int64_t>> translate_ids(const std::vector<std::string>& inputs) const;
+
+    Translator(Translator&&) noexcept;
+    Translator& operator=(Translator&&) noexcept;
+    ~Translator();
+
+   private:
+    struct Impl;
+    explicit Translator(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace s2s
