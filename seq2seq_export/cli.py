@@ -8,10 +8,12 @@ imports torch.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 
+from .constants import DEFAULT_ATOL, DEFAULT_RTOL
 from .errors import Seq2SeqExportError, VerificationFailed
 
 
@@ -49,3 +51,326 @@ def main() -> None:
 
     Each command is also installed as a console script (s2s-train, s2s-export, ...).
     """
+
+
+# --- s2s-bench ------------------------------------------------------------------------------------
+
+
+def _csv(value: str, option: str, convert: Callable[[str], Any] = str) -> tuple:
+    """'1,16,64' -> (1, 16, 64); a bad item is a one-line InputError naming the option."""
+    try:
+        items = tuple(convert(v.strip()) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"{option}: expected a comma-separated list, got {value!r}") from None
+    if not items:
+        raise InputError(f"{option}: the list is empty")
+    return items
+
+
+@click.command("bench", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--bundle", "bundle_dir", required=True, type=click.Path(path_type=Path),
+              help="Bundle directory written by s2s-export (needs its reference checkpoint for eager).")
+@click.option("--backends", default="eager,torchscript,onnx", show_default=True,
+              help="Comma-separated backends, timed side by side; eager is the reference for ratios.")
+@click.option("--batch-sizes", default="1,16,64,256", show_default=True,
+              help="Comma-separated batch sizes; each backend runs at each.")
+@click.option("--threads", default=1, show_default=True, type=int,
+              help="Intra-op threads for every backend (torch.set_num_threads, onnxruntime intra_op_num_threads).")
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu, cuda or auto (CUDA when available), for every backend and the GEMM limit.")
+@click.option("--samples", default=1000, show_default=True, type=int, help="Source sequences decoded by every timed run.")
+@click.option("--data", default="random", show_default=True,
+              help="Inputs: random (ids from the source vocabulary), toy, cmudict or tsv:PATH (their source sides).")
+@click.option("--repeat", default=5, show_default=True, type=int,
+              help="Timed runs per backend and batch size (after one warm-up); figures are their medians.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the full result (rows, loads, machine, GEMM limit, token check) as JSON here.")
+@click.option("--no-load-probe", is_flag=True,
+              help="Skip measuring load time and peak RSS of each backend in a fresh process (faster).")
+@library_errors
+def bench_cmd(bundle_dir: Path, backends: str, batch_sizes: str, threads: int, device: str, samples: int, data: str,
+              repeat: int, json_path: Path | None, no_load_probe: bool) -> None:
+    """Benchmark every backend of a bundle: throughput, latency, load time, memory, share of the GEMM limit.
+
+    Exit 1 if the backends do not produce identical tokens (the table and JSON are still written).
+    """
+    from .bench import BenchConfig, format_table, run_benchmark
+    from .fsutil import atomic_file
+
+    cfg = BenchConfig(
+        bundle=bundle_dir, backends=_csv(backends, "--backends"), batch_sizes=_csv(batch_sizes, "--batch-sizes", int),
+        threads=threads, device=device, samples=samples, data=data, repeat=repeat, probe_loads=not no_load_probe,
+    )
+    result = run_benchmark(cfg)
+    if json_path is not None:
+        with atomic_file(json_path) as tmp:
+            tmp.write_text(result.to_json(), encoding="utf-8")
+    click.echo(format_table(result))
+    result.raise_on_mismatch()
+
+
+main.add_command(bench_cmd, "bench")
+
+
+# --- s2s-translate --------------------------------------------------------------------------------
+
+TRANSLATE_CHUNK = 512  # stdin lines translated and written per round: bounded memory, batches stay full
+
+
+def _chunks(lines: Any, size: int) -> Any:
+    """Lists of up to `size` items from an iterator, without reading ahead of the current chunk."""
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@click.command("translate", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--bundle", "bundle_dir", required=True, type=click.Path(path_type=Path),
+              help="Bundle directory written by s2s-export (checked: version, paths, sha256).")
+@click.option("--backend", default="onnx", show_default=True,
+              help="onnx (onnxruntime, never imports torch), torchscript or eager (the bundle's reference checkpoint).")
+@click.option("--batch-size", default=32, show_default=True, type=int,
+              help="Sequences per batch (sorted by length); results do not depend on it.")
+@click.option("--max-len", type=int, help="Decoding steps at most per sequence [default: the bundle's].")
+@click.option("--threads", type=int, help="Compute threads (onnxruntime intra-op / torch) [default: the library's].")
+@click.option("--json", "as_json", is_flag=True, help="Write one JSON object per line: {input, output, ids}.")
+@click.argument("texts", nargs=-1, metavar="[TEXT]...")
+@library_errors
+def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int | None, threads: int | None,
+                  as_json: bool, texts: tuple[str, ...]) -> None:
+    """Translate each TEXT, or each line of standard input, to one output line, in input order.
+
+    Standard input is streamed in chunks (any size of input, constant memory); empty lines give
+    empty outputs. A progress bar appears on stderr when it is a terminal.
+    """
+    import io
+    import sys
+
+    from .runtime.translator import Translator
+
+    translator = Translator.from_bundle(bundle_dir, backend, batch_size=batch_size, max_len=max_len, threads=threads)
+    # UTF-8 and universal newlines whatever the locale, as the Node and C++ drivers read it.
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict", newline=None)
+    out = click.get_text_stream("stdout")
+    lines = texts if texts else (line.rstrip("\n") for line in stdin)
+    chunk = 1 if not texts and stdin.isatty() else TRANSLATE_CHUNK  # interactive: answer each line at once
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(texts) or None, unit="line", file=sys.stderr)
+    try:
+        _translate_stream(translator, _chunks(iter(lines), chunk), out, as_json, bar)
+    except UnicodeDecodeError:
+        raise InputError("standard input is not valid UTF-8") from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _translate_stream(translator: Any, chunks: Any, out: Any, as_json: bool, bar: Any) -> None:
+    import json
+
+    for batch in chunks:
+        for t in translator.translations(batch):
+            if as_json:
+                out.write(json.dumps({"input": t.input, "output": t.output, "ids": list(t.ids)}, ensure_ascii=False) + "\n")
+            else:
+                out.write(t.output + "\n")
+        out.flush()
+        if bar is not None:
+            bar.update(len(batch))
+
+
+main.add_command(translate_cmd, "translate")
+
+
+# --- s2s-verify -----------------------------------------------------------------------------------
+
+
+@click.command("verify", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--bundle", "bundle_dir", required=True, type=click.Path(path_type=Path),
+              help="Bundle directory written by s2s-export; it must include its reference checkpoint.")
+@click.option("--samples", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Source sequences decoded by the eager reference and by every backend.")
+@click.option("--data", default="random", show_default=True,
+              help="Sources: random (ids from the source vocabulary, lengths 1-64), or the test split of toy, cmudict or tsv:PATH.")
+@click.option("--atol", default=DEFAULT_ATOL, show_default=True, type=float,
+              help="Absolute tolerance on logits and states: a value passes when |got - eager| <= atol + rtol * |eager|.")
+@click.option("--rtol", default=DEFAULT_RTOL, show_default=True, type=float,
+              help="Relative tolerance (see --atol); covers float32 rounding on large logits of trained models.")
+@click.option("--backends", default=None,
+              help="Comma-separated backends to check against eager: onnx, torchscript [default: every format in the bundle].")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for random sources and probe inputs.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the report (every check, figures, per-step differences) as JSON here.")
+@library_errors
+def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: float, backends: str | None, seed: int,
+               json_path: Path | None) -> None:
+    """Prove a bundle's ONNX and TorchScript graphs decode exactly like its eager reference.
+
+    Checks graph outputs, teacher-forced steps, free-running greedy tokens, batch invariance and
+    the ONNX export lint; prints one row per check. Exit 0 if all pass, 1 if any fails, 2 for
+    unusable input.
+    """
+    from .fsutil import atomic_file
+    from .verify import format_report, verify
+
+    chosen = None if backends is None else _csv(backends, "--backends")
+    report = verify(bundle_dir, samples=samples, data=data, atol=atol, rtol=rtol, backends=chosen, seed=seed)
+    if json_path is not None:
+        with atomic_file(json_path) as tmp:
+            tmp.write_text(report.to_json() + "\n", encoding="utf-8")
+    click.echo(format_report(report))
+    report.raise_if_failed()
+
+
+main.add_command(verify_cmd, "verify")
+
+
+# --- s2s-train ------------------------------------------------------------------------------------
+
+
+@click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--preset", default=None, help="Preset name (toy, cmudict) or path to a TOML preset [default: cmudict].")
+@click.option("--dataset", help="toy, cmudict or tsv:PATH (source<TAB>target per line) [default: the preset's].")
+@click.option("--out", help="Output folder for checkpoint.pt, last.pt and metrics.json [default: artifacts/<preset>].")
+@click.option("--epochs", type=int, help="Passes over the train split at most [default: the preset's].")
+@click.option("--max-minutes", type=float, help="Wall-clock budget for the whole run, 0 for none [default: the preset's].")
+@click.option("--max-steps", type=int, help="Stop after this many optimizer steps in total, 0 for none.")
+@click.option("--batch-size", type=int, help="Pairs per optimizer step [default: the preset's].")
+@click.option("--lr", type=float, help="Adam peak learning rate [default: the preset's].")
+@click.option("--lr-schedule", help="constant, or cosine decay that ends with the epochs or the time budget.")
+@click.option("--teacher-forcing", type=float, help="Probability of feeding the gold token; 1.0 is fastest.")
+@click.option("--clip", type=float, help="Gradient-norm clip, 0 for none [default: the preset's].")
+@click.option("--seed", type=int, help="Seed for weights, data order, dropout and the toy data [default: 0].")
+@click.option("--device", help="auto (CUDA when available), cpu or cuda [default: auto].")
+@click.option("--threads", type=int, help="CPU threads for torch, 0 for torch's default; 1 is fastest on a busy machine.")
+@click.option("--emb-dim", type=int, help="Embedding size [default: the preset's].")
+@click.option("--hidden-dim", type=int, help="GRU state size [default: the preset's].")
+@click.option("--layers", "num_layers", type=int, help="Stacked GRU layers [default: the preset's].")
+@click.option("--dropout", type=float, help="Dropout on embeddings and between layers [default: the preset's].")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last.pt (same settings).")
+@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines; only the summary.")
+@library_errors
+def train_cmd(preset: str | None, resume: bool, quiet: bool, **options: Any) -> None:
+    """Train a GRU seq2seq model; the best checkpoint goes to OUT/checkpoint.pt.
+
+    Each epoch reports validation loss, exact match and token error rate (WER and PER for
+    cmudict); the end reports the test split. Ctrl-C stops at the next batch and saves OUT/last.pt
+    for --resume.
+    """
+    from .constants import DEFAULT_PRESET
+    from .train import load_config, train
+
+    cfg = load_config(preset or DEFAULT_PRESET, **options)
+    result = train(cfg, resume=resume, log=None if quiet else lambda msg: click.echo(msg, err=True),
+                   progress=not quiet)
+    v, t = result.valid, result.test
+    click.echo(f"checkpoint: {result.checkpoint}")
+    click.echo(f"trained {result.epochs:g} epochs, {result.steps} steps in {result.elapsed_s / 60:.1f} min "
+               f"(stopped by {result.stopped_by}); {result.words_per_s:.0f} training pairs/s")
+    click.echo(f"valid: exact match {v['exact_match']:.2%}, token error rate {v['token_error_rate']:.2%} ({v['count']} pairs)")
+    click.echo(f"test:  exact match {t['exact_match']:.2%}, token error rate {t['token_error_rate']:.2%} ({t['count']} pairs)")
+
+
+main.add_command(train_cmd, "train")
+
+
+# --- s2s-export / s2s-import ----------------------------------------------------------------------
+
+
+@click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--checkpoint", "checkpoint_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint written by s2s-train or s2s-import.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript", "all"]), default="all", show_default=True,
+              help="Graph formats to write: ONNX (encoder.onnx, decoder_step.onnx), TorchScript (.pt), or both.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Bundle directory to create [default: 'bundle' beside the checkpoint].")
+@click.option("--opset", type=int, default=None,
+              help="ONNX opset version, at least 17 [default: 18].")
+@click.option("--exporter", type=click.Choice(["dynamo", "legacy"]), default="dynamo", show_default=True,
+              help="ONNX exporter: dynamo (torch.export-based) or legacy (TorchScript-based, faster).")
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --out (atomically, only when the new one is complete).")
+@click.option("--no-reference", is_flag=True,
+              help="Do not copy the checkpoint into the bundle (the eager backend and s2s-verify then cannot use it).")
+@click.option("--max-len", type=click.IntRange(min=1),
+              help="Decoding steps recorded as the bundle's default [default: the checkpoint's training max_len, else 50].")
+@click.option("--no-verify", is_flag=True,
+              help="Skip the quick s2s-verify run (16 samples, every check) that otherwise gates the bundle; "
+                   "it is also skipped with --no-reference.")
+@library_errors
+def export_cmd(checkpoint_path: Path, fmt: str, out_dir: Path | None, opset: int | None, exporter: str,
+               force: bool, no_reference: bool, max_len: int | None, no_verify: bool) -> None:
+    """Export a checkpoint's encoder and single-step decoder as a bundle with manifest.json.
+
+    Every ONNX graph is checked (onnx.checker full check, GRU linear_before_reset=1, dynamic batch
+    and length axes, no training-mode ops) before the bundle is moved into place.
+    """
+    import time
+
+    from .bundle import export_bundle
+    from .constants import DEFAULT_OPSET
+    from .manifest import FORMATS, load_bundle
+    from .verify import export_check
+
+    start = time.perf_counter()
+    formats = FORMATS if fmt == "all" else (fmt,)
+    hook = None if no_verify or no_reference else export_check
+    out = export_bundle(checkpoint_path, out_dir, formats=formats, opset=opset or DEFAULT_OPSET, exporter=exporter,
+                        force=force, reference=not no_reference, max_len=max_len, verify=hook)
+    elapsed = time.perf_counter() - start
+    click.echo(f"bundle: {out}")
+    for path in sorted(out.iterdir()):
+        click.echo(f"  {path.name:<20} {path.stat().st_size / 1e6:9.3f} MB")
+    bundle = load_bundle(out)
+    click.echo(f"formats: {', '.join(bundle.formats)}; max_len {bundle.max_len}; exported in {elapsed:.1f} s")
+    click.echo("verified: quick s2s-verify passed" if hook else "not verified: run s2s-verify --bundle on it")
+
+
+main.add_command(export_cmd, "export")
+
+
+@click.command("import", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("state_dict", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--src-vocab", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Source vocabulary file: one token per line, the line number (from 0) is its id.")
+@click.option("--tgt-vocab", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Target vocabulary file, same format.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint file to write (then: s2s-export --checkpoint OUT).")
+@click.option("--pad", default="<pad>", show_default=True, help="Text of the padding token (both sides need it).")
+@click.option("--unk", default="<unk>", show_default=True, help="Text of the unknown token (optional on each side).")
+@click.option("--sos", default="<sos>", show_default=True, help="Text of the start token (the target needs it).")
+@click.option("--eos", default="<eos>", show_default=True, help="Text of the end token (the target needs it).")
+@click.option("--src-eos/--no-src-eos", default=False, show_default=True,
+              help="Append the end token to every source sequence, as the model was trained.")
+@click.option("--src-tokenizer", type=click.Choice(["char", "space"]), default="char", show_default=True,
+              help="Source tokenizer: one token per character, or whitespace-separated words.")
+@click.option("--tgt-tokenizer", type=click.Choice(["char", "space"]), default="char", show_default=True,
+              help="Target tokenizer: one token per character, or whitespace-separated words.")
+@library_errors
+def import_cmd(state_dict: Path, src_vocab: Path, tgt_vocab: Path, out_path: Path, pad: str, unk: str, sos: str,
+               eos: str, src_eos: bool, src_tokenizer: str, tgt_tokenizer: str) -> None:
+    """Turn STATE_DICT, torch.save(model.state_dict()) of the seed's Seq2Seq, into a project checkpoint.
+
+    Dimensions and layer count come from the weight shapes; the vocabulary files give the ids.
+    """
+    from .checkpoint import save_checkpoint
+    from .seed import import_seed
+
+    ckpt = import_seed(state_dict, src_vocab, tgt_vocab, pad=pad, unk=unk, sos=sos, eos=eos, src_eos=src_eos,
+                       src_tokenizer=src_tokenizer, tgt_tokenizer=tgt_tokenizer)
+    save_checkpoint(out_path, ckpt)
+    c = ckpt.config
+    click.echo(f"checkpoint: {out_path} ({out_path.stat().st_size / 1e6:.3f} MB)")
+    click.echo(f"model: vocab {c.src_vocab_size} -> {c.tgt_vocab_size}, emb {c.emb_dim}, hidden {c.hidden_dim}, "
+               f"{c.num_layers} layer(s)")
+
+
+main.add_command(import_cmd, "import")

@@ -142,3 +142,13 @@ def test_bad_options_exit_2(args, message, tiny_bundle):
 def test_not_a_bundle_exit_2(tmp_path):
     result = CliRunner().invoke(main, ["translate", "--bundle", str(tmp_path), "abc"])
     assert result.exit_code == 2 and "manifest.json: missing" in result.stderr
+
+
+def test_stdin_universal_newlines_and_invalid_utf8(lively_bundle):
+    expected = Translator.from_bundle(lively_bundle).translate(["ab", "cd", "ef"])
+    result = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle)], input=b"ab\r\ncd\ref\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\n") == expected + [""]
+    result = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle)], input=b"ab\n\xff\xfe\n")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: standard input is not valid UTF-8\n"
