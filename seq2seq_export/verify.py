@@ -1,0 +1,223 @@
+"""Verification: prove a bundle's exported graphs decode exactly like its eager reference.
+
+    report = verify("artifacts/bundle", samples=200, data="random")
+    print(format_report(report)); report.raise_if_failed()
+
+Per backend (onnx, torchscript) against the eager model rebuilt from the bundle's reference
+checkpoint: graph IO and values at several batch sizes and lengths, teacher-forced decoding step by
+step, free-running greedy decoding token by token, batch invariance; plus the ONNX export lint.
+Every check runs; failures are collected into the report, never raised half-way.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from .constants import DEFAULT_ATOL, DEFAULT_RTOL
+from .errors import BundleError, ConfigError, DataError, VerificationFailed
+from .manifest import GRAPH_NAMES, Bundle, load_bundle
+from .verify_checks import (
+    CheckResult,
+    Reference,
+    check_batch_invariance,
+    check_graphs,
+    check_greedy,
+    check_teacher_forced,
+    decode_mixed,
+    fail_line,
+)
+
+DEFAULT_BATCH_SIZES = (1, 3, 16)  # graph-level probes run at each (the export traced batch 2)
+RANDOM_LENGTHS = (1, 64)  # inclusive range of source lengths for data="random" (the export traced 5)
+# Sizes of the full run; decode-level checks use every sample, graph-level probes the first ones.
+FULL = dict(decode_batch=64, graph_samples=24, invariance_samples=32)
+# s2s-export's post-export check: every check, on few samples.
+QUICK = dict(samples=16, batch_sizes=(1, 5), decode_batch=8, graph_samples=8, invariance_samples=6)
+# One compute thread per backend: verification makes thousands of tiny per-step calls, where torch's
+# and onnxruntime's thread pools cost far more than they give (100x slower on a busy 2-core machine).
+THREADS = 1
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    bundle: str
+    data: str  # "random", "toy", "cmudict" or "tsv:PATH"
+    samples: int  # how many source sequences were decoded
+    atol: float  # a difference passes when |got - eager| <= atol + rtol * |eager|
+    rtol: float
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    def summary(self) -> str:
+        """One line: the verdict, and on failure the failed checks with the first one's detail."""
+        bad = self.failures
+        if not bad:
+            return f"{self.bundle}: all {len(self.checks)} checks passed on {self.samples} samples ({self.data})"
+        names = ", ".join(f"{c.name}[{c.backend}]" for c in bad)
+        first = f"{bad[0].name}[{bad[0].backend}]: {bad[0].detail or bad[0].figure}"
+        return f"{self.bundle}: {len(bad)} of {len(self.checks)} checks failed ({names}); {first}"
+
+    def raise_if_failed(self) -> None:
+        if not self.passed:
+            raise VerificationFailed(self.summary())
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def format_report(report: VerifyReport) -> str:
+    """A table, one row per check, then one line per failure with where it failed."""
+    rows = [("check", "backend", "result", "measured")]
+    rows += [(c.name, c.backend, "PASS" if c.passed else "FAIL", c.figure) for c in report.checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(f"{v:<{w}}" for v, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines += [f"FAIL {c.name} [{c.backend}]: {c.detail}" for c in report.failures if c.detail]
+    lines.append(("PASS " if report.passed else "FAIL ") + report.summary())
+    return "\n".join(lines)
+
+
+def sample_sources(bundle: Bundle, data: str, samples: int, seed: int) -> list[tuple[int, ...]]:
+    """Source id sequences: random over the source vocabulary, or a dataset's test split encoded."""
+    text = bundle.text
+    if data == "random":
+        rng = np.random.default_rng(seed)
+        specials = {text.src.pad_id, text.src.sos_id, text.src.eos_id}
+        pool = [i for i in range(len(text.src)) if i not in specials]
+        lengths = rng.integers(RANDOM_LENGTHS[0], RANDOM_LENGTHS[1] + 1, samples)
+        lengths[:2] = RANDOM_LENGTHS[: min(2, samples)]  # always include the extremes
+        tail = (text.src.eos_id,) if text.src_append_eos else ()
+        return [tuple(int(x) for x in rng.choice(pool, n)) + tail for n in lengths]
+    from .data import load_dataset
+
+    pairs = load_dataset(data, seed=seed).test
+    if not pairs:
+        raise DataError(f"dataset {data!r} has an empty test split: nothing to verify on")
+    return [tuple(text.encode_source(src)) for src, _ in pairs[:samples]]
+
+
+def _lint(bundle: Bundle) -> list[CheckResult]:
+    """export/onnx.py's lint (the one every export passes) over both graphs, one row per graph."""
+    from .export.onnx import check_onnx_file
+
+    opset = bundle.manifest.get("producer", {}).get("opset")
+    results = []
+    for graph in GRAPH_NAMES:
+        try:
+            problems = check_onnx_file(bundle.graph_file(graph, "onnx"), bundle.graphs[graph], opset)
+        except Exception as e:  # e.g. a file onnx cannot parse: a failed check like any other
+            problems = [fail_line(e)]
+        results.append(
+            CheckResult(f"lint.{graph}", "onnx", not problems, float(len(problems)), f"{len(problems)} problems", "; ".join(problems))
+        )
+    return results
+
+
+def _backend_names(bundle: Bundle, backends: Sequence[str] | None) -> list[str]:
+    if backends is None:
+        names = list(bundle.formats)
+    else:
+        names = list(dict.fromkeys(backends))
+        unknown = [n for n in names if n not in bundle.formats]
+        if unknown:
+            has = ", ".join(bundle.formats) or "no formats"
+            raise ConfigError(f"{bundle.root}: cannot verify backend(s) {', '.join(unknown)}: the bundle has {has}")
+    if not names:
+        raise BundleError(f"{bundle.root}: bundle has no exported graphs to verify")
+    return names
+
+
+def verify(
+    bundle_path: str | os.PathLike,
+    *,
+    samples: int = 200,
+    data: str = "random",
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    backends: Sequence[str] | None = None,
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    seed: int = 0,
+    quick: bool = False,
+) -> VerifyReport:
+    """Run every check on every backend; quick=True is the small post-export run."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ConfigError(f"samples must be a positive integer, got {samples!r}")
+    if not atol > 0 or not rtol >= 0:
+        raise ConfigError(f"atol must be positive and rtol non-negative, got atol={atol!r}, rtol={rtol!r}")
+    if not batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batch_sizes):
+        raise ConfigError(f"batch sizes must be positive integers, got {list(batch_sizes)!r}")
+    bundle = load_bundle(bundle_path)
+    if bundle.reference is None:
+        raise BundleError(f"{bundle.root}: bundle has no reference checkpoint; re-export it with the reference to verify it")
+    names = _backend_names(bundle, backends)
+    sizes = dict(FULL, batch_sizes=tuple(sorted(set(batch_sizes))))
+    if quick:
+        sizes = dict(QUICK)
+        samples = min(samples, sizes.pop("samples"))
+    seqs = tuple(sample_sources(bundle, data, samples, seed))
+    ref = Reference(bundle, None, seqs, (), atol=float(atol), rtol=float(rtol), seed=seed, **sizes)
+    import torch
+
+    torch_threads = torch.get_num_threads()
+    try:
+        checks = _run_checks(ref, names)
+    finally:
+        torch.set_num_threads(torch_threads)  # open_backend(threads=...) set it process-wide
+    return VerifyReport(str(bundle.root), data, len(seqs), float(atol), float(rtol), tuple(checks))
+
+
+def _run_checks(ref: Reference, names: list[str]) -> list[CheckResult]:
+    """Open the backends on ref.bundle, decode the reference tokens with eager, run every check."""
+    from .runtime.translator import open_backend
+
+    bundle, seqs = ref.bundle, ref.seqs
+    eager = open_backend(bundle, "eager", threads=THREADS)
+    ref = replace(ref, eager=eager)
+    ref = replace(ref, tokens=tuple(map(tuple, decode_mixed(ref, eager, seqs, ref.decode_batch))))
+
+    checks: list[CheckResult] = []
+    opened = {}
+    for name in names:
+        try:
+            opened[name] = open_backend(bundle, name, threads=THREADS)
+        except Exception as e:  # an unloadable graph is a failed verification, reported with the rest
+            checks.append(CheckResult("load", name, False, 1.0, "cannot load", fail_line(e)))
+    checks += check_graphs(ref, opened)
+    checks += check_teacher_forced(ref, opened)
+    for name, backend in opened.items():
+        try:
+            tokens = decode_mixed(ref, backend, seqs, ref.decode_batch)
+        except Exception as e:
+            checks.append(CheckResult("greedy", name, False, float(len(seqs)), "decode failed", fail_line(e)))
+            continue
+        checks.append(check_greedy(ref, name, tokens))
+        checks.append(check_batch_invariance(ref, name, backend, tokens))
+    if "onnx" in names:
+        checks += _lint(bundle)
+    order = {n: i for i, n in enumerate(names)}
+    checks.sort(key=lambda c: order.get(c.backend, len(order)))  # stable: group rows by backend
+    return checks
+
+
+def export_check(bundle_dir: str | os.PathLike) -> None:
+    """The hook s2s-export gives export_bundle: a quick verification of the finished temporary bundle.
+
+    Raising makes export_bundle discard the bundle, so graphs that fail are never left behind.
+    """
+    report = verify(bundle_dir, quick=True)
+    if not report.passed:
+        raise VerificationFailed(f"exported graphs fail verification, no bundle written: {report.summary()}")

@@ -1,0 +1,287 @@
+"""The verifier's checks: each runs exported backends beside the eager reference and returns CheckResults.
+
+Every backend is driven through its raw `run_graph` (graph and teacher-forced checks) or through the
+shared greedy loop (free-running checks), exactly as a deployed driver would run it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .iospec import BATCH, LOGITS, PREV_TOKENS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
+from .manifest import Bundle
+from .runtime.greedy import greedy_decode, pad_batch
+from .runtime.state import state_flows
+
+Seqs = Sequence[Sequence[int]]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str  # e.g. "values.decoder_step", "greedy"
+    backend: str  # "onnx" or "torchscript"
+    passed: bool
+    value: float  # the measured figure: a max difference or a count of mismatches/problems
+    figure: str  # `value` in words, for the table
+    detail: str = ""  # on failure: where and how it failed
+    per_step: tuple[float, ...] = ()  # teacher-forced: max difference at every decoder step
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What every check compares against: the bundle, its eager backend and its greedy decodes."""
+
+    bundle: Bundle
+    eager: Any  # EagerBackend of the bundle's reference checkpoint
+    seqs: tuple[tuple[int, ...], ...]  # source ids, one per sample
+    tokens: tuple[tuple[int, ...], ...]  # the eager greedy decode of each sample (no <sos>/<eos>)
+    batch_sizes: tuple[int, ...]  # graph-level probes run at each
+    decode_batch: int  # decodes run in input order, this many samples per batch (so lengths mix)
+    atol: float  # a difference passes when |got - eager| <= atol + rtol * |eager|
+    rtol: float
+    graph_samples: int  # samples used by graph-level probes (their first ones)
+    invariance_samples: int  # samples decoded again one by one for batch invariance
+    seed: int
+
+    @property
+    def start_id(self) -> int:
+        return int(self.bundle.manifest["decoding"]["start_id"])
+
+    @property
+    def end_id(self) -> int:
+        return int(self.bundle.manifest["decoding"]["end_id"])
+
+
+def decode_mixed(ref: Reference, backend: Any, seqs: Seqs, batch_size: int) -> list[list[int]]:
+    """Greedy decodes through the shared loop, in input order (so batches mix lengths)."""
+    out: list[list[int]] = []
+    for i in range(0, len(seqs), batch_size):
+        out += greedy_decode(
+            backend,
+            seqs[i : i + batch_size],
+            pad_id=ref.bundle.text.src.pad_id,
+            start_id=ref.start_id,
+            end_id=ref.end_id,
+            max_len=ref.bundle.max_len,
+        )
+    return out
+
+
+def fail_line(err: BaseException) -> str:
+    """An exception raised by a backend, as one line for the report."""
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"[:300]
+
+
+def _compare(got: np.ndarray, want: np.ndarray, ref: Reference, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per batch row (axis `axis`), each (B,): max abs diff; max rel diff |d| / (|want| + atol) (finite
+    at 0); and the share of the tolerance used, max |d| / (atol + rtol * |want|), which passes at <= 1."""
+    w = np.moveaxis(want.astype(np.float64), axis, 0).reshape(want.shape[axis], -1)
+    d = np.abs(np.moveaxis(got.astype(np.float64), axis, 0).reshape(w.shape) - w)
+    if d.shape[1] == 0:
+        return np.zeros(len(d)), np.zeros(len(d)), np.zeros(len(d))
+    return d.max(1), (d / (np.abs(w) + ref.atol)).max(1), (d / (ref.atol + ref.rtol * np.abs(w))).max(1)
+
+
+def io_problems(spec: GraphSpec, out: dict[str, np.ndarray], dims: dict[str, int]) -> list[str]:
+    """Output names, dtypes and shapes of one graph call against the manifest's IO signature."""
+    problems = []
+    if sorted(out) != sorted(spec.output_names):
+        problems.append(f"outputs {sorted(out)} but the manifest says {sorted(spec.output_names)}")
+    for t in spec.outputs:
+        if t.name not in out:
+            continue
+        want = tuple(dims[d] if isinstance(d, str) else d for d in t.shape)
+        if str(out[t.name].dtype) != t.dtype:
+            problems.append(f"{t.name} dtype {out[t.name].dtype}, manifest {t.dtype}")
+        if tuple(out[t.name].shape) != want:
+            problems.append(f"{t.name} shape {tuple(out[t.name].shape)}, expected {want}")
+    return problems
+
+
+class _Tally:
+    """Running figures of one (backend, graph) pair over all graph-level probes."""
+
+    def __init__(self) -> None:
+        self.abs, self.rel, self.used, self.mismatches, self.calls = 0.0, 0.0, 0.0, 0, 0
+        self.io: list[str] = []
+        self.over, self.error = "", ""  # where a value first fell outside the tolerance
+
+    def add(self, ref: Reference, spec: GraphSpec, got: dict[str, np.ndarray], want: dict[str, np.ndarray], dims: dict) -> None:
+        self.calls += 1
+        self.io += [f"batch {dims[BATCH]}: {p}" for p in io_problems(spec, got, dims)]
+        for t in spec.outputs:
+            g, w = got.get(t.name), want[t.name]
+            if g is None or g.shape != w.shape:
+                continue
+            if t.dtype == "int64":
+                self.mismatches += int((g != w).sum())
+                continue
+            a, r, used = (float(x.max(initial=0)) for x in _compare(g, w, ref, t.shape.index(BATCH)))
+            self.abs, self.rel, self.used = max(self.abs, a), max(self.rel, r), max(self.used, used)
+            if used > 1 and not self.over:
+                self.over = f"{t.name} outside tolerance at batch {dims[BATCH]}, length {dims[SRC_LEN]}"
+
+
+def _probe_batches(ref: Reference) -> list[list[tuple[int, ...]]]:
+    """Graph-level inputs: the first samples plus lengths 1, 2 and 64 (never the export's 5), at every batch size."""
+    rng = np.random.default_rng(ref.seed + 1)
+    pool = [i for i in range(len(ref.bundle.text.src)) if i not in (ref.bundle.text.src.pad_id, ref.start_id)]
+    extra = [tuple(int(x) for x in rng.choice(pool, n)) for n in (1, 2, 64)]
+    seqs = list(ref.seqs[: ref.graph_samples]) + extra
+    return [seqs[i : i + b] for b in ref.batch_sizes for i in range(0, len(seqs), b)]
+
+
+def _run_all(live: dict[str, Any], graph: str, feeds: Callable[[str], dict], errors: dict[str, str], where: str) -> dict:
+    """Run `graph` on every live backend; one that raises is recorded in `errors` and leaves `live`."""
+    outs = {}
+    for n, b in list(live.items()):
+        try:
+            outs[n] = b.run_graph(graph, feeds(n))
+        except Exception as e:  # a graph that cannot run this input fails its checks, not the verifier
+            errors[n] = f"{where}: {fail_line(e)}"
+            del live[n]
+    return outs
+
+
+def check_graphs(ref: Reference, backends: dict[str, Any]) -> list[CheckResult]:
+    """io.<graph> and values.<graph> per backend: every output of both graphs vs eager, probe by probe."""
+    rng = np.random.default_rng(ref.seed + 2)
+    flows = state_flows(ref.bundle.state, ref.bundle.graphs["decoder_step"])
+    tallies = {(n, g): _Tally() for n in backends for g in ref.bundle.graphs}
+    errors: dict[str, dict[str, str]] = {g: {} for g in ref.bundle.graphs}  # graph -> backend -> first error
+    live = {g: dict(backends) for g in ref.bundle.graphs}
+    for batch in _probe_batches(ref):
+        src, lengths = pad_batch(batch, ref.bundle.text.src.pad_id)
+        dims = {BATCH: len(batch), SRC_LEN: src.shape[1]}
+        enc = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
+        want_enc = ref.eager.run_graph("encoder", enc)
+        dec = {PREV_TOKENS: rng.integers(0, ref.bundle.config.tgt_vocab_size, len(batch), dtype=np.int64)}
+        dec.update({f.decoder_input: want_enc[f.encoder_output] for f in flows})
+        for graph, feeds, want in (("encoder", enc, want_enc), ("decoder_step", dec, ref.eager.run_graph("decoder_step", dec))):
+            where = f"batch {len(batch)}, length {src.shape[1]}"
+            for n, got in _run_all(live[graph], graph, lambda _: feeds, errors[graph], where).items():
+                tallies[n, graph].add(ref, ref.bundle.graphs[graph], got, want, dims)
+    results = []
+    for (name, graph), t in tallies.items():
+        error = errors[graph].get(name, "")
+        io_bad = t.io + ([error] if error else [])
+        figure = f"{len(io_bad)} problems in {t.calls} calls"
+        results.append(CheckResult(f"io.{graph}", name, not io_bad, float(len(io_bad)), figure, "; ".join(io_bad[:3])))
+        ok = not (error or t.over or t.mismatches)
+        detail = error or "; ".join(x for x in (t.over, f"{t.mismatches} next_tokens differ" if t.mismatches else "") if x)
+        figure = f"max abs {t.abs:.1e}, rel {t.rel:.1e}, {t.used:.2g} of tol"
+        results.append(CheckResult(f"values.{graph}", name, ok, t.abs, figure, detail))
+    return results
+
+
+def _teacher_inputs(ref: Reference, rows: range) -> tuple[np.ndarray, np.ndarray]:
+    """prev tokens (B, T) = <sos> + eager tokens, padded with <eos>; alive (B, T) marks real steps."""
+    toks = [ref.tokens[i] for i in rows]
+    steps = max(len(t) for t in toks) + 1  # every decoded token plus the step that emits <eos>
+    prev = np.full((len(toks), steps), ref.end_id, dtype=np.int64)
+    alive = np.zeros((len(toks), steps), dtype=bool)
+    for r, t in enumerate(toks):
+        prev[r, : len(t) + 1] = (ref.start_id,) + t
+        alive[r, : len(t) + 1] = True
+    return prev, alive
+
+
+class _StepTally:
+    """Running figures of one backend over the teacher-forced steps of every batch."""
+
+    def __init__(self) -> None:
+        self.per_step: list[float] = []  # max abs diff at each decoder step
+        self.worst, self.used, self.first = 0.0, 0.0, ""  # `used`: share of the tolerance, at worst
+
+    def add(self, ref: Reference, got: dict, want: dict, compared: list, alive: np.ndarray, rows: range, step: int | None) -> None:
+        """Compare outputs (name, batch axis) in `compared` on the alive rows; step None is the encoder."""
+        diffs, _, shares = zip(*(_compare(got[k], want[k], ref, axis) for k, axis in compared))
+        rowdiff = np.where(alive, np.max(diffs, axis=0), 0.0)  # (B,); finished rows do not count
+        rowused = np.where(alive, np.max(shares, axis=0), 0.0)
+        if step is not None:
+            self.per_step += [0.0] * (step + 1 - len(self.per_step))
+            self.per_step[step] = max(self.per_step[step], float(rowdiff.max()))
+        self.worst, self.used = max(self.worst, float(rowdiff.max())), max(self.used, float(rowused.max()))
+        if not self.first and rowused.max() > 1:
+            r = int(np.argmax(rowused > 1))
+            where = "encoder state" if step is None else f"step {step}"
+            self.first = f"first outside tolerance: sample {rows[r]}, {where} (abs diff {rowdiff[r]:.1e})"
+
+
+def check_teacher_forced(ref: Reference, backends: dict[str, Any]) -> list[CheckResult]:
+    """Along every eager decode, give each backend the eager step's inputs (token and state) and
+    compare its encoder state and every step's logits and state. Shared inputs keep float32 drift
+    from compounding through the recurrence; the greedy check covers each backend's own trajectory."""
+    flows = state_flows(ref.bundle.state, ref.bundle.graphs["decoder_step"])
+    enc_compared = [(f.encoder_output, f.batch_axis) for f in flows]  # (output, its batch axis)
+    step_compared = [(LOGITS, 0)] + [(f.decoder_output, f.batch_axis) for f in flows]
+    tallies = {n: _StepTally() for n in backends}
+    errors: dict[str, str] = {}
+    for start in range(0, len(ref.seqs), ref.decode_batch):
+        rows = range(start, min(start + ref.decode_batch, len(ref.seqs)))
+        src, lengths = pad_batch([ref.seqs[i] for i in rows], ref.bundle.text.src.pad_id)
+        prev, alive = _teacher_inputs(ref, rows)
+        live = {n: b for n, b in backends.items() if n not in errors}
+        feeds = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
+        want = ref.eager.run_graph("encoder", feeds)
+        for n, got in _run_all(live, "encoder", lambda _: feeds, errors, "encoder").items():
+            tallies[n].add(ref, got, want, enc_compared, np.ones(len(rows), dtype=bool), rows, None)
+        state = {f.decoder_input: want[f.encoder_output] for f in flows}
+        for t in range(prev.shape[1]):
+            feeds = {PREV_TOKENS: np.ascontiguousarray(prev[:, t]), **state}
+            want = ref.eager.run_graph("decoder_step", feeds)
+            for n, got in _run_all(live, "decoder_step", lambda _: feeds, errors, f"step {t}").items():
+                tallies[n].add(ref, got, want, step_compared, alive[:, t], rows, t)
+            state = {f.decoder_input: want[f.decoder_output] for f in flows}
+    results = []
+    for n, t in tallies.items():
+        detail = errors.get(n) or t.first
+        figure = f"max abs {t.worst:.1e} over {len(t.per_step)} steps, {t.used:.2g} of tol"
+        results.append(CheckResult("teacher_forced", n, not detail, t.worst, figure, detail, tuple(t.per_step)))
+    return results
+
+
+def eager_margin(ref: Reference, sample: int, step: int) -> float:
+    """Top-1 minus top-2 eager logit at `step` of `sample`'s reference decode (how close to a tie)."""
+    flows = state_flows(ref.bundle.state, ref.bundle.graphs["decoder_step"])
+    src, lengths = pad_batch([ref.seqs[sample]], ref.bundle.text.src.pad_id)
+    out = ref.eager.run_graph("encoder", {SRC_TOKENS: src, SRC_LENGTHS: lengths})
+    state = {f.decoder_input: out[f.encoder_output] for f in flows}
+    for tok in ((ref.start_id,) + ref.tokens[sample])[: step + 1]:
+        out = ref.eager.run_graph("decoder_step", {PREV_TOKENS: np.array([tok], dtype=np.int64), **state})
+        state = {f.decoder_input: out[f.decoder_output] for f in flows}
+    top = np.sort(out[LOGITS][0].astype(np.float64))
+    return float(top[-1] - top[-2]) if top.size > 1 else float("inf")
+
+
+def first_divergence(want: Seqs, got: Seqs, end_id: int) -> tuple[int, int, int, int] | None:
+    """(sample, step, wanted token, got token) of the first differing decode; <eos> marks an early end."""
+    for i, (a, b) in enumerate(zip(want, got)):
+        if list(a) != list(b):
+            step = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            tok = lambda s: int(s[step]) if step < len(s) else end_id  # noqa: E731
+            return i, step, tok(a), tok(b)
+    return None
+
+
+def check_greedy(ref: Reference, name: str, tokens: Seqs) -> CheckResult:
+    """Free-running greedy decodes (mixed-length batches) must equal the eager ones token for token."""
+    bad = sum(list(a) != list(b) for a, b in zip(ref.tokens, tokens))
+    div = first_divergence(ref.tokens, tokens, ref.end_id)
+    detail = ""
+    if div:
+        i, step, want, got = div
+        detail = f"sample {i} diverges at step {step}: eager {want} vs {name} {got}, eager logit margin {eager_margin(ref, i, step):.2e}"
+    return CheckResult("greedy", name, bad == 0, float(bad), f"{bad}/{len(tokens)} samples differ", detail)
+
+
+def check_batch_invariance(ref: Reference, name: str, backend: Any, batched: Seqs) -> CheckResult:
+    """The first samples decoded alone (batch 1) must give the tokens they got in mixed batches."""
+    n = min(ref.invariance_samples, len(batched))
+    alone = decode_mixed(ref, backend, ref.seqs[:n], 1)
+    bad = sum(list(a) != list(b) for a, b in zip(alone, batched[:n]))
+    div = first_divergence(alone, batched[:n], ref.end_id)
+    detail = f"sample {div[0]} step {div[1]}: batch 1 gives {div[2]}, mixed batch gives {div[3]}" if div else ""
+    return CheckResult("batch_invariance", name, bad == 0, float(bad), f"{bad}/{n} samples differ", detail)
