@@ -1,0 +1,134 @@
+"""export_bundle: checkpoint -> a complete, self-describing bundle directory, written atomically.
+
+    bundle/
+      manifest.json                      the contract (see manifest.py)
+      encoder.onnx, decoder_step.onnx    with --format onnx|all
+      encoder.pt, decoder_step.pt        with --format torchscript|all
+      checkpoint.pt                      the reference checkpoint, unless reference=False
+
+Everything is written into a temporary directory beside the target and renamed into place only
+when complete (and verified, if a verify hook is given), so a failure leaves no bundle behind and
+an existing bundle is replaced all at once or not at all.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import __version__
+from .checkpoint import Checkpoint, load_checkpoint
+from .constants import (
+    DECODER_ONNX,
+    DECODER_TS,
+    DEFAULT_MAX_LEN,
+    DEFAULT_OPSET,
+    ENCODER_ONNX,
+    ENCODER_TS,
+    MANIFEST_FILE,
+    REFERENCE_CHECKPOINT,
+)
+from .errors import ExportError
+from .fsutil import atomic_dir
+from .iospec import graph_specs
+from .manifest import FORMATS, build_manifest, file_entry, write_manifest
+
+GRAPH_FILES = {  # {graph: {format: file name inside the bundle}}
+    "encoder": {"onnx": ENCODER_ONNX, "torchscript": ENCODER_TS},
+    "decoder_step": {"onnx": DECODER_ONNX, "torchscript": DECODER_TS},
+}
+
+
+def default_out_dir(checkpoint_path: str | os.PathLike) -> Path:
+    """A directory named 'bundle' beside the checkpoint."""
+    return Path(checkpoint_path).parent / "bundle"
+
+
+def resolve_max_len(ckpt: Checkpoint, max_len: int | None) -> int:
+    """Explicit value > the checkpoint's training max_len > DEFAULT_MAX_LEN."""
+    value = max_len if max_len is not None else (ckpt.training or {}).get("max_len", DEFAULT_MAX_LEN)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ExportError(f"max_len must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_target(out: Path, force: bool) -> None:
+    """Refuse to touch an existing path without force, and never replace something not a bundle."""
+    if not out.exists():
+        return
+    if not force:
+        raise ExportError(f"{out}: already exists; pass --force (force=True) to replace it")
+    if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).is_file()):
+        raise ExportError(f"{out}: exists and is not a bundle directory; refusing to replace it even with --force")
+
+
+def _producer(formats: tuple[str, ...], opset: int, exporter: str) -> dict:
+    import onnx
+    import torch
+
+    has_onnx = "onnx" in formats
+    return {
+        "package": "seq2seq-export",
+        "version": __version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "opset": opset if has_onnx else None,
+        "exporter": exporter if has_onnx else None,
+    }
+
+
+def export_bundle(
+    checkpoint_path: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    formats: Iterable[str] = FORMATS,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "dynamo",
+    force: bool = False,
+    reference: bool = True,
+    max_len: int | None = None,
+    verify: Callable[[Path], None] | None = None,
+) -> Path:
+    """Export a checkpoint's encoder and decoder step as a bundle; returns the bundle directory.
+
+    verify, if given, is called on the finished temporary directory before it is moved into
+    place; if it raises, no bundle is left.
+    """
+    from .export.graphs import example_inputs, graph_modules
+    from .export.onnx import EXPORTERS, export_onnx
+    from .export.torchscript import export_torchscript
+
+    formats = tuple(formats)
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ExportError(f"unknown or no format(s) {unknown}: choose from {', '.join(FORMATS)}")
+    if exporter not in EXPORTERS:
+        raise ExportError(f"unknown ONNX exporter {exporter!r}: use one of {', '.join(EXPORTERS)}")
+    out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint_path)
+    _check_target(out, force)
+    ckpt = load_checkpoint(checkpoint_path)
+    limit = resolve_max_len(ckpt, max_len)
+    # Graphs are device independent; exporting from CPU keeps the files loadable everywhere.
+    modules = graph_modules(ckpt.build_model("cpu"))
+    specs = graph_specs(ckpt.config)
+    with atomic_dir(out, replace=force) as tmp:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
+        graph_files: dict[str, dict[str, dict]] = {}
+        for name, spec in specs.items():
+            files = GRAPH_FILES[name]
+            if "onnx" in formats:
+                args = example_inputs(spec, ckpt.config)
+                export_onnx(modules[name], args, spec, tmp / files["onnx"], opset=opset, exporter=exporter)
+            if "torchscript" in formats:
+                export_torchscript(modules[name], spec, tmp / files["torchscript"])
+            graph_files[name] = {fmt: file_entry(tmp, files[fmt]) for fmt in FORMATS if fmt in formats}
+        ref = None
+        if reference:
+            shutil.copyfile(checkpoint_path, tmp / REFERENCE_CHECKPOINT)
+            ref = file_entry(tmp, REFERENCE_CHECKPOINT)
+        producer = _producer(formats, opset, exporter)
+        write_manifest(tmp, build_manifest(ckpt.config, ckpt.text, limit, producer, graph_files, ref))
+        if verify is not None:
+            verify(tmp)
+    return out

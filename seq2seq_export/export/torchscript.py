@@ -1,0 +1,24 @@
+"""TorchScript export of the two graphs: torch.jit.script of the same wrappers the ONNX path uses.
+
+Scripting (not tracing) keeps the encoder's length handling exact for every batch and length, and
+the files load with torch.jit.load in Python or torch::jit::load in C++.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..errors import ExportError
+from ..iospec import GraphSpec
+
+
+def export_torchscript(module: nn.Module, spec: GraphSpec, path: Path) -> None:
+    """Script `module` (an EncoderGraph or DecoderStepGraph in eval mode) and save it to `path`."""
+    try:
+        scripted = torch.jit.script(module.eval())
+    except Exception as e:  # TorchScript frontend errors come in several types
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ExportError(f"{spec.name}: torch.jit.script failed: {detail}") from None
+    torch.jit.save(scripted, str(path))

@@ -1,0 +1,145 @@
+"""export_bundle: layout, manifest contents, max_len precedence, and atomic, refuse-to-clobber writes."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+import seq2seq_export
+from conftest import make_checkpoint
+from seq2seq_export.bundle import export_bundle
+from seq2seq_export.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from seq2seq_export.constants import DEFAULT_MAX_LEN, DEFAULT_OPSET
+from seq2seq_export.errors import CheckpointError, ExportError
+from seq2seq_export.iospec import graph_specs
+from seq2seq_export.manifest import load_bundle
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): _sha(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_tiny_bundle_is_complete_and_self_describing(tiny_bundle, tiny_checkpoint):
+    assert sorted(p.name for p in tiny_bundle.iterdir()) == [
+        "checkpoint.pt", "decoder_step.onnx", "decoder_step.pt", "encoder.onnx", "encoder.pt", "manifest.json",
+    ]
+    bundle = load_bundle(tiny_bundle)  # checks every sha256 and size
+    ckpt = load_checkpoint(tiny_checkpoint)
+    m = bundle.manifest
+    assert m["producer"] == {
+        "package": "seq2seq-export", "version": seq2seq_export.__version__, "torch": torch.__version__,
+        "onnx": onnx.__version__, "opset": DEFAULT_OPSET, "exporter": "legacy",
+    }
+    assert bundle.formats == ("onnx", "torchscript") and bundle.max_len == DEFAULT_MAX_LEN
+    assert bundle.config == ckpt.config and bundle.text == ckpt.text
+    assert m["reference"]["sha256"] == _sha(tiny_checkpoint)
+    assert bundle.graphs == graph_specs(ckpt.config)
+    for graph in ("encoder", "decoder_step"):
+        model = onnx.load(str(bundle.graph_file(graph, "onnx")))
+        assert [v.name for v in model.graph.input] == bundle.graphs[graph].input_names
+        assert model.opset_import[0].version == DEFAULT_OPSET
+
+
+def test_max_len_precedence(tmp_path):
+    ckpt_path = make_checkpoint(tmp_path / "ck.pt")
+    ckpt = load_checkpoint(ckpt_path)
+    save_checkpoint(ckpt_path, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training={"max_len": 33}))
+    opts = dict(formats=("torchscript",), reference=False)
+    assert load_bundle(export_bundle(ckpt_path, tmp_path / "a", **opts)).max_len == 33
+    assert load_bundle(export_bundle(ckpt_path, tmp_path / "b", max_len=7, **opts)).max_len == 7
+    with pytest.raises(ExportError, match="max_len must be a positive integer, got 0"):
+        export_bundle(ckpt_path, tmp_path / "c", max_len=0, **opts)
+    assert not (tmp_path / "c").exists()
+
+
+def test_default_out_dir_is_beside_the_checkpoint_and_reference_is_optional(tmp_path):
+    ckpt_path = make_checkpoint(tmp_path / "run" / "ck.pt")
+    out = export_bundle(ckpt_path, formats=("torchscript",), reference=False)
+    assert out == tmp_path / "run" / "bundle"
+    bundle = load_bundle(out)
+    assert bundle.manifest["reference"] is None and bundle.reference is None
+    assert bundle.formats == ("torchscript",)
+    assert bundle.manifest["producer"]["opset"] is None and not (out / "checkpoint.pt").exists()
+
+
+def test_existing_out_without_force_is_refused_and_untouched(tiny_checkpoint, tmp_path):
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    before = _snapshot(out)
+    with pytest.raises(ExportError, match="already exists; pass --force"):
+        export_bundle(tiny_checkpoint, out, exporter="legacy")
+    assert _snapshot(out) == before
+    with pytest.raises(ExportError, match="is not a bundle directory; refusing to replace it"):
+        export_bundle(tiny_checkpoint, out, exporter="legacy", force=True)
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temp dirs left
+
+
+def test_force_replaces_a_bundle_whole(tiny_checkpoint, tmp_path):
+    out = export_bundle(tiny_checkpoint, tmp_path / "bundle", formats=("torchscript",), max_len=5)
+    export_bundle(tiny_checkpoint, out, formats=("onnx",), exporter="legacy", max_len=9, force=True)
+    bundle = load_bundle(out)
+    assert bundle.formats == ("onnx",) and bundle.max_len == 9
+    assert not (out / "encoder.pt").exists()  # nothing of the old bundle survives
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_failure_before_the_rename_leaves_no_bundle_and_keeps_the_old_one(tiny_checkpoint, tmp_path):
+    seen = []
+
+    def failing_verify(tmp: Path) -> None:
+        seen.append(sorted(p.name for p in tmp.iterdir()))  # complete, but not yet in place
+        raise ExportError("verification failed (test)")
+
+    with pytest.raises(ExportError, match="verification failed"):
+        export_bundle(tiny_checkpoint, tmp_path / "new", exporter="legacy", verify=failing_verify)
+    assert "manifest.json" in seen[0] and "encoder.onnx" in seen[0]
+    assert list(tmp_path.iterdir()) == []
+    old = export_bundle(tiny_checkpoint, tmp_path / "old", formats=("torchscript",))
+    before = _snapshot(old)
+    with pytest.raises(ExportError):
+        export_bundle(tiny_checkpoint, old, exporter="legacy", force=True, verify=failing_verify)
+    assert _snapshot(old) == before and sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+
+
+def test_verify_hook_sees_a_loadable_bundle(tiny_checkpoint, tmp_path):
+    loaded = []
+    export_bundle(tiny_checkpoint, tmp_path / "b", formats=("torchscript",), verify=lambda d: loaded.append(load_bundle(d)))
+    assert loaded[0].formats == ("torchscript",)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"formats": ("onnx", "tflite")}, ExportError, r"unknown or no format\(s\) \['tflite'\]"),
+        ({"formats": ()}, ExportError, "unknown or no format"),
+        ({"exporter": "script"}, ExportError, "unknown ONNX exporter 'script'"),
+        ({"opset": 13}, ExportError, "opset 13 is too old"),
+    ],
+)
+def test_bad_options_leave_nothing(kwargs, error, match, tiny_checkpoint, tmp_path):
+    with pytest.raises(error, match=match):
+        export_bundle(tiny_checkpoint, tmp_path / "b", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_checkpoint_is_a_checkpoint_error(tmp_path):
+    (tmp_path / "ck.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        export_bundle(tmp_path / "ck.pt", tmp_path / "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
+
+
+def test_manifest_is_plain_json_with_relative_paths(tiny_bundle):
+    m = json.loads((tiny_bundle / "manifest.json").read_text())
+    paths = [f["path"] for g in m["graphs"].values() for f in g["files"].values()] + [m["reference"]["path"]]
+    assert all(not Path(p).is_absolute() and "/" not in p for p in paths)

@@ -1,0 +1,260 @@
+"""ONNX (both exporters) and TorchScript graphs against the eager model, and the ONNX lint.
+
+Exported once per module at batch 2 / source length 5 (graphs.EXPORT_*), then run in real
+onnxruntime sessions and torch.jit.load-ed modules at batches and lengths never seen at export.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn as nn
+
+from seq2seq_export.config import ModelConfig
+from seq2seq_export.constants import DEFAULT_ATOL, DEFAULT_OPSET
+from seq2seq_export.errors import ExportError
+from seq2seq_export.export.graphs import EXPORT_BATCH, EXPORT_SRC_LEN, example_inputs, graph_modules
+from seq2seq_export.export.onnx import (
+    check_onnx_file,
+    constant_batch_problems,
+    dynamic_axes_problems,
+    export_onnx,
+    gru_problems,
+    opset_problems,
+    training_op_problems,
+)
+from seq2seq_export.export.torchscript import export_torchscript
+from seq2seq_export.iospec import graph_specs
+from seq2seq_export.model import Seq2Seq
+
+CFG = ModelConfig(src_vocab_size=11, tgt_vocab_size=13, emb_dim=8, hidden_dim=16, num_layers=2)
+BATCHES, LENGTHS = (1, 3, 17), (1, 7, 60)
+
+
+@pytest.fixture(scope="module")
+def model() -> Seq2Seq:
+    torch.manual_seed(0)
+    return Seq2Seq(CFG).eval()
+
+
+class _Exports:
+    """Each kind exported at most once per module, on first use: the dynamo export is slow."""
+
+    def __init__(self, model: Seq2Seq, root: Path):
+        self.model, self.root, self.dirs = model, root, {}
+
+    def __getitem__(self, kind: str) -> Path:
+        if kind not in self.dirs:
+            d = self.root / kind
+            d.mkdir()
+            modules = graph_modules(self.model)
+            for name, spec in graph_specs(CFG).items():
+                if kind == "torchscript":
+                    export_torchscript(modules[name], spec, d / f"{name}.pt")
+                else:
+                    args = example_inputs(spec, CFG)
+                    export_onnx(modules[name], args, spec, d / f"{name}.onnx", opset=DEFAULT_OPSET, exporter=kind)
+            self.dirs[kind] = d
+        return self.dirs[kind]
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory) -> _Exports:
+    """exported['legacy' | 'dynamo' | 'torchscript'] -> directory with both graphs."""
+    return _Exports(model, tmp_path_factory.mktemp("export"))
+
+
+def _inputs(batch: int, length: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, length + 1, size=batch)
+    lengths[0] = length  # the padded width is always used by some row; other rows may be empty
+    return {
+        "src_tokens": rng.integers(0, CFG.src_vocab_size, size=(batch, length)),
+        "src_lengths": lengths,
+        "prev_tokens": rng.integers(0, CFG.tgt_vocab_size, size=batch),
+        "hidden": rng.standard_normal((CFG.num_layers, batch, CFG.hidden_dim)).astype(np.float32),
+    }
+
+
+def _eager(model: Seq2Seq, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    t = {k: torch.from_numpy(v) for k, v in x.items()}
+    with torch.no_grad():
+        hidden = model.encode(t["src_tokens"], t["src_lengths"])
+        logits, next_tokens, hidden_out = model.decode_step(t["prev_tokens"], t["hidden"])
+    return {"enc_hidden": hidden.numpy(), "logits": logits.numpy(), "next_tokens": next_tokens.numpy(), "hidden_out": hidden_out.numpy()}
+
+
+def _run_onnx(d: Path, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    enc = ort.InferenceSession(str(d / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(d / "decoder_step.onnx"), providers=["CPUExecutionProvider"])
+    (hidden,) = enc.run(None, {"src_tokens": x["src_tokens"], "src_lengths": x["src_lengths"]})
+    logits, next_tokens, hidden_out = dec.run(None, {"prev_tokens": x["prev_tokens"], "hidden": x["hidden"]})
+    return {"enc_hidden": hidden, "logits": logits, "next_tokens": next_tokens, "hidden_out": hidden_out}
+
+
+def _run_torchscript(d: Path, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    enc, dec = torch.jit.load(str(d / "encoder.pt")), torch.jit.load(str(d / "decoder_step.pt"))
+    t = {k: torch.from_numpy(v) for k, v in x.items()}
+    with torch.no_grad():
+        hidden = enc(t["src_tokens"], t["src_lengths"])
+        logits, next_tokens, hidden_out = dec(t["prev_tokens"], t["hidden"])
+    return {"enc_hidden": hidden.numpy(), "logits": logits.numpy(), "next_tokens": next_tokens.numpy(), "hidden_out": hidden_out.numpy()}
+
+
+def _assert_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    for key, w in want.items():
+        assert got[key].shape == w.shape and got[key].dtype == w.dtype, key
+        if key == "next_tokens":
+            np.testing.assert_array_equal(got[key], w)
+        else:
+            np.testing.assert_allclose(got[key], w, rtol=0, atol=DEFAULT_ATOL, err_msg=key)
+
+
+@pytest.mark.parametrize("kind", ["legacy", "dynamo", "torchscript"])
+def test_graphs_match_eager_at_unseen_batches_and_lengths(kind, model, exported):
+    assert (EXPORT_BATCH, EXPORT_SRC_LEN) == (2, 5)
+    run = _run_torchscript if kind == "torchscript" else _run_onnx
+    for i, (batch, length) in enumerate((b, s) for b in BATCHES for s in LENGTHS):
+        x = _inputs(batch, length, seed=i)
+        _assert_close(run(exported[kind], x), _eager(model, x))
+
+
+def test_each_torchscript_file_holds_only_its_half_of_the_model(exported):
+    enc, dec = (torch.jit.load(str(exported["torchscript"] / f)) for f in ("encoder.pt", "decoder_step.pt"))
+    assert {n.split(".")[0] for n, _ in enc.named_parameters()} == {"encoder"}
+    assert {n.split(".")[0] for n, _ in dec.named_parameters()} == {"decoder"}
+    assert not enc.training and not dec.training
+
+
+def test_dynamo_and_legacy_graphs_agree(exported):
+    sigs = {}
+    for kind in ("legacy", "dynamo"):
+        for name in ("encoder", "decoder_step"):
+            m = onnx.load(str(exported[kind] / f"{name}.onnx"))
+            sigs.setdefault(kind, []).append([str(v.type) + v.name for v in list(m.graph.input) + list(m.graph.output)])
+            assert [g.op_type for g in m.graph.node].count("GRU") == CFG.num_layers
+    assert sigs["legacy"] == sigs["dynamo"]
+    x = _inputs(4, 9, seed=99)
+    a, b = _run_onnx(exported["legacy"], x), _run_onnx(exported["dynamo"], x)
+    _assert_close(a, b)
+
+
+@pytest.mark.parametrize("kind", ["legacy", "dynamo"])
+def test_exported_files_pass_check_and_are_single_files(kind, exported):
+    specs = graph_specs(CFG)
+    for name, spec in specs.items():
+        path = exported[kind] / f"{name}.onnx"
+        assert check_onnx_file(path, spec, DEFAULT_OPSET) == []
+        graph = onnx.load(str(path)).graph
+        dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in list(graph.input) + list(graph.output)]
+        assert dims == [list(t.shape) for t in spec.inputs + spec.outputs]  # e.g. ['batch', 'src_len'], [2, 'batch', 16]
+    assert sorted(p.name for p in exported[kind].iterdir()) == ["decoder_step.onnx", "encoder.onnx"]
+
+
+def _flip_linear_before_reset(src: Path, dst: Path) -> None:
+    m = onnx.load(str(src))
+    for node in m.graph.node:
+        if node.op_type == "GRU":
+            for a in node.attribute:
+                if a.name == "linear_before_reset":
+                    a.i = 0
+    onnx.save(m, str(dst))
+
+
+def test_gru_with_linear_before_reset_0_is_rejected_and_really_wrong(exported, model, tmp_path):
+    bad = tmp_path / "decoder_step.onnx"
+    _flip_linear_before_reset(exported["legacy"] / "decoder_step.onnx", bad)
+    problems = check_onnx_file(bad, graph_specs(CFG)["decoder_step"])
+    assert len(problems) == CFG.num_layers and all("linear_before_reset=0" in p for p in problems)
+    # The lint matters: onnxruntime accepts the file and silently computes something else.
+    x = _inputs(3, 4, seed=1)
+    sess = ort.InferenceSession(str(bad), providers=["CPUExecutionProvider"])
+    logits = sess.run(["logits"], {"prev_tokens": x["prev_tokens"], "hidden": x["hidden"]})[0]
+    assert np.abs(logits - _eager(model, x)["logits"]).max() > 1e-3
+    assert gru_problems(onnx.load(str(exported["legacy"] / "decoder_step.onnx"))) == []
+
+
+def _legacy_raw(module, spec, path: Path, **kw) -> onnx.ModelProto:
+    """A bare legacy export (no IO stamping, no checks), for building bad graphs."""
+    torch.onnx.export(module, example_inputs(spec, CFG), str(path), dynamo=False, input_names=spec.input_names,
+                      output_names=spec.output_names, opset_version=kw.pop("opset", DEFAULT_OPSET), **kw)
+    return onnx.load(str(path))
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_fixed_batch_signature_fails_dynamic_axes_lint(model, tmp_path):
+    spec = graph_specs(CFG)["decoder_step"]
+    fixed = _legacy_raw(graph_modules(model)["decoder_step"], spec, tmp_path / "fixed.onnx")  # no dynamic axes
+    assert "prev_tokens: axis 0 (batch) is fixed to 2, expected a dynamic axis" in dynamic_axes_problems(fixed, spec)
+
+
+def test_batch_baked_into_the_graph_fails_lint_even_when_relabelled(exported, tmp_path):
+    """A Reshape to a constant (2, V) before the logits output: the signature still says 'batch'."""
+    spec = graph_specs(CFG)["decoder_step"]
+    m = onnx.load(str(exported["legacy"] / "decoder_step.onnx"))
+    producer = next(n for n in m.graph.node if "logits" in n.output)
+    producer.output[list(producer.output).index("logits")] = "logits_raw"
+    m.graph.initializer.append(onnx.numpy_helper.from_array(np.array([EXPORT_BATCH, CFG.tgt_vocab_size]), "baked"))
+    m.graph.node.append(onnx.helper.make_node("Reshape", ["logits_raw", "baked"], ["logits"]))
+    argmax = next(n for n in m.graph.node if n.op_type == "ArgMax")
+    argmax.input[0] = "logits_raw"
+    assert dynamic_axes_problems(m, spec) == []
+    assert constant_batch_problems(m, spec) == ["logits: batch axis is a constant 2 inside the graph"]
+    onnx.save(m, str(tmp_path / "baked.onnx"))
+    sess = ort.InferenceSession(str(tmp_path / "baked.onnx"), providers=["CPUExecutionProvider"])
+    x = _inputs(3, 1, seed=0)
+    with pytest.raises(Exception):  # the lint is right: batch 3 cannot run
+        sess.run(None, {"prev_tokens": x["prev_tokens"], "hidden": x["hidden"]})
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_training_mode_dropout_and_old_opset_are_reported(tmp_path):
+    torch.manual_seed(0)
+    lively = Seq2Seq(ModelConfig(11, 13, 8, 16, dropout=0.3)).train()  # legacy: no GRU dropout in training mode
+    spec = graph_specs(lively.config)["decoder_step"]
+    graph = graph_modules(lively)["decoder_step"].train()
+    m = _legacy_raw(graph, spec, tmp_path / "train.onnx", training=torch.onnx.TrainingMode.TRAINING, opset=16)
+    assert any("training mode" in p for p in training_op_problems(m))
+    assert opset_problems(m) == ["opset 16 is below the minimum 17"]
+    assert opset_problems(m, 18)[-1] == "opset 16 differs from the recorded opset 18"
+    eval_graph = graph_modules(lively)["decoder_step"]  # graph_modules puts the model in eval mode
+    export_onnx(eval_graph, example_inputs(spec, lively.config), spec, tmp_path / "eval.onnx", opset=18, exporter="legacy")
+    assert training_op_problems(onnx.load(str(tmp_path / "eval.onnx"))) == []
+
+
+def test_external_data_is_rejected(exported, tmp_path):
+    m = onnx.load(str(exported["legacy"] / "encoder.onnx"))
+    onnx.save(m, str(tmp_path / "encoder.onnx"), save_as_external_data=True, size_threshold=0, location="w.bin")
+    assert "external data" in check_onnx_file(tmp_path / "encoder.onnx", graph_specs(CFG)["encoder"])[0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"exporter": "tracing"}, "unknown ONNX exporter 'tracing'"), ({"opset": 16}, "opset 16 is too old")],
+)
+def test_bad_export_options(kwargs, match, model, tmp_path):
+    spec = graph_specs(CFG)["encoder"]
+    opts = {"opset": DEFAULT_OPSET, "exporter": "legacy", **kwargs}
+    with pytest.raises(ExportError, match=match):
+        export_onnx(graph_modules(model)["encoder"], example_inputs(spec, CFG), spec, tmp_path / "e.onnx", **opts)
+    assert not (tmp_path / "e.onnx").exists()
+
+
+class _DropsLengths(nn.Module):
+    """Reads src_lengths as a Python int, so tracing bakes it in and the graph loses that input."""
+
+    def forward(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(1, src_tokens.shape[0], 4) + int(src_lengths.max())
+
+
+def test_a_graph_that_loses_an_input_is_an_export_error_and_nothing_is_printed(tmp_path, capsys):
+    spec = graph_specs(ModelConfig(5, 6, 4, 4))["encoder"]
+    args = (torch.zeros(2, 5, dtype=torch.long), torch.tensor([5, 3]))
+    with pytest.raises(ExportError, match=r"encoder: exported graph inputs are \['src_tokens'\], expected \['src_tokens', 'src_lengths'\]"):
+        export_onnx(_DropsLengths(), args, spec, tmp_path / "e.onnx", opset=DEFAULT_OPSET, exporter="legacy")
+    assert capsys.readouterr() == ("", "")
+    assert not (tmp_path / "e.onnx").exists()
