@@ -111,6 +111,6 @@ def toy_checkpoint(tmp_path_factory) -> Path:
     from seq2seq_export.train import load_config, train
 
     out = tmp_path_factory.mktemp("toy_train")
-    cfg = load_config("toy", out=str(out), emb_dim=16, hidden_dim=32, batch_size=256, epochs=3, max_minutes=0.0,
-                      lr=1e-2, threads=1, device="cpu")
+    cfg = load_config("toy", out=str(out), emb_dim=16, hidden_dim=32, num_layers=1, batch_size=256, epochs=3,
+                      max_minutes=0.0, lr=1e-2, threads=1, device="cpu")
     return train(cfg, progress=False).checkpoint

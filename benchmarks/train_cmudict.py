@@ -1,0 +1,41 @@
+"""Train the cmudict preset for its budget; print training words/s and test-split WER / PER.
+
+    .venv/bin/python benchmarks/train_cmudict.py [--out DIR] [--max-minutes M] [--threads N]
+
+WER = 1 - exact match, PER = phoneme edit distance / reference phonemes, both on the test split
+(hash-split, 6,337 words). The load average and the process's CPU seconds are printed too, because
+on a shared machine the wall-clock budget buys less training than the figures suggest.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+from seq2seq_export.train import load_config, train
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="artifacts/bench_cmudict", help="output folder (checkpoint, last.pt, metrics.json)")
+    ap.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget [default: the preset's]")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: the preset's]")
+    args = ap.parse_args()
+    cfg = load_config("cmudict", out=args.out, max_minutes=args.max_minutes, threads=args.threads)
+    load_before, start = os.getloadavg()[0], time.monotonic()
+    result = train(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    cpu_s = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    print(f"config: hidden {cfg.hidden_dim}, emb {cfg.emb_dim}, layers {cfg.num_layers}, batch {cfg.batch_size}, "
+          f"lr {cfg.lr} {cfg.lr_schedule}, teacher forcing {cfg.teacher_forcing}, threads {cfg.threads or 'default'}")
+    print(f"trained {result.epochs:g} epochs ({result.steps} steps) in {result.elapsed_s / 60:.1f} min wall, "
+          f"{cpu_s / 60:.1f} min CPU; load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end")
+    print(f"training speed: {result.words_per_s:.0f} words/s")
+    print(f"valid: WER {1 - result.valid['exact_match']:.2%}, PER {result.valid['token_error_rate']:.2%}")
+    print(f"test:  WER {1 - result.test['exact_match']:.2%}, PER {result.test['token_error_rate']:.2%} "
+          f"({result.test['count']} words); total {(time.monotonic() - start) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""TrainConfig: every training choice in one frozen dataclass, read from a TOML preset plus overrides."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..constants import DEFAULT_ARTIFACTS_DIR
+from ..errors import ConfigError
+
+LR_SCHEDULES = ("constant", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+# Changing these between an interrupted run and its resumption would not continue the same run.
+STOP_FIELDS = ("epochs", "max_minutes", "max_steps", "device", "threads", "out")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "custom"  # name of the preset this config came from (default output folder)
+    dataset: str = "toy"  # toy | cmudict | tsv:PATH
+    src_tokenizer: str = ""  # char | space; "" = the dataset's default
+    tgt_tokenizer: str = ""  # char | space; "" = the dataset's default
+    max_tokens: int = 0  # drop pairs with a side longer than this (0 = keep all)
+    out: str = ""  # output folder; "" = artifacts/<preset>
+    emb_dim: int = 128  # embedding size, both sides
+    hidden_dim: int = 256  # GRU state size
+    num_layers: int = 1  # stacked GRU layers
+    dropout: float = 0.0  # embedding / inter-layer dropout while training
+    epochs: int = 10  # upper bound on passes over the train split
+    max_minutes: float = 0.0  # wall-clock budget for the whole run, resumptions included (0 = none)
+    max_steps: int = 0  # stop after this many optimizer steps in total (0 = none)
+    batch_size: int = 64  # pairs per optimizer step
+    lr: float = 1e-3  # Adam peak learning rate
+    lr_schedule: str = "cosine"  # constant | cosine (decays to lr*min_lr_ratio over epochs or time budget)
+    min_lr_ratio: float = 0.05  # final learning rate as a fraction of lr (cosine only)
+    warmup_steps: int = 0  # linear warm-up steps from 0 to lr
+    teacher_forcing: float = 1.0  # probability of feeding the gold token; 1.0 = one fast GRU call
+    clip: float = 1.0  # gradient-norm clip (0 = none)
+    seed: int = 0  # data order, initial weights, dropout, teacher-forcing draws (and the toy data)
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # CPU threads for torch (0 = torch's default); 1 is fastest on a busy machine
+    eval_batch_size: int = 512  # batch size for validation loss and greedy decoding
+
+    def __post_init__(self) -> None:
+        positive = ("emb_dim", "hidden_dim", "num_layers", "epochs", "batch_size", "eval_batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train config: {name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("max_tokens", "max_minutes", "max_steps", "warmup_steps", "clip", "threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train config: {name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"train config: lr must be > 0, got {self.lr!r}")
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise ConfigError(f"train config: teacher_forcing must be in [0, 1], got {self.teacher_forcing!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train config: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"train config: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"train config: device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path(DEFAULT_ARTIFACTS_DIR) / self.preset
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "train config") -> "TrainConfig":
+        types = {f.name: type(f.default) for f in fields(cls)}
+        unknown = sorted(set(d) - set(types))
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(types)}")
+        clean = {}
+        for key, value in d.items():
+            want = types[key]
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise ConfigError(f"{where}: {key} must be of type {want.__name__}, got {value!r}")
+            clean[key] = value
+        return cls(**clean)
+
+    def differences(self, other: "TrainConfig", ignore: tuple[str, ...] = STOP_FIELDS) -> list[str]:
+        """Fields (outside `ignore`) whose values differ, as 'name: mine vs theirs'."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{k}: {mine[k]!r} vs {theirs[k]!r}" for k in mine if k not in ignore and mine[k] != theirs[k]]
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(__package__).iterdir() if p.name.endswith(".toml"))
+
+
+def load_config(preset: str, **overrides: Any) -> TrainConfig:
+    """A preset (a name shipped in seq2seq_export/train/ or a path to a TOML file) with overrides.
+
+    Overrides whose value is None are ignored, so CLI options that were not given keep the preset's.
+    """
+    if preset.endswith(".toml") or "/" in preset or "\\" in preset:
+        path, name = Path(preset), Path(preset).stem
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the preset ({e.strerror or e})") from None
+    else:
+        if preset not in preset_names():
+            raise ConfigError(f"unknown preset {preset!r}: use one of {', '.join(preset_names())} or a .toml path")
+        path, name = Path(f"{preset}.toml"), preset
+        raw = resources.files(__package__).joinpath(f"{preset}.toml").read_bytes()
+    try:
+        values = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not a valid TOML preset: {e}") from None
+    values = {"preset": name, **values}
+    cfg = TrainConfig.from_dict(values, where=str(path))
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(cfg.to_dict()))
+    if unknown:
+        raise ConfigError(f"unknown train option(s) {', '.join(unknown)}")
+    return TrainConfig.from_dict({**cfg.to_dict(), **given}, where="train options")
+
+
+__all__ = ["TrainConfig", "load_config", "preset_names"]

@@ -1,0 +1,258 @@
+"""train(cfg): the training loop, best/last checkpoints, resumption, and the final test metrics."""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..config import ModelConfig
+from ..constants import MAX_LEN_MARGIN
+from ..data import load_dataset
+from ..errors import ConfigError
+from ..fsutil import atomic_file
+from ..model import Seq2Seq, select_device, sequence_loss
+from ..vocab import TextPipeline, Vocab
+from .batching import EncodedPairs, collate, epoch_batches
+from .config import TrainConfig
+from .metrics import evaluate, validation_loss
+
+BEST_FILE, LAST_FILE, METRICS_FILE = "checkpoint.pt", "last.pt", "metrics.json"
+SAVE_EVERY_S = 300.0  # also write last.pt this often mid-epoch, so a killed run loses little
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path  # where the files below live
+    checkpoint: Path  # best checkpoint by validation exact match, then token error rate
+    epochs: float  # passes over the train split, fractional if a budget stopped mid-epoch
+    steps: int  # optimizer steps in total
+    elapsed_s: float  # wall-clock seconds of the whole run, resumptions included
+    words_per_s: float  # training pairs per second of optimizer-step time
+    stopped_by: str  # "epochs", "time", "steps" or "interrupt"
+    max_len: int  # decoding limit: longest train target + MAX_LEN_MARGIN
+    valid: dict[str, Any]  # the best checkpoint's validation metrics
+    test: dict[str, Any]  # test-split metrics of the best checkpoint
+
+
+def lr_at(cfg: TrainConfig, step: int, total_steps: int, time_fraction: float) -> float:
+    """Warm-up, then constant or cosine decay over whichever runs out first: steps or wall-clock."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = min(1.0, max(step / max(1, total_steps), time_fraction))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@contextlib.contextmanager
+def _stop_on_sigint() -> Iterator[list[bool]]:
+    """First Ctrl-C asks the loop to stop at the next batch boundary and save; a second one aborts."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        flag[0] = True
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _rng_state(tf_gen: torch.Generator, device: torch.device) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "teacher_forcing": tf_gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], tf_gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    tf_gen.set_state(state["teacher_forcing"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
+                cfg: TrainConfig, tf_gen: torch.Generator, pad: int) -> torch.Tensor:
+    """One optimizer step on a collated batch; returns the detached loss."""
+    src, lengths, tgt_in, tgt_out = batch
+    logits = model(src, lengths, tgt_in, cfg.teacher_forcing, generator=tf_gen)  # (B, T, V)
+    loss = sequence_loss(logits, tgt_out, pad)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+    optimizer.step()
+    return loss.detach()
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but CUDA is not available; use --device auto or cpu")
+    return select_device(name)
+
+
+def train(
+    cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] | None = None, progress: bool = True
+) -> TrainResult:
+    """Train per `cfg`, writing OUT/checkpoint.pt (best), OUT/last.pt (resumable) and OUT/metrics.json."""
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, resume, log or (lambda _msg: None), progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress: bool) -> TrainResult:
+    out = cfg.out_dir
+    device = _resolve_device(cfg.device)
+    data = load_dataset(
+        cfg.dataset, cfg.seed, src_tokenizer=cfg.src_tokenizer or None, tgt_tokenizer=cfg.tgt_tokenizer or None,
+        max_tokens=cfg.max_tokens or None,
+    )
+    torch.manual_seed(cfg.seed)
+    tf_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    if resume:
+        last = load_checkpoint(out / LAST_FILE) if (out / LAST_FILE).exists() else None
+        if last is None or not last.training or "cursor" not in last.training:
+            raise ConfigError(f"{out / LAST_FILE}: nothing to resume (no resumable last.pt); train without --resume")
+        stored = TrainConfig.from_dict(last.training["train_config"], where=str(out / LAST_FILE))
+        diffs = cfg.differences(stored)
+        if diffs:
+            raise ConfigError(f"--resume with different settings than the interrupted run ({'; '.join(diffs)})")
+        text, mcfg, state = last.text, last.config, last.training
+    else:
+        text = TextPipeline(
+            Vocab.build((s for s, _ in data.train), data.src_tokenizer),
+            Vocab.build((t for _, t in data.train), data.tgt_tokenizer),
+        )
+        mcfg = ModelConfig(len(text.src), len(text.tgt), cfg.emb_dim, cfg.hidden_dim, cfg.num_layers, cfg.dropout)
+        state = {"cursor": {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "train_s": 0.0, "words": 0},
+                 "best": None, "history": []}
+    model = Seq2Seq(mcfg)
+    if resume:
+        model.load_state_dict(last.state_dict)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if resume:
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"], tf_gen, device)
+
+    train_enc = EncodedPairs.from_text(text, data.train)
+    valid_enc = EncodedPairs.from_text(text, data.valid)
+    max_len = max(len(t) for t in train_enc.tgt) - 2 + MAX_LEN_MARGIN  # minus <sos>, <eos>
+    steps_per_epoch = len(epoch_batches(train_enc, cfg.batch_size, cfg.seed, 0))
+    total_steps = cfg.epochs * steps_per_epoch
+    budget_s = cfg.max_minutes * 60.0
+    cur = dict(state["cursor"])
+    best, history = state["best"], list(state["history"])
+    pad = text.tgt.pad_id
+    log(f"{cfg.dataset}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test pairs; "
+        f"vocab {len(text.src)}/{len(text.tgt)}; {sum(p.numel() for p in model.parameters())} parameters; "
+        f"device {device}; {steps_per_epoch} steps/epoch" + (f"; resuming at step {cur['step']}" if resume else ""))
+
+    def save_last() -> None:
+        training = {"train_config": cfg.to_dict(), "max_len": max_len, "cursor": dict(cur), "best": best,
+                    "history": history, "optimizer": optimizer.state_dict(), "rng": _rng_state(tf_gen, device)}
+        save_checkpoint(out / LAST_FILE, Checkpoint(mcfg, text, model.state_dict(), training))
+
+    def validate() -> None:
+        nonlocal best
+        vloss = validation_loss(model, valid_enc, pad, cfg.eval_batch_size, device)
+        m = evaluate(model, text, data.valid, max_len=max_len, batch_size=cfg.eval_batch_size, device=device)
+        epoch = cur["epoch"] + cur["batch"] / steps_per_epoch
+        row = {"epoch": round(epoch, 4), "step": cur["step"], "valid_loss": vloss, **m.to_dict()}
+        history.append(row)
+        key = (m.exact_match, -m.token_error_rate, -vloss)
+        if best is None or key > (best["exact_match"], -best["token_error_rate"], -best["valid_loss"]):
+            best = row
+            training = {"train_config": cfg.to_dict(), "max_len": max_len, "valid": row}
+            save_checkpoint(out / BEST_FILE, Checkpoint(mcfg, text, model.state_dict(), training))
+        log(f"epoch {epoch:.2f} step {cur['step']}: valid loss {vloss:.4f}, exact match {m.exact_match:.2%}, "
+            f"token error rate {m.token_error_rate:.2%}, {cur['elapsed_s'] / 60:.1f} min"
+            + (" (best)" if best is row else ""))
+
+    stopped_by = "epochs"
+    session_start = time.monotonic() - cur["elapsed_s"]
+    last_save = time.monotonic()
+    with _stop_on_sigint() as interrupted:
+        while cur["epoch"] < cfg.epochs:
+            batches = epoch_batches(train_enc, cfg.batch_size, cfg.seed, cur["epoch"])
+            bar = tqdm(total=len(batches), initial=cur["batch"], desc=f"epoch {cur['epoch'] + 1}/{cfg.epochs}",
+                       file=sys.stderr, disable=not progress, mininterval=1.0, leave=False)
+            stepped, running = False, None
+            while cur["batch"] < len(batches):
+                cur["elapsed_s"] = time.monotonic() - session_start
+                if budget_s and cur["elapsed_s"] >= budget_s:
+                    stopped_by = "time"
+                elif cfg.max_steps and cur["step"] >= cfg.max_steps:
+                    stopped_by = "steps"
+                elif interrupted[0]:
+                    stopped_by = "interrupt"
+                if stopped_by != "epochs":
+                    break
+                t0 = time.monotonic()
+                lr = lr_at(cfg, cur["step"], total_steps, cur["elapsed_s"] / budget_s if budget_s else 0.0)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                rows = batches[cur["batch"]]
+                loss = _train_step(model, optimizer, collate(train_enc, rows, pad, device), cfg, tf_gen, pad)
+                cur["step"], cur["batch"], cur["words"] = cur["step"] + 1, cur["batch"] + 1, cur["words"] + len(rows)
+                cur["train_s"] += time.monotonic() - t0
+                stepped = True
+                running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+                bar.update(1)
+                bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}", refresh=False)
+                if time.monotonic() - last_save > SAVE_EVERY_S:
+                    save_last()
+                    last_save = time.monotonic()
+            bar.close()
+            if cur["batch"] >= len(batches):
+                cur["epoch"], cur["batch"] = cur["epoch"] + 1, 0
+            cur["elapsed_s"] = time.monotonic() - session_start
+            if stepped:
+                validate()
+            save_last()
+            last_save = time.monotonic()
+            if stopped_by != "epochs":
+                break
+    if best is None:
+        raise ConfigError("training stopped before its first validation; raise --max-minutes or --max-steps")
+    epochs = round(cur["epoch"] + cur["batch"] / steps_per_epoch, 4)
+    return _finish(cfg, out, device, data.test, cur, epochs, stopped_by, max_len, best)
+
+
+def _finish(cfg: TrainConfig, out: Path, device: torch.device, test_pairs: list, cur: dict, epochs: float,
+            stopped_by: str, max_len: int, best: dict) -> TrainResult:
+    """Score the best checkpoint on the test split; store the figures in it and in metrics.json."""
+    ckpt = load_checkpoint(out / BEST_FILE)
+    model = ckpt.build_model(device)
+    test = evaluate(model, ckpt.text, test_pairs, max_len=max_len, batch_size=cfg.eval_batch_size, device=device)
+    training = {**ckpt.training, "test": test.to_dict()}
+    save_checkpoint(out / BEST_FILE, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training))
+    result = TrainResult(
+        out_dir=out, checkpoint=out / BEST_FILE, epochs=epochs,
+        steps=cur["step"], elapsed_s=cur["elapsed_s"], words_per_s=cur["words"] / max(cur["train_s"], 1e-9),
+        stopped_by=stopped_by, max_len=max_len, valid=best, test=test.to_dict(),
+    )
+    with atomic_file(out / METRICS_FILE) as tmp:
+        tmp.write_text(json.dumps({**result.__dict__, "out_dir": str(out), "checkpoint": str(out / BEST_FILE)}, indent=2))
+    return result

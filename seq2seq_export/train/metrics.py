@@ -1,0 +1,84 @@
+"""Validation metrics: teacher-forced loss and greedy-decode exact match / token error rate."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+
+from ..model import Seq2Seq, sequence_loss
+from ..runtime.eager import EagerBackend
+from ..runtime.greedy import decode_in_batches
+from ..vocab import TextPipeline
+from .batching import EncodedPairs, collate
+
+
+@dataclass(frozen=True)
+class Metrics:
+    exact_match: float  # fraction of outputs equal to the reference (1 - WER for cmudict)
+    token_error_rate: float  # total edit distance / total reference tokens (PER for cmudict)
+    count: int  # pairs evaluated
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def score(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> Metrics:
+    """Exact match and corpus token error rate of hypotheses against references (id lists)."""
+    if len(hyps) != len(refs) or not refs:
+        raise ValueError(f"need as many hypotheses as references (>0), got {len(hyps)} and {len(refs)}")
+    exact = sum(list(h) == list(r) for h, r in zip(hyps, refs))
+    errors = sum(edit_distance(h, r) for h, r in zip(hyps, refs))
+    return Metrics(exact / len(refs), errors / max(1, sum(len(r) for r in refs)), len(refs))
+
+
+def evaluate(
+    model: Seq2Seq,
+    text: TextPipeline,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    max_len: int,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+) -> Metrics:
+    """Greedy-decode every source with the shared loop and score it against its target."""
+    was_training = model.training
+    backend = EagerBackend(model, device)
+    hyps = decode_in_batches(
+        backend,
+        [text.encode_source(s) for s, _ in pairs],
+        batch_size=batch_size,
+        pad_id=text.src.pad_id,
+        start_id=text.tgt.sos_id,
+        end_id=text.tgt.eos_id,
+        max_len=max_len,
+    )
+    model.train(was_training)
+    return score(hyps, [text.tgt.encode(t) for _, t in pairs])
+
+
+@torch.no_grad()
+def validation_loss(model: Seq2Seq, data: EncodedPairs, pad_id: int, batch_size: int, device: torch.device) -> float:
+    """Teacher-forced cross-entropy per target token over `data`, in eval mode."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(data)), key=lambda i: len(data.src[i]))
+    total, tokens = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        src, lengths, tgt_in, tgt_out = collate(data, order[start : start + batch_size], pad_id, device)
+        n = int((tgt_out != pad_id).sum())
+        total += float(sequence_loss(model(src, lengths, tgt_in), tgt_out, pad_id)) * n
+        tokens += n
+    model.train(was_training)
+    return total / max(1, tokens)
