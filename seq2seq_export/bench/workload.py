@@ -1,0 +1,62 @@
+"""What the benchmark decodes (source id sequences) and what that costs in FLOPs."""
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+from ..config import ModelConfig
+from ..errors import ConfigError
+from ..manifest import Bundle
+
+RANDOM_LENGTHS = (3, 12)  # source lengths drawn uniformly from this range, like cmudict words (chars)
+DATA_KINDS = ("random", "toy", "cmudict", "tsv:PATH")
+
+
+def load_samples(bundle: Bundle, data: str, samples: int, seed: int = 0) -> list[list[int]]:
+    """`samples` source id lists: random ids from the bundle's source vocabulary, or a dataset's sources."""
+    if data == "random":
+        return _random_samples(bundle, samples, seed)
+    if data in ("toy", "cmudict") or data.startswith("tsv:"):
+        from ..data import load_dataset  # only the dataset path needs the data module
+
+        ds = load_dataset(data, seed=seed)
+        sources = [src for src, _ in (*ds.test, *ds.valid, *ds.train)][:samples]  # held-out pairs first
+        return [bundle.text.encode_source(s) for s in sources]
+    raise ConfigError(f"unknown --data {data!r}: use one of {', '.join(DATA_KINDS)}")
+
+
+def _random_samples(bundle: Bundle, samples: int, seed: int) -> list[list[int]]:
+    src = bundle.text.src
+    specials = {src.pad_id, src.unk_id, src.sos_id, src.eos_id}
+    ids = [i for i in range(len(src)) if i not in specials] or [src.unk_id]
+    rng = random.Random(seed)
+    seqs = [[rng.choice(ids) for _ in range(rng.randint(*RANDOM_LENGTHS))] for _ in range(samples)]
+    if bundle.text.src_append_eos:
+        seqs = [s + [src.eos_id] for s in seqs]
+    return seqs
+
+
+def decode_options(bundle: Bundle) -> dict:
+    """The keyword arguments `decode_in_batches` needs besides the backend, inputs and batch size."""
+    dec = bundle.manifest["decoding"]
+    return {"pad_id": bundle.text.src.pad_id, "start_id": dec["start_id"], "end_id": dec["end_id"], "max_len": bundle.max_len}
+
+
+def layer_flops(cfg: ModelConfig) -> int:
+    """FLOPs of one GRU time step through all layers: input and recurrent GEMMs (3 gates each)."""
+    h = cfg.hidden_dim
+    return sum(2 * 3 * h * ((cfg.emb_dim if layer == 0 else h) + h) for layer in range(cfg.num_layers))
+
+
+def sequence_flops(cfg: ModelConfig, src_len: int, steps: int) -> int:
+    """GEMM FLOPs to translate one sequence; elementwise gate math and embedding lookups are not counted.
+
+    Encoder: every source token through every layer. Decoder: every step (the final <eos> step
+    included) through every layer plus the output projection (hidden -> target vocabulary).
+    """
+    return src_len * layer_flops(cfg) + steps * (layer_flops(cfg) + 2 * cfg.hidden_dim * cfg.tgt_vocab_size)
+
+
+def decoder_steps(outputs: Sequence[Sequence[int]], max_len: int) -> list[int]:
+    """Decoder calls each row took: its tokens plus the <eos> step, or max_len if it never ended."""
+    return [min(len(toks) + 1, max_len) for toks in outputs]
