@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import torch
 from onnx import numpy_helper
 
 from seq2seq_export.constants import DECODER_ONNX, MANIFEST_FILE
@@ -64,11 +65,20 @@ def perturb_largest_weight(model: onnx.ModelProto, eps: float = 1e-3) -> str:
     return target.name
 
 
+class _EagerDecodeStep(torch.nn.Module):
+    """Seq2Seq.decode_step as a module, embedding dropout included."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, prev_tokens, hidden):
+        return self.model.decode_step(prev_tokens, hidden)
+
+
 def reexport_decoder_step(root: Path, *, train_mode: bool = False, fixed_batch: bool = False) -> None:
     """Replace decoder_step.onnx by a direct legacy export of the reference model, done wrongly on purpose:
     train_mode keeps dropout active (TrainingMode.TRAINING); fixed_batch exports batch 1 with no dynamic axes."""
-    import torch
-
     from seq2seq_export.checkpoint import load_checkpoint
     from seq2seq_export.export.graphs import example_inputs, graph_modules
     from seq2seq_export.iospec import BATCH
@@ -76,7 +86,9 @@ def reexport_decoder_step(root: Path, *, train_mode: bool = False, fixed_batch: 
 
     bundle = load_bundle(root)
     model = load_checkpoint(bundle.reference).build_model()
-    module = graph_modules(model)["decoder_step"]
+    # train_mode exports the eager decoder step: the graph wrapper folds the embedding into the GRU
+    # and so has no Dropout to leave in training mode.
+    module = _EagerDecodeStep(model) if train_mode else graph_modules(model)["decoder_step"]
     spec = bundle.graphs["decoder_step"]
     inputs = example_inputs(spec, bundle.config)
     if fixed_batch:

@@ -136,7 +136,8 @@ def test_dynamo_and_legacy_graphs_agree(exported):
         for name in ("encoder", "decoder_step"):
             m = onnx.load(str(exported[kind] / f"{name}.onnx"))
             sigs.setdefault(kind, []).append([str(v.type) + v.name for v in list(m.graph.input) + list(m.graph.output)])
-            assert [g.op_type for g in m.graph.node].count("GRU") == CFG.num_layers
+            # the decoder step runs explicit GRU cells (embedding folded into layer 0), no GRU op
+            assert [g.op_type for g in m.graph.node].count("GRU") == (CFG.num_layers if name == "encoder" else 0)
     assert sigs["legacy"] == sigs["dynamo"]
     x = _inputs(4, 9, seed=99)
     a, b = _run_onnx(exported["legacy"], x), _run_onnx(exported["dynamo"], x)
@@ -166,16 +167,16 @@ def _flip_linear_before_reset(src: Path, dst: Path) -> None:
 
 
 def test_gru_with_linear_before_reset_0_is_rejected_and_really_wrong(exported, model, tmp_path):
-    bad = tmp_path / "decoder_step.onnx"
-    _flip_linear_before_reset(exported["legacy"] / "decoder_step.onnx", bad)
-    problems = check_onnx_file(bad, graph_specs(CFG)["decoder_step"])
+    bad = tmp_path / "encoder.onnx"  # the encoder holds the GRU nodes; the decoder step has none
+    _flip_linear_before_reset(exported["legacy"] / "encoder.onnx", bad)
+    problems = check_onnx_file(bad, graph_specs(CFG)["encoder"])
     assert len(problems) == CFG.num_layers and all("linear_before_reset=0" in p for p in problems)
     # The lint matters: onnxruntime accepts the file and silently computes something else.
     x = _inputs(3, 4, seed=1)
     sess = ort.InferenceSession(str(bad), providers=["CPUExecutionProvider"])
-    logits = sess.run(["logits"], {"prev_tokens": x["prev_tokens"], "hidden": x["hidden"]})[0]
-    assert np.abs(logits - _eager(model, x)["logits"]).max() > 1e-3
-    assert gru_problems(onnx.load(str(exported["legacy"] / "decoder_step.onnx"))) == []
+    hidden = sess.run(["hidden"], {"src_tokens": x["src_tokens"], "src_lengths": x["src_lengths"]})[0]
+    assert np.abs(hidden - _eager(model, x)["enc_hidden"]).max() > 1e-3
+    assert gru_problems(onnx.load(str(exported["legacy"] / "encoder.onnx"))) == []
 
 
 def _legacy_raw(module, spec, path: Path, **kw) -> onnx.ModelProto:
@@ -215,13 +216,13 @@ def test_batch_baked_into_the_graph_fails_lint_even_when_relabelled(exported, tm
 def test_training_mode_dropout_and_old_opset_are_reported(tmp_path):
     torch.manual_seed(0)
     lively = Seq2Seq(ModelConfig(11, 13, 8, 16, dropout=0.3)).train()  # legacy: no GRU dropout in training mode
-    spec = graph_specs(lively.config)["decoder_step"]
-    graph = graph_modules(lively)["decoder_step"].train()
+    spec = graph_specs(lively.config)["encoder"]  # the decoder step graph has no dropout (folded embedding)
+    graph = graph_modules(lively)["encoder"].train()
     m = _legacy_raw(graph, spec, tmp_path / "train.onnx", training=torch.onnx.TrainingMode.TRAINING, opset=16)
     assert any("training mode" in p for p in training_op_problems(m))
     assert opset_problems(m) == ["opset 16 is below the minimum 17"]
     assert opset_problems(m, 18)[-1] == "opset 16 differs from the recorded opset 18"
-    eval_graph = graph_modules(lively)["decoder_step"]  # graph_modules puts the model in eval mode
+    eval_graph = graph_modules(lively)["encoder"]  # graph_modules puts the model in eval mode
     export_onnx(eval_graph, example_inputs(spec, lively.config), spec, tmp_path / "eval.onnx", opset=18, exporter="legacy")
     assert training_op_problems(onnx.load(str(tmp_path / "eval.onnx"))) == []
 

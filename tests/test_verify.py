@@ -16,7 +16,7 @@ from bundle_edits import (
 from conftest import make_checkpoint
 
 from seq2seq_export.bundle import export_bundle
-from seq2seq_export.constants import MANIFEST_FILE, REFERENCE_CHECKPOINT
+from seq2seq_export.constants import ENCODER_ONNX, MANIFEST_FILE, REFERENCE_CHECKPOINT
 from seq2seq_export.errors import BundleError, ConfigError, DataError, VerificationFailed
 from seq2seq_export.manifest import load_bundle
 from seq2seq_export.runtime import greedy_decode, open_backend
@@ -77,15 +77,15 @@ def test_trained_toy_bundle_passes_on_its_test_split(toy_checkpoint, tmp_path):
 
 def test_flipped_linear_before_reset_fails_at_the_first_divergent_step(lively_bundle, tmp_path):
     broken = copy_bundle(lively_bundle, tmp_path / "b")
-    edit_onnx(broken, flip_linear_before_reset)
+    edit_onnx(broken, flip_linear_before_reset, ENCODER_ONNX)  # the decoder step has no GRU node
     report = verify(broken, samples=SAMPLES)
     bad = failed(report)
-    assert {("lint.decoder_step", "onnx"), ("values.decoder_step", "onnx"), ("teacher_forced", "onnx"),
+    assert {("lint.encoder", "onnx"), ("values.encoder", "onnx"), ("teacher_forced", "onnx"),
             ("greedy", "onnx")} <= bad
     assert {b for _, b in bad} == {"onnx"}  # the TorchScript graphs were not touched
     c = checks(report)
-    assert "linear_before_reset" in c["lint.decoder_step", "onnx"].detail
-    assert "step 0" in c["teacher_forced", "onnx"].detail  # wrong from the first step on
+    assert "linear_before_reset" in c["lint.encoder", "onnx"].detail
+    assert "sample 0, encoder state" in c["teacher_forced", "onnx"].detail  # wrong before the first step
     sample, step = first_divergence_alone(broken, SAMPLES)
     assert c["greedy", "onnx"].detail.startswith(f"sample {sample} diverges at step {step}: eager ")
     assert "eager logit margin" in c["greedy", "onnx"].detail
