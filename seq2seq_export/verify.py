@@ -41,6 +41,13 @@ QUICK = dict(samples=16, batch_sizes=(1, 5), decode_batch=8, graph_samples=8, in
 # and onnxruntime's thread pools cost far more than they give (100x slower on a busy 2-core machine).
 THREADS = 1
 
+# The check s2s-export runs before it keeps a bundle: tokens, IO and lint exactly, values within
+# 1e-3. A defect (GRU linear_before_reset, dropout left on, a wrong weight) is far above that, while
+# onnxruntime's GRU kernel rounds differently enough from torch's that a trained model's states can
+# drift past 1e-5 on long inputs (1e-4 on the cmudict preset at length 33-64) with identical tokens.
+# `s2s-verify` keeps the strict DEFAULT_ATOL.
+QUICK_ATOL = 1e-3
+
 
 @dataclass(frozen=True)
 class VerifyReport:
@@ -218,6 +225,6 @@ def export_check(bundle_dir: str | os.PathLike) -> None:
 
     Raising makes export_bundle discard the bundle, so graphs that fail are never left behind.
     """
-    report = verify(bundle_dir, quick=True)
+    report = verify(bundle_dir, quick=True, atol=QUICK_ATOL)
     if not report.passed:
         raise VerificationFailed(f"exported graphs fail verification, no bundle written: {report.summary()}")
