@@ -9,7 +9,7 @@ from ..iospec import graph_specs
 from ..manifest import Bundle
 from ..model import Seq2Seq, select_device
 from .state import StateFlow, config_state_flows, state_flows
-from .torch_base import TorchGraphBackend
+from .eager_torchscript import TorchGraphBackend
 
 
 class EagerBackend(TorchGraphBackend):

@@ -7,7 +7,7 @@ from ..errors import BundleError
 from ..manifest import GRAPH_NAMES, Bundle
 from ..model import select_device
 from .state import state_flows
-from .torch_base import TorchGraphBackend
+from .eager_torchscript import TorchGraphBackend
 
 
 class TorchScriptBackend(TorchGraphBackend):

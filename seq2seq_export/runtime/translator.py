@@ -48,10 +48,9 @@ def open_backend(bundle: Bundle, name: str = "onnx", *, threads: int | None = No
         if threads is not None:
             opts.setdefault("intra_op_threads", threads)
         return OnnxBackend(bundle, **opts)
-    import torch
+    from .eager_torchscript import set_torch_threads
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    set_torch_threads(threads)
     if name == "torchscript":
         from .torchscript import TorchScriptBackend
 

@@ -15,6 +15,12 @@ from ..iospec import NEXT_TOKENS, PREV_TOKENS, GraphSpec
 from .state import StateFlow
 
 
+def set_torch_threads(threads: int | None) -> None:
+    """torch's intra-op threads; process-wide, since torch has no per-module setting (None: leave)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def _as_tuple(out: torch.Tensor | tuple) -> tuple[torch.Tensor, ...]:
     return (out,) if isinstance(out, torch.Tensor) else tuple(out)
 
