@@ -44,6 +44,14 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _write_text(path: Path, text: str) -> None:
+    """A --json report, written atomically (a reader never sees half of it)."""
+    from .fsutil import atomic_file
+
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="seq2seq-export")
 def main() -> None:
@@ -95,16 +103,13 @@ def bench_cmd(bundle_dir: Path, backends: str, batch_sizes: str, threads: int, d
     Exit 1 if the backends do not produce identical tokens (the table and JSON are still written).
     """
     from .bench import BenchConfig, format_table, run_benchmark
-    from .fsutil import atomic_file
-
     cfg = BenchConfig(
         bundle=bundle_dir, backends=_csv(backends, "--backends"), batch_sizes=_csv(batch_sizes, "--batch-sizes", int),
         threads=threads, device=device, samples=samples, data=data, repeat=repeat, probe_loads=not no_load_probe,
     )
     result = run_benchmark(cfg)
     if json_path is not None:
-        with atomic_file(json_path) as tmp:
-            tmp.write_text(result.to_json(), encoding="utf-8")
+        _write_text(json_path, result.to_json())
     click.echo(format_table(result))
     result.raise_on_mismatch()
 
@@ -218,14 +223,12 @@ def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: flo
     the ONNX export lint; prints one row per check. Exit 0 if all pass, 1 if any fails, 2 for
     unusable input.
     """
-    from .fsutil import atomic_file
     from .verify import format_report, verify
 
     chosen = None if backends is None else _csv(backends, "--backends")
     report = verify(bundle_dir, samples=samples, data=data, atol=atol, rtol=rtol, backends=chosen, seed=seed)
     if json_path is not None:
-        with atomic_file(json_path) as tmp:
-            tmp.write_text(report.to_json() + "\n", encoding="utf-8")
+        _write_text(json_path, report.to_json() + "\n")
     click.echo(format_report(report))
     report.raise_if_failed()
 
