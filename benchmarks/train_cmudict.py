@@ -1,6 +1,6 @@
 """Train the cmudict preset for its budget; print training words/s and test-split WER / PER.
 
-    .venv/bin/python benchmarks/train_cmudict.py [--out DIR] [--max-minutes M] [--threads N]
+    .venv/bin/python benchmarks/train_cmudict.py [--preset NAME|PATH] [--out DIR] [--max-minutes M] [--threads N]
 
 WER = 1 - exact match, PER = phoneme edit distance / reference phonemes, both on the test split
 (hash-split, 6,337 words). The load average and the process's CPU seconds are printed too, because
@@ -19,17 +19,20 @@ from seq2seq_export.train import load_config, train
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="cmudict", help="preset name or TOML path [default: cmudict]")
     ap.add_argument("--out", default="artifacts/bench_cmudict", help="output folder (checkpoint, last.pt, metrics.json)")
     ap.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget [default: the preset's]")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: the preset's]")
     args = ap.parse_args()
-    cfg = load_config("cmudict", out=args.out, max_minutes=args.max_minutes, threads=args.threads)
+    cfg = load_config(args.preset, out=args.out, max_minutes=args.max_minutes, threads=args.threads)
     load_before, start = os.getloadavg()[0], time.monotonic()
     result = train(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     cpu_s = resource.getrusage(resource.RUSAGE_SELF).ru_utime
     print(f"config: hidden {cfg.hidden_dim}, emb {cfg.emb_dim}, layers {cfg.num_layers}, batch {cfg.batch_size}, "
-          f"lr {cfg.lr} {cfg.lr_schedule}, teacher forcing {cfg.teacher_forcing}, threads {cfg.threads or 'default'}")
-    print(f"trained {result.epochs:g} epochs ({result.steps} steps) in {result.elapsed_s / 60:.1f} min wall, "
+          f"lr {cfg.lr} {cfg.lr_schedule}, teacher forcing {cfg.teacher_forcing}, "
+          f"rnn {cfg.rnn}, bidirectional {cfg.bidirectional_encoder}, attention {cfg.attention}, "
+          f"reverse source {cfg.reverse_source}, dropout {cfg.dropout}, clock {cfg.clock}, threads {cfg.threads or 'default'}")
+    print(f"trained {result.epochs:g} epochs ({result.steps} steps) in {result.elapsed_s / 60:.1f} min on the {cfg.clock} clock, "
           f"{cpu_s / 60:.1f} min CPU; load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end")
     print(f"training speed: {result.words_per_s:.0f} words/s")
     print(f"valid: WER {1 - result.valid['exact_match']:.2%}, PER {result.valid['token_error_rate']:.2%}")

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import click
 
-from .constants import DEFAULT_ATOL, DEFAULT_RTOL
+from .config import ATTENTION_SCORES, ATTENTION_TYPES, RNN_TYPES
+from .constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL
 from .errors import Seq2SeqExportError, VerificationFailed
 
 
@@ -144,10 +145,13 @@ def _chunks(lines: Any, size: int) -> Any:
 @click.option("--max-len", type=int, help="Decoding steps at most per sequence [default: the bundle's].")
 @click.option("--threads", type=int, help="Compute threads (onnxruntime intra-op / torch) [default: the library's].")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object per line: {input, output, ids}.")
+@click.option("--attention-out", "attention", is_flag=True,
+              help="With --json: add \"attention\", one row per output token of weights over the source tokens "
+                   "(models with attention).")
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
 @library_errors
 def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int | None, threads: int | None,
-                  as_json: bool, texts: tuple[str, ...]) -> None:
+                  as_json: bool, attention: bool, texts: tuple[str, ...]) -> None:
     """Translate each TEXT, or each line of standard input, to one output line, in input order.
 
     Standard input is streamed in chunks (any size of input, constant memory); empty lines give
@@ -158,6 +162,8 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
 
     from .runtime.translator import Translator
 
+    if attention and not as_json:
+        raise click.UsageError("--attention-out needs --json (the weights are written into each JSON line)")
     translator = Translator.from_bundle(bundle_dir, backend, batch_size=batch_size, max_len=max_len, threads=threads)
     # UTF-8 and universal newlines whatever the locale, as the Node and C++ drivers read it.
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict", newline=None)
@@ -170,7 +176,7 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
 
         bar = tqdm(total=len(texts) or None, unit="line", file=sys.stderr)
     try:
-        _translate_stream(translator, _chunks(iter(lines), chunk), out, as_json, bar)
+        _translate_stream(translator, _chunks(iter(lines), chunk), out, as_json, attention, bar)
     except UnicodeDecodeError:
         raise InputError("standard input is not valid UTF-8") from None
     finally:
@@ -178,13 +184,16 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
             bar.close()
 
 
-def _translate_stream(translator: Any, chunks: Any, out: Any, as_json: bool, bar: Any) -> None:
+def _translate_stream(translator: Any, chunks: Any, out: Any, as_json: bool, attention: bool, bar: Any) -> None:
     import json
 
     for batch in chunks:
-        for t in translator.translations(batch):
+        for t in translator.translations(batch, attention=attention):
             if as_json:
-                out.write(json.dumps({"input": t.input, "output": t.output, "ids": list(t.ids)}, ensure_ascii=False) + "\n")
+                record: dict[str, Any] = {"input": t.input, "output": t.output, "ids": list(t.ids)}
+                if attention:
+                    record["attention"] = [[round(w, 6) for w in row] for row in t.attention]
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 out.write(t.output + "\n")
         out.flush()
@@ -209,14 +218,17 @@ main.add_command(translate_cmd, "translate")
               help="Absolute tolerance on logits and states: a value passes when |got - eager| <= atol + rtol * |eager|.")
 @click.option("--rtol", default=DEFAULT_RTOL, show_default=True, type=float,
               help="Relative tolerance (see --atol); covers float32 rounding on large logits of trained models.")
+@click.option("--exact-factor", default=DEFAULT_EXACT_FACTOR, show_default=True, type=float,
+              help="Float64 budget: an output missing --atol/--rtol still passes when, over the check, it is within "
+                   "atol + this factor x eager's own distance from the model run in float64. 0 turns it off.")
 @click.option("--backends", default=None,
               help="Comma-separated backends to check against eager: onnx, torchscript [default: every format in the bundle].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for random sources and probe inputs.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the report (every check, figures, per-step differences) as JSON here.")
 @library_errors
-def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: float, backends: str | None, seed: int,
-               json_path: Path | None) -> None:
+def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: float, exact_factor: float,
+               backends: str | None, seed: int, json_path: Path | None) -> None:
     """Prove a bundle's ONNX and TorchScript graphs decode exactly like its eager reference.
 
     Checks graph outputs, teacher-forced steps, free-running greedy tokens, batch invariance and
@@ -226,7 +238,8 @@ def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: flo
     from .verify import format_report, verify
 
     chosen = None if backends is None else _csv(backends, "--backends")
-    report = verify(bundle_dir, samples=samples, data=data, atol=atol, rtol=rtol, backends=chosen, seed=seed)
+    report = verify(bundle_dir, samples=samples, data=data, atol=atol, rtol=rtol, exact_factor=exact_factor,
+                    backends=chosen, seed=seed)
     if json_path is not None:
         _write_text(json_path, report.to_json() + "\n")
     click.echo(format_report(report))
@@ -244,7 +257,9 @@ main.add_command(verify_cmd, "verify")
 @click.option("--dataset", help="toy, cmudict or tsv:PATH (source<TAB>target per line) [default: the preset's].")
 @click.option("--out", help="Output folder for checkpoint.pt, last.pt and metrics.json [default: artifacts/<preset>].")
 @click.option("--epochs", type=int, help="Passes over the train split at most [default: the preset's].")
-@click.option("--max-minutes", type=float, help="Wall-clock budget for the whole run, 0 for none [default: the preset's].")
+@click.option("--max-minutes", type=float, help="Time budget for the whole run, 0 for none [default: the preset's].")
+@click.option("--clock", type=click.Choice(["wall", "cpu"]),
+              help="What --max-minutes counts: wall time, or this process's CPU time (fair on a busy machine) [default: the preset's].")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps in total, 0 for none.")
 @click.option("--batch-size", type=int, help="Pairs per optimizer step [default: the preset's].")
 @click.option("--lr", type=float, help="Adam peak learning rate [default: the preset's].")
@@ -255,14 +270,23 @@ main.add_command(verify_cmd, "verify")
 @click.option("--device", help="auto (CUDA when available), cpu or cuda [default: auto].")
 @click.option("--threads", type=int, help="CPU threads for torch, 0 for torch's default; 1 is fastest on a busy machine.")
 @click.option("--emb-dim", type=int, help="Embedding size [default: the preset's].")
-@click.option("--hidden-dim", type=int, help="GRU state size [default: the preset's].")
-@click.option("--layers", "num_layers", type=int, help="Stacked GRU layers [default: the preset's].")
+@click.option("--hidden-dim", type=int, help="Recurrent state size [default: the preset's].")
+@click.option("--layers", "num_layers", type=int, help="Stacked recurrent layers, both sides [default: the preset's].")
 @click.option("--dropout", type=float, help="Dropout on embeddings and between layers [default: the preset's].")
+@click.option("--rnn", type=click.Choice(RNN_TYPES), help="Recurrent cell, both sides [default: the preset's].")
+@click.option("--bidirectional/--no-bidirectional", "bidirectional_encoder", default=None,
+              help="Encoder reads both ways; a learned bridge feeds the decoder [default: the preset's].")
+@click.option("--attention", type=click.Choice(ATTENTION_TYPES),
+              help="Decoder attention over the encoder outputs [default: the preset's].")
+@click.option("--attention-score", type=click.Choice(ATTENTION_SCORES),
+              help="Luong score: general (h^T W k) or dot (h^T k, unidirectional encoders) [default: the preset's].")
+@click.option("--reverse-source/--no-reverse-source", "reverse_source", default=None,
+              help="Encoder reads each source backwards; helps models without attention [default: the preset's].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last.pt (same settings).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines; only the summary.")
 @library_errors
 def train_cmd(preset: str | None, resume: bool, quiet: bool, **options: Any) -> None:
-    """Train a GRU seq2seq model; the best checkpoint goes to OUT/checkpoint.pt.
+    """Train a seq2seq model (GRU or LSTM, optionally bidirectional with attention); the best checkpoint goes to OUT/checkpoint.pt.
 
     Each epoch reports validation loss, exact match and token error rate (WER and PER for
     cmudict); the end reports the test split. Ctrl-C stops at the next batch and saves OUT/last.pt

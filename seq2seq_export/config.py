@@ -8,7 +8,9 @@ from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
 
-RNN_TYPES = ("gru",)
+RNN_TYPES = ("gru", "lstm")
+ATTENTION_TYPES = ("none", "bahdanau", "luong")
+ATTENTION_SCORES = ("general", "dot")  # Luong scores: h^T W k, or h^T k
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,11 @@ class ModelConfig:
     hidden_dim: int = 512  # recurrent state size, shared by encoder and decoder
     num_layers: int = 1  # stacked recurrent layers, both sides
     dropout: float = 0.0  # on embeddings and between layers, training only
-    rnn: str = "gru"  # recurrent cell type
+    rnn: str = "gru"  # recurrent cell type: gru | lstm
+    reverse_source: bool = False  # encoder reads each source backwards (inside its true length)
+    bidirectional_encoder: bool = False  # encoder reads both ways; a learned bridge feeds the decoder
+    attention: str = "none"  # none | bahdanau (additive) | luong (multiplicative, after the RNN step)
+    attention_score: str = "general"  # luong only: general | dot (dot needs encoder_output_dim == hidden_dim)
 
     def __post_init__(self) -> None:
         for name in ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_dim", "num_layers"):
@@ -28,13 +34,32 @@ class ModelConfig:
                 raise ConfigError(f"model config: {name} must be a positive integer, got {value!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
-        if self.rnn not in RNN_TYPES:
-            raise ConfigError(f"model config: rnn must be one of {', '.join(RNN_TYPES)}, got {self.rnn!r}")
+        for name in ("reverse_source", "bidirectional_encoder"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"model config: {name} must be true or false, got {getattr(self, name)!r}")
+        for name, allowed in (("rnn", RNN_TYPES), ("attention", ATTENTION_TYPES), ("attention_score", ATTENTION_SCORES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"model config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.attention_score == "dot" and self.attention != "luong":
+            raise ConfigError(f"model config: attention_score 'dot' applies to luong attention only, not {self.attention!r}")
+        if self.attention_score == "dot" and self.encoder_output_dim != self.hidden_dim:
+            raise ConfigError("model config: luong 'dot' scores need encoder outputs of hidden_dim; "
+                              "a bidirectional encoder doubles them, so use attention_score 'general'")
 
     @property
     def state_names(self) -> tuple[str, ...]:
         """Names of the recurrent state tensors the decoder carries from step to step."""
-        return ("hidden",)
+        return ("hidden", "cell") if self.rnn == "lstm" else ("hidden",)
+
+    @property
+    def memory_names(self) -> tuple[str, ...]:
+        """Encoder outputs fed unchanged to every decoder step (attention models only)."""
+        return ("encoder_outputs", "src_mask") if self.attention != "none" else ()
+
+    @property
+    def encoder_output_dim(self) -> int:
+        """Size of each encoder output vector: both directions concatenated when bidirectional."""
+        return self.hidden_dim * (2 if self.bidirectional_encoder else 1)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -14,6 +14,8 @@ BATCH, SRC_LEN = "batch", "src_len"  # the symbolic (dynamic) dims
 SRC_TOKENS, SRC_LENGTHS = "src_tokens", "src_lengths"
 PREV_TOKENS, LOGITS, NEXT_TOKENS = "prev_tokens", "logits", "next_tokens"
 STATE_OUT_SUFFIX = "_out"  # decoder state input X comes back as output X_out
+ENCODER_OUTPUTS, SRC_MASK = "encoder_outputs", "src_mask"  # attention memory (ModelConfig.memory_names)
+ATTENTION = "attention"  # attention models' last decoder_step output: weights over source positions
 
 
 @dataclass(frozen=True)
@@ -65,28 +67,40 @@ def _state_specs(cfg: ModelConfig, suffix: str = "") -> tuple[TensorSpec, ...]:
     )
 
 
+def _memory_specs(cfg: ModelConfig) -> tuple[TensorSpec, ...]:
+    """Attention memory, produced once by the encoder and fed unchanged to every decoder step."""
+    shapes = {
+        ENCODER_OUTPUTS: (BATCH, SRC_LEN, cfg.encoder_output_dim),  # exact zeros at padded positions
+        SRC_MASK: (BATCH, SRC_LEN),  # 1.0 at real source positions, 0.0 at padding
+    }
+    return tuple(TensorSpec(name, "float32", shapes[name]) for name in cfg.memory_names)
+
+
 def encoder_spec(cfg: ModelConfig) -> GraphSpec:
-    """Encoder: padded source ids + true lengths -> the decoder's initial state."""
+    """Encoder: padded source ids + true lengths -> the decoder's initial state (+ attention memory)."""
     return GraphSpec(
         "encoder",
         inputs=(
             TensorSpec(SRC_TOKENS, "int64", (BATCH, SRC_LEN)),  # padded with the source <pad> id
             TensorSpec(SRC_LENGTHS, "int64", (BATCH,)),  # true lengths; 0 allowed (empty input)
         ),
-        outputs=_state_specs(cfg),
+        outputs=_state_specs(cfg) + _memory_specs(cfg),
     )
 
 
 def decoder_step_spec(cfg: ModelConfig) -> GraphSpec:
-    """One decoder step: previous token + state -> logits, greedy next token, new state."""
+    """One decoder step: previous token + state (+ memory) -> logits, greedy next token, new state
+    (+ attention weights (batch, src_len), exactly 0 at padding, for attention models)."""
+    attention = (TensorSpec(ATTENTION, "float32", (BATCH, SRC_LEN)),) if cfg.memory_names else ()
     return GraphSpec(
         "decoder_step",
-        inputs=(TensorSpec(PREV_TOKENS, "int64", (BATCH,)),) + _state_specs(cfg),
+        inputs=(TensorSpec(PREV_TOKENS, "int64", (BATCH,)),) + _state_specs(cfg) + _memory_specs(cfg),
         outputs=(
             TensorSpec(LOGITS, "float32", (BATCH, cfg.tgt_vocab_size)),
             TensorSpec(NEXT_TOKENS, "int64", (BATCH,)),  # argmax of logits, so drivers can skip copying logits
         )
-        + _state_specs(cfg, STATE_OUT_SUFFIX),
+        + _state_specs(cfg, STATE_OUT_SUFFIX)
+        + attention,
     )
 
 

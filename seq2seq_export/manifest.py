@@ -11,6 +11,8 @@ Schema (format_version 1), documented for driver authors in the README:
                      VOCAB = {tokenizer: "char"|"space", tokens: [str], specials: {pad, unk, sos, eos: id|null}}
     decoding         {strategy: "greedy", max_len: int, start_id: int, end_id: int}
     state            [{encoder_output, decoder_input, decoder_output}]  how the recurrent state flows
+    memory           [{encoder_output, decoder_input}]  encoder outputs fed unchanged to every decoder
+                     step (attention models: encoder_outputs, src_mask); [] or absent when none
     graphs           {encoder|decoder_step: {inputs: [IO], outputs: [IO], files: {onnx|torchscript: FILE}}}
                      IO = {name, dtype, shape: [int | dim name]}
     reference        FILE or null   the eager checkpoint, for verification and the eager backend
@@ -28,7 +30,7 @@ from .config import ModelConfig
 from .constants import MANIFEST_FILE, MANIFEST_FORMAT_VERSION, SUPPORTED_MANIFEST_VERSIONS
 from .errors import BundleError, Seq2SeqExportError
 from .fsutil import sha256_file
-from .iospec import STATE_OUT_SUFFIX, GraphSpec, graph_specs
+from .iospec import PREV_TOKENS, STATE_OUT_SUFFIX, GraphSpec, graph_specs
 from .vocab import TextPipeline
 
 GRAPH_NAMES = ("encoder", "decoder_step")
@@ -64,6 +66,7 @@ def build_manifest(
         "state": [
             {"encoder_output": s, "decoder_input": s, "decoder_output": s + STATE_OUT_SUFFIX} for s in config.state_names
         ],
+        "memory": [{"encoder_output": m, "decoder_input": m} for m in config.memory_names],
         "graphs": {
             name: {**specs[name].to_dict(), "files": graph_files.get(name, {})} for name in GRAPH_NAMES
         },
@@ -107,6 +110,11 @@ class Bundle:
     def state(self) -> list[dict]:
         return self.manifest["state"]
 
+    @property
+    def memory(self) -> list[dict]:
+        """The manifest's memory entries; [] for bundles written before the key existed."""
+        return self.manifest.get("memory", [])
+
 
 def _check_file(root: Path, entry: Any, where: str) -> None:
     if not isinstance(entry, dict) or not all(k in entry for k in ("path", "sha256", "size")):
@@ -139,6 +147,23 @@ def _file_records(manifest: dict) -> list[tuple[str, Any]]:
     return records
 
 
+def _check_carried(mpath: Path, manifest: dict, graphs: dict[str, GraphSpec]) -> None:
+    """The state and memory entries connect the two graphs: each takes an encoder output, and every
+    decoder_step input but prev_tokens is fed by one of them (runtime/state.py checks the rest)."""
+    memory = manifest.get("memory", [])
+    if not isinstance(manifest["state"], list) or not isinstance(memory, list):
+        raise BundleError(f"{mpath}: manifest state and memory must be lists of entries")
+    entries = manifest["state"] + memory
+    outputs = graphs["encoder"].output_names
+    for e in entries:
+        if e.get("encoder_output") not in outputs:
+            raise BundleError(f"{mpath}: manifest entry {e!r} names no output of the encoder graph ({', '.join(outputs)})")
+    fed = {e.get("decoder_input") for e in entries}
+    for name in graphs["decoder_step"].input_names:
+        if name != PREV_TOKENS and name not in fed:
+            raise BundleError(f"{mpath}: decoder_step input {name!r} is fed by no state or memory entry")
+
+
 def load_bundle(path: str | os.PathLike) -> Bundle:
     """Check the manifest version and every listed file (location, size, sha256) before parsing more."""
     root = Path(path)
@@ -167,7 +192,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         text = TextPipeline.from_dict({"src": t["source"], "tgt": t["target"], "src_append_eos": t["src_append_eos"]})
         graphs = {g: GraphSpec.from_dict(g, manifest["graphs"][g]) for g in GRAPH_NAMES}
         max_len = int(manifest["decoding"]["max_len"])
-        manifest["state"]
+        _check_carried(mpath, manifest, graphs)
     except BundleError:
         raise
     except Seq2SeqExportError as e:

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .constants import DEFAULT_ATOL, DEFAULT_RTOL
+from .constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL
 from .errors import BundleError, ConfigError, DataError, VerificationFailed
 from .manifest import GRAPH_NAMES, Bundle, load_bundle
 from .verify_checks import (
@@ -41,12 +41,36 @@ QUICK = dict(samples=16, batch_sizes=(1, 5), decode_batch=8, graph_samples=8, in
 # and onnxruntime's thread pools cost far more than they give (100x slower on a busy 2-core machine).
 THREADS = 1
 
-# The check s2s-export runs before it keeps a bundle: tokens, IO and lint exactly, values within
-# 1e-3. A defect (GRU linear_before_reset, dropout left on, a wrong weight) is far above that, while
-# onnxruntime's GRU kernel rounds differently enough from torch's that a trained model's states can
-# drift past 1e-5 on long inputs (1e-4 on the cmudict preset at length 33-64) with identical tokens.
-# `s2s-verify` keeps the strict DEFAULT_ATOL.
-QUICK_ATOL = 1e-3
+
+
+class ExactModel:
+    """The reference model in float64, called like a backend's run_graph (float inputs widened).
+
+    Both float32 implementations (eager and exported) approximate its outputs; the verifier's
+    float64 budget measures how far each one is from them.
+    """
+
+    def __init__(self, eager) -> None:
+        import copy
+
+        import torch
+
+        self._torch = torch
+        self.model = copy.deepcopy(eager.model).double().eval()
+        self.graphs = eager.graphs
+        self.functions = {"encoder": self.model.encode, "decoder_step": self.model.decode_step}
+
+    def run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        device = next(self.model.parameters()).device
+        args = []
+        for n in self.graphs[name].input_names:
+            t = torch.from_numpy(feeds[n]).to(device)
+            args.append(t.double() if t.is_floating_point() else t)
+        with torch.inference_mode():
+            out = self.functions[name](*args)
+        out = (out,) if isinstance(out, torch.Tensor) else out
+        return {n: t.cpu().numpy() for n, t in zip(self.graphs[name].output_names, out)}
 
 
 @dataclass(frozen=True)
@@ -54,8 +78,9 @@ class VerifyReport:
     bundle: str
     data: str  # "random", "toy", "cmudict" or "tsv:PATH"
     samples: int  # how many source sequences were decoded
-    atol: float  # a difference passes when |got - eager| <= atol + rtol * |eager|
+    atol: float  # a difference passes when |got - eager| <= atol + rtol * |eager| ...
     rtol: float
+    exact_factor: float  # ... or when |got - float64| <= atol + exact_factor * |eager - float64| (0: off)
     checks: tuple[CheckResult, ...]
 
     @property
@@ -155,6 +180,7 @@ def verify(
     data: str = "random",
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
+    exact_factor: float = DEFAULT_EXACT_FACTOR,
     backends: Sequence[str] | None = None,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     seed: int = 0,
@@ -165,6 +191,8 @@ def verify(
         raise ConfigError(f"samples must be a positive integer, got {samples!r}")
     if not atol > 0 or not rtol >= 0:
         raise ConfigError(f"atol must be positive and rtol non-negative, got atol={atol!r}, rtol={rtol!r}")
+    if not exact_factor >= 0:
+        raise ConfigError(f"exact_factor must be non-negative (0 turns the float64 budget off), got {exact_factor!r}")
     if not batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batch_sizes):
         raise ConfigError(f"batch sizes must be positive integers, got {list(batch_sizes)!r}")
     bundle = load_bundle(bundle_path)
@@ -176,7 +204,9 @@ def verify(
         sizes = dict(QUICK)
         samples = min(samples, sizes.pop("samples"))
     seqs = tuple(sample_sources(bundle, data, samples, seed))
-    ref = Reference(bundle, None, seqs, (), atol=float(atol), rtol=float(rtol), seed=seed, **sizes)
+    ref = Reference(
+        bundle, None, None, seqs, (), atol=float(atol), rtol=float(rtol), exact_factor=float(exact_factor), seed=seed, **sizes
+    )
     import torch
 
     torch_threads = torch.get_num_threads()
@@ -184,7 +214,7 @@ def verify(
         checks = _run_checks(ref, names)
     finally:
         torch.set_num_threads(torch_threads)  # open_backend(threads=...) set it process-wide
-    return VerifyReport(str(bundle.root), data, len(seqs), float(atol), float(rtol), tuple(checks))
+    return VerifyReport(str(bundle.root), data, len(seqs), float(atol), float(rtol), float(exact_factor), tuple(checks))
 
 
 def _run_checks(ref: Reference, names: list[str]) -> list[CheckResult]:
@@ -193,7 +223,7 @@ def _run_checks(ref: Reference, names: list[str]) -> list[CheckResult]:
 
     bundle, seqs = ref.bundle, ref.seqs
     eager = open_backend(bundle, "eager", threads=THREADS)
-    ref = replace(ref, eager=eager)
+    ref = replace(ref, eager=eager, exact=ExactModel(eager))
     ref = replace(ref, tokens=tuple(map(tuple, decode_mixed(ref, eager, seqs, ref.decode_batch))))
 
     checks: list[CheckResult] = []
@@ -225,6 +255,6 @@ def export_check(bundle_dir: str | os.PathLike) -> None:
 
     Raising makes export_bundle discard the bundle, so graphs that fail are never left behind.
     """
-    report = verify(bundle_dir, quick=True, atol=QUICK_ATOL)
+    report = verify(bundle_dir, quick=True)
     if not report.passed:
         raise VerificationFailed(f"exported graphs fail verification, no bundle written: {report.summary()}")

@@ -11,11 +11,34 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .iospec import BATCH, LOGITS, PREV_TOKENS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
-from .manifest import Bundle
+from .manifest import GRAPH_NAMES, Bundle
 from .runtime.greedy import greedy_decode, pad_batch
-from .runtime.state import state_flows
+from .runtime.state import MemoryFlow, StateFlow, memory_flows, state_flows
 
 Seqs = Sequence[Sequence[int]]
+
+
+@dataclass(frozen=True)
+class Carry:
+    """What a decode carries between graph calls: the state (replaced every step) and the memory
+    (attention models: encoder outputs fed unchanged to every step), as the manifest describes."""
+
+    state: tuple[StateFlow, ...]
+    memory: tuple[MemoryFlow, ...]
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> "Carry":
+        decoder = bundle.graphs["decoder_step"]
+        return cls(state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder))
+
+    def first(self, encoded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The first step's carried inputs, from the encoder's outputs."""
+        return {f.decoder_input: encoded[f.encoder_output] for f in self.state + self.memory}
+
+    def next(self, inputs: dict[str, np.ndarray], stepped: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The next step's carried inputs: this step's new state, the same memory."""
+        return {**{m.decoder_input: inputs[m.decoder_input] for m in self.memory},
+                **{f.decoder_input: stepped[f.decoder_output] for f in self.state}}
 
 
 @dataclass(frozen=True)
@@ -35,12 +58,14 @@ class Reference:
 
     bundle: Bundle
     eager: Any  # EagerBackend of the bundle's reference checkpoint
+    exact: Any  # the same model in float64: the exact values both float32 implementations approximate
     seqs: tuple[tuple[int, ...], ...]  # source ids, one per sample
     tokens: tuple[tuple[int, ...], ...]  # the eager greedy decode of each sample (no <sos>/<eos>)
     batch_sizes: tuple[int, ...]  # graph-level probes run at each
     decode_batch: int  # decodes run in input order, this many samples per batch (so lengths mix)
-    atol: float  # a difference passes when |got - eager| <= atol + rtol * |eager|
+    atol: float  # a difference passes when |got - eager| <= atol + rtol * |eager| ...
     rtol: float
+    exact_factor: float  # ... or, per output over a check, when |got - exact| <= atol + exact_factor * |eager - exact|
     graph_samples: int  # samples used by graph-level probes (their first ones)
     invariance_samples: int  # samples decoded again one by one for batch invariance
     seed: int
@@ -74,7 +99,7 @@ def fail_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {' '.join(str(err).split())}"[:300]
 
 
-def _compare(got: np.ndarray, want: np.ndarray, ref: Reference, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _compare(got: np.ndarray, want: np.ndarray, ref: Any, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per batch row (axis `axis`), each (B,): max abs diff; max rel diff |d| / (|want| + atol) (finite
     at 0); and the share of the tolerance used, max |d| / (atol + rtol * |want|), which passes at <= 1."""
     w = np.moveaxis(want.astype(np.float64), axis, 0).reshape(want.shape[axis], -1)
@@ -82,6 +107,58 @@ def _compare(got: np.ndarray, want: np.ndarray, ref: Reference, axis: int) -> tu
     if d.shape[1] == 0:
         return np.zeros(len(d)), np.zeros(len(d)), np.zeros(len(d))
     return d.max(1), (d / (np.abs(w) + ref.atol)).max(1), (d / (ref.atol + ref.rtol * np.abs(w))).max(1)
+
+
+class _Budget:
+    """One float output over a whole check: its strict comparison with eager, and the float64 budget.
+
+    A trained recurrence amplifies float32 rounding (on a random length-64 probe of the cmudict
+    preset, eager's own states end 1e-4 away from exact arithmetic), and onnxruntime's kernels round
+    differently from torch's (its Tanh is 10x, its GRU 2-3x further from exact), so two correct
+    float32 implementations can differ by more than atol. Such an output still passes when the
+    export's distance to the float64 model, over the whole check, is within atol + exact_factor x
+    eager's own distance: as exact as float32 allows. A real defect (a flipped GRU attribute, a 1e-3
+    weight error, dropout left on) misses both by orders of magnitude.
+    """
+
+    def __init__(self) -> None:
+        self.abs = self.rel = self.used = self.got_err = self.eager_err = 0.0
+        self.first = ""  # where the strict comparison first failed
+
+    def add(self, ref: Any, got: np.ndarray, want: np.ndarray, exact: np.ndarray, axis: int, rows: np.ndarray, where: Callable[[int, float], str]) -> None:
+        """Fold in one call's output; `rows` (B,) bool marks the batch rows that count."""
+        a, r, used = (np.where(rows, x, 0.0) for x in _compare(got, want, ref, axis))
+        self.abs, self.rel, self.used = max(self.abs, a.max()), max(self.rel, r.max()), max(self.used, used.max())
+        self.got_err = max(self.got_err, np.where(rows, _compare(got, exact, ref, axis)[0], 0.0).max())
+        self.eager_err = max(self.eager_err, np.where(rows, _compare(want, exact, ref, axis)[0], 0.0).max())
+        if not self.first and used.max() > 1:
+            row = int(np.argmax(used > 1))
+            self.first = where(row, float(a[row]))
+
+    def passed(self, ref: Any) -> bool:
+        if self.used <= 1:
+            return True
+        return ref.exact_factor > 0 and self.got_err <= ref.atol + ref.exact_factor * self.eager_err
+
+    def failure(self, ref: Any, name: str) -> str:
+        """'' when passed; else where the strict comparison failed and how the float64 budget was missed."""
+        if self.passed(ref):
+            return ""
+        if ref.exact_factor <= 0:
+            return f"{name}: {self.first}"
+        return (f"{name}: {self.first}; {self.got_err:.1e} from float64 exceeds atol + {ref.exact_factor:g} x "
+                f"eager's {self.eager_err:.1e}")
+
+
+def _figure(budgets: dict[str, _Budget]) -> str:
+    """Max differences vs eager over all outputs, plus the float64 distances when the budget was used."""
+    b = list(budgets.values())
+    text = f"max abs {max((x.abs for x in b), default=0.0):.1e}, rel {max((x.rel for x in b), default=0.0):.1e}"
+    over = [x for x in b if x.used > 1]
+    if not over:
+        return f"{text}, {max((x.used for x in b), default=0.0):.2g} of tol"
+    worst = max(over, key=lambda x: x.got_err / max(x.eager_err, 1e-30))
+    return f"{text}; from float64: {worst.got_err:.1e}, eager {worst.eager_err:.1e}"
 
 
 def io_problems(spec: GraphSpec, out: dict[str, np.ndarray], dims: dict[str, int]) -> list[str]:
@@ -104,24 +181,27 @@ class _Tally:
     """Running figures of one (backend, graph) pair over all graph-level probes."""
 
     def __init__(self) -> None:
-        self.abs, self.rel, self.used, self.mismatches, self.calls = 0.0, 0.0, 0.0, 0, 0
+        self.budgets: dict[str, _Budget] = {}  # per float output
+        self.mismatches, self.calls = 0, 0  # integer outputs (next_tokens) must be equal
         self.io: list[str] = []
-        self.over, self.error = "", ""  # where a value first fell outside the tolerance
 
-    def add(self, ref: Reference, spec: GraphSpec, got: dict[str, np.ndarray], want: dict[str, np.ndarray], dims: dict) -> None:
+    def add(self, ref: Reference, spec: GraphSpec, got: dict, want: dict, exact: dict, dims: dict) -> None:
         self.calls += 1
         self.io += [f"batch {dims[BATCH]}: {p}" for p in io_problems(spec, got, dims)]
         for t in spec.outputs:
             g, w = got.get(t.name), want[t.name]
             if g is None or g.shape != w.shape:
                 continue
-            if t.dtype == "int64":
+            if t.dtype != "float32":
                 self.mismatches += int((g != w).sum())
                 continue
-            a, r, used = (float(x.max(initial=0)) for x in _compare(g, w, ref, t.shape.index(BATCH)))
-            self.abs, self.rel, self.used = max(self.abs, a), max(self.rel, r), max(self.used, used)
-            if used > 1 and not self.over:
-                self.over = f"{t.name} outside tolerance at batch {dims[BATCH]}, length {dims[SRC_LEN]}"
+            axis = t.shape.index(BATCH)
+            where = lambda _, diff: f"outside tolerance at batch {dims[BATCH]}, length {dims[SRC_LEN]} (abs diff {diff:.1e})"  # noqa: E731
+            rows = np.ones(w.shape[axis], dtype=bool)
+            self.budgets.setdefault(t.name, _Budget()).add(ref, g, w, exact[t.name], axis, rows, where)
+
+    def failures(self, ref: Reference) -> list[str]:
+        return [f for n, b in self.budgets.items() if (f := b.failure(ref, n))]
 
 
 def _probe_batches(ref: Reference) -> list[list[tuple[int, ...]]]:
@@ -148,7 +228,7 @@ def _run_all(live: dict[str, Any], graph: str, feeds: Callable[[str], dict], err
 def check_graphs(ref: Reference, backends: dict[str, Any]) -> list[CheckResult]:
     """io.<graph> and values.<graph> per backend: every output of both graphs vs eager, probe by probe."""
     rng = np.random.default_rng(ref.seed + 2)
-    flows = state_flows(ref.bundle.state, ref.bundle.graphs["decoder_step"])
+    carry = Carry.of(ref.bundle)
     tallies = {(n, g): _Tally() for n in backends for g in ref.bundle.graphs}
     errors: dict[str, dict[str, str]] = {g: {} for g in ref.bundle.graphs}  # graph -> backend -> first error
     live = {g: dict(backends) for g in ref.bundle.graphs}
@@ -158,21 +238,23 @@ def check_graphs(ref: Reference, backends: dict[str, Any]) -> list[CheckResult]:
         enc = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
         want_enc = ref.eager.run_graph("encoder", enc)
         dec = {PREV_TOKENS: rng.integers(0, ref.bundle.config.tgt_vocab_size, len(batch), dtype=np.int64)}
-        dec.update({f.decoder_input: want_enc[f.encoder_output] for f in flows})
+        dec.update(carry.first(want_enc))
         for graph, feeds, want in (("encoder", enc, want_enc), ("decoder_step", dec, ref.eager.run_graph("decoder_step", dec))):
             where = f"batch {len(batch)}, length {src.shape[1]}"
+            exact = ref.exact.run_graph(graph, feeds)
             for n, got in _run_all(live[graph], graph, lambda _: feeds, errors[graph], where).items():
-                tallies[n, graph].add(ref, ref.bundle.graphs[graph], got, want, dims)
+                tallies[n, graph].add(ref, ref.bundle.graphs[graph], got, want, exact, dims)
     results = []
     for (name, graph), t in tallies.items():
         error = errors[graph].get(name, "")
         io_bad = t.io + ([error] if error else [])
         figure = f"{len(io_bad)} problems in {t.calls} calls"
         results.append(CheckResult(f"io.{graph}", name, not io_bad, float(len(io_bad)), figure, "; ".join(io_bad[:3])))
-        ok = not (error or t.over or t.mismatches)
-        detail = error or "; ".join(x for x in (t.over, f"{t.mismatches} next_tokens differ" if t.mismatches else "") if x)
-        figure = f"max abs {t.abs:.1e}, rel {t.rel:.1e}, {t.used:.2g} of tol"
-        results.append(CheckResult(f"values.{graph}", name, ok, t.abs, figure, detail))
+        over = t.failures(ref)
+        ok = not (error or over or t.mismatches)
+        detail = error or "; ".join(over + ([f"{t.mismatches} integer outputs differ"] if t.mismatches else []))
+        worst = max((b.abs for b in t.budgets.values()), default=0.0)
+        results.append(CheckResult(f"values.{graph}", name, ok, worst, _figure(t.budgets), detail))
     return results
 
 
@@ -193,30 +275,35 @@ class _StepTally:
 
     def __init__(self) -> None:
         self.per_step: list[float] = []  # max abs diff at each decoder step
-        self.worst, self.used, self.first = 0.0, 0.0, ""  # `used`: share of the tolerance, at worst
+        self.budgets: dict[str, _Budget] = {}  # per float output
 
-    def add(self, ref: Reference, got: dict, want: dict, compared: list, alive: np.ndarray, rows: range, step: int | None) -> None:
+    def add(self, ref: Reference, got: dict, want: dict, exact: dict, compared: list, alive: np.ndarray, rows: range, step: int | None) -> None:
         """Compare outputs (name, batch axis) in `compared` on the alive rows; step None is the encoder."""
-        diffs, _, shares = zip(*(_compare(got[k], want[k], ref, axis) for k, axis in compared))
-        rowdiff = np.where(alive, np.max(diffs, axis=0), 0.0)  # (B,); finished rows do not count
-        rowused = np.where(alive, np.max(shares, axis=0), 0.0)
+        at = "encoder" if step is None else f"step {step}"
+        where = lambda r, diff: f"first outside tolerance: sample {rows[r]}, {at} (abs diff {diff:.1e})"  # noqa: E731
+        for k, axis in compared:
+            self.budgets.setdefault(k, _Budget()).add(ref, got[k], want[k], exact[k], axis, alive, where)
         if step is not None:
+            diff = max(float(np.where(alive, _compare(got[k], want[k], ref, axis)[0], 0.0).max()) for k, axis in compared)
             self.per_step += [0.0] * (step + 1 - len(self.per_step))
-            self.per_step[step] = max(self.per_step[step], float(rowdiff.max()))
-        self.worst, self.used = max(self.worst, float(rowdiff.max())), max(self.used, float(rowused.max()))
-        if not self.first and rowused.max() > 1:
-            r = int(np.argmax(rowused > 1))
-            where = "encoder state" if step is None else f"step {step}"
-            self.first = f"first outside tolerance: sample {rows[r]}, {where} (abs diff {rowdiff[r]:.1e})"
+            self.per_step[step] = max(self.per_step[step], diff)
+
+    def failures(self, ref: Reference) -> list[str]:
+        return [f for n, b in self.budgets.items() if (f := b.failure(ref, n))]
+
+
+def _float_outputs(spec: GraphSpec) -> list[tuple[str, int]]:
+    """(name, batch axis) of every float output: states, logits, memory, attention."""
+    return [(t.name, t.shape.index(BATCH)) for t in spec.outputs if t.dtype == "float32"]
 
 
 def check_teacher_forced(ref: Reference, backends: dict[str, Any]) -> list[CheckResult]:
-    """Along every eager decode, give each backend the eager step's inputs (token and state) and
-    compare its encoder state and every step's logits and state. Shared inputs keep float32 drift
-    from compounding through the recurrence; the greedy check covers each backend's own trajectory."""
-    flows = state_flows(ref.bundle.state, ref.bundle.graphs["decoder_step"])
-    enc_compared = [(f.encoder_output, f.batch_axis) for f in flows]  # (output, its batch axis)
-    step_compared = [(LOGITS, 0)] + [(f.decoder_output, f.batch_axis) for f in flows]
+    """Along every eager decode, give each backend the eager step's inputs (token, state, memory)
+    and compare every float output of its encoder and of every step (logits, state, attention).
+    Shared inputs keep float32 drift from compounding through the recurrence; the greedy check
+    covers each backend's own trajectory."""
+    carry = Carry.of(ref.bundle)
+    enc_compared, step_compared = (_float_outputs(ref.bundle.graphs[g]) for g in GRAPH_NAMES)
     tallies = {n: _StepTally() for n in backends}
     errors: dict[str, str] = {}
     for start in range(0, len(ref.seqs), ref.decode_batch):
@@ -225,33 +312,34 @@ def check_teacher_forced(ref: Reference, backends: dict[str, Any]) -> list[Check
         prev, alive = _teacher_inputs(ref, rows)
         live = {n: b for n, b in backends.items() if n not in errors}
         feeds = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
-        want = ref.eager.run_graph("encoder", feeds)
+        want, exact = ref.eager.run_graph("encoder", feeds), ref.exact.run_graph("encoder", feeds)
         for n, got in _run_all(live, "encoder", lambda _: feeds, errors, "encoder").items():
-            tallies[n].add(ref, got, want, enc_compared, np.ones(len(rows), dtype=bool), rows, None)
-        state = {f.decoder_input: want[f.encoder_output] for f in flows}
+            tallies[n].add(ref, got, want, exact, enc_compared, np.ones(len(rows), dtype=bool), rows, None)
+        state = carry.first(want)
         for t in range(prev.shape[1]):
             feeds = {PREV_TOKENS: np.ascontiguousarray(prev[:, t]), **state}
-            want = ref.eager.run_graph("decoder_step", feeds)
+            want, exact = ref.eager.run_graph("decoder_step", feeds), ref.exact.run_graph("decoder_step", feeds)
             for n, got in _run_all(live, "decoder_step", lambda _: feeds, errors, f"step {t}").items():
-                tallies[n].add(ref, got, want, step_compared, alive[:, t], rows, t)
-            state = {f.decoder_input: want[f.decoder_output] for f in flows}
+                tallies[n].add(ref, got, want, exact, step_compared, alive[:, t], rows, t)
+            state = carry.next(state, want)
     results = []
     for n, t in tallies.items():
-        detail = errors.get(n) or t.first
-        figure = f"max abs {t.worst:.1e} over {len(t.per_step)} steps, {t.used:.2g} of tol"
-        results.append(CheckResult("teacher_forced", n, not detail, t.worst, figure, detail, tuple(t.per_step)))
+        detail = errors.get(n) or "; ".join(t.failures(ref))
+        worst = max((b.abs for b in t.budgets.values()), default=0.0)
+        figure = f"{_figure(t.budgets)} over {len(t.per_step)} steps"
+        results.append(CheckResult("teacher_forced", n, not detail, worst, figure, detail, tuple(t.per_step)))
     return results
 
 
 def eager_margin(ref: Reference, sample: int, step: int) -> float:
     """Top-1 minus top-2 eager logit at `step` of `sample`'s reference decode (how close to a tie)."""
-    flows = state_flows(ref.bundle.state, ref.bundle.graphs["decoder_step"])
+    carry = Carry.of(ref.bundle)
     src, lengths = pad_batch([ref.seqs[sample]], ref.bundle.text.src.pad_id)
     out = ref.eager.run_graph("encoder", {SRC_TOKENS: src, SRC_LENGTHS: lengths})
-    state = {f.decoder_input: out[f.encoder_output] for f in flows}
+    state = carry.first(out)
     for tok in ((ref.start_id,) + ref.tokens[sample])[: step + 1]:
         out = ref.eager.run_graph("decoder_step", {PREV_TOKENS: np.array([tok], dtype=np.int64), **state})
-        state = {f.decoder_input: out[f.decoder_output] for f in flows}
+        state = carry.next(state, out)
     top = np.sort(out[LOGITS][0].astype(np.float64))
     return float(top[-1] - top[-2]) if top.size > 1 else float("inf")
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from seq2seq_export.constants import SPECIAL_TOKENS
+
 TINY_SRC = "abcdefgh"
 TINY_TGT = "A B C D E F G H"
 
@@ -50,33 +52,108 @@ LIVELY_SRC = "abcdefghijklmnopqrstuvwxyz'-."  # cmudict-shaped: ~30 source chara
 LIVELY_TGT = " ".join(f"P{i}" for i in range(66))  # and ~70 target tokens
 
 
-@pytest.fixture(scope="session")
-def lively_bundle(tmp_path_factory) -> Path:
+def lively_text():
+    from seq2seq_export.vocab import TextPipeline, Vocab
+
+    return TextPipeline(Vocab.build([LIVELY_SRC], "char"), Vocab.build([LIVELY_TGT], "space"))
+
+
+def lively_checkpoint(
+    path: Path, text=None, seed: int = 0, scale: float = 4.0, eos_boost: float | None = None, **config
+) -> Path:
     """A random model whose greedy decodes differ by input and end at <eos> at mixed lengths.
 
-    Recurrent and output weights are scaled up (so the input matters) and the <eos> logit is
+    Every weight except the embeddings is scaled up (so the input matters) and the <eos> logit is
     raised (so rows finish at different steps), so equality, batching and order tests on it
     cannot pass by accident the way they could on a model that always emits the same token.
+    eos_boost None calibrates the raise so that <eos> wins about EOS_RATE of the steps, which keeps
+    every variant lively. `config` overrides ModelConfig fields (emb_dim 16, hidden_dim 32 by
+    default), e.g. rnn="lstm", num_layers=2, bidirectional_encoder=True, attention="bahdanau".
     """
     import torch
 
-    from seq2seq_export.bundle import export_bundle
     from seq2seq_export.checkpoint import Checkpoint, save_checkpoint
     from seq2seq_export.config import ModelConfig
     from seq2seq_export.model import Seq2Seq
-    from seq2seq_export.vocab import TextPipeline, Vocab
 
-    text = TextPipeline(Vocab.build([LIVELY_SRC], "char"), Vocab.build([LIVELY_TGT], "space"))
-    torch.manual_seed(0)
-    model = Seq2Seq(ModelConfig(len(text.src), len(text.tgt), emb_dim=16, hidden_dim=32))
+    text = text or lively_text()
+    torch.manual_seed(seed)
+    model = Seq2Seq(ModelConfig(len(text.src), len(text.tgt), **{"emb_dim": 16, "hidden_dim": 32, **config})).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "rnn" in name or "fc_out" in name:
-                p.mul_(3.0)
-        model.decoder.fc_out.bias[text.tgt.eos_id] += 2.0
+            if "embedding" not in name:
+                p.mul_(scale)
+        boost = _eos_margin(model, text, EOS_RATE) if eos_boost is None else eos_boost
+        model.decoder.fc_out.bias[text.tgt.eos_id] += boost
+    save_checkpoint(path, Checkpoint(model.config, text, model.state_dict()))
+    return path
+
+
+EOS_RATE = 0.15  # share of decoder steps lively_checkpoint's calibrated models end at
+
+
+def _eos_margin(model, text, rate: float) -> float:
+    """How much to raise the <eos> logit so that it wins `rate` of the steps of decodes that never
+    stop (each step fed the best other token), on random sources."""
+    import torch
+
+    n_states, eos = len(model.config.state_names), text.tgt.eos_id
+    gen = torch.Generator().manual_seed(0)
+    src = torch.randint(len(SPECIAL_TOKENS), len(text.src), (64, 8), generator=gen)
+    out = model.encode(src, torch.randint(1, 9, (64,), generator=gen))
+    states, memory = out[:n_states], out[n_states:]
+    prev, margins = torch.full((64,), text.tgt.sos_id), []
+    for _ in range(8):
+        out = model.decode_step(prev, *states, *memory)
+        others = out[0].clone()
+        others[:, eos] = float("-inf")
+        margins.append(others.max(1).values - out[0][:, eos])
+        prev, states = others.argmax(1), out[2 : 2 + n_states]
+    return float(torch.quantile(torch.cat(margins), rate))
+
+
+@pytest.fixture(scope="session")
+def lively_bundle(tmp_path_factory) -> Path:
+    """The baseline (one-layer GRU, no attention) lively_checkpoint, exported with both formats."""
+    from seq2seq_export.bundle import export_bundle
+
     root = tmp_path_factory.mktemp("lively")
-    save_checkpoint(root / "checkpoint.pt", Checkpoint(model.config, text, model.state_dict()))
-    return export_bundle(root / "checkpoint.pt", root / "bundle", exporter="legacy", max_len=20)
+    checkpoint = lively_checkpoint(root / "checkpoint.pt", scale=3.0, eos_boost=2.0)
+    return export_bundle(checkpoint, root / "bundle", exporter="legacy", max_len=20)
+
+
+# The issue #8 matrix: every (rnn, layers, bidirectional encoder, attention) combination.
+VARIANTS = tuple(
+    dict(rnn=rnn, num_layers=layers, bidirectional_encoder=bi, attention=attention)
+    for rnn in ("gru", "lstm") for layers in (1, 2) for bi in (False, True) for attention in ("none", "bahdanau", "luong")
+)
+# The variant the other-language drivers are checked on: every feature at once.
+ATTENTION_LSTM_BI = dict(rnn="lstm", num_layers=2, bidirectional_encoder=True, attention="bahdanau")
+
+
+@pytest.fixture(scope="session")
+def variant_bundle(tmp_path_factory):
+    """variant_bundle(exporter="legacy", **config) -> a lively bundle (ONNX + TorchScript + reference,
+    max_len 12) of that model variant, exported once per session per arguments."""
+    from seq2seq_export.bundle import export_bundle
+
+    built: dict[tuple, Path] = {}
+
+    def build(exporter: str = "legacy", **config) -> Path:
+        key = (exporter,) + tuple(sorted(config.items()))
+        if key not in built:
+            root = tmp_path_factory.mktemp("variant")
+            ckpt = lively_checkpoint(root / "checkpoint.pt", **config)
+            built[key] = export_bundle(ckpt, root / "bundle", exporter=exporter, max_len=12)
+        return built[key]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def attention_bundle(variant_bundle) -> Path:
+    """The ATTENTION_LSTM_BI variant (2-layer LSTM, bidirectional encoder, Bahdanau attention)."""
+    return variant_bundle(**ATTENTION_LSTM_BI)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import onnx
@@ -14,7 +15,7 @@ from conftest import make_checkpoint
 from seq2seq_export.bundle import export_bundle
 from seq2seq_export.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from seq2seq_export.constants import DEFAULT_MAX_LEN, DEFAULT_OPSET
-from seq2seq_export.errors import CheckpointError, ExportError
+from seq2seq_export.errors import BundleError, CheckpointError, ExportError
 from seq2seq_export.iospec import graph_specs
 from seq2seq_export.manifest import load_bundle
 
@@ -143,3 +144,55 @@ def test_manifest_is_plain_json_with_relative_paths(tiny_bundle):
     m = json.loads((tiny_bundle / "manifest.json").read_text())
     paths = [f["path"] for g in m["graphs"].values() for f in g["files"].values()] + [m["reference"]["path"]]
     assert all(not Path(p).is_absolute() and "/" not in p for p in paths)
+
+
+def test_attention_bundle_manifest_describes_state_and_memory(attention_bundle):
+    bundle = load_bundle(attention_bundle)
+    assert bundle.manifest["state"] == [
+        {"encoder_output": "hidden", "decoder_input": "hidden", "decoder_output": "hidden_out"},
+        {"encoder_output": "cell", "decoder_input": "cell", "decoder_output": "cell_out"},
+    ]
+    assert bundle.memory == bundle.manifest["memory"] == [
+        {"encoder_output": "encoder_outputs", "decoder_input": "encoder_outputs"},
+        {"encoder_output": "src_mask", "decoder_input": "src_mask"},
+    ]
+    assert bundle.graphs == graph_specs(bundle.config)
+    assert bundle.graphs["decoder_step"].output_names[-1] == "attention"
+
+
+def test_bundles_without_memory_key_still_load(tiny_bundle, tmp_path):
+    """Bundles written before attention existed have no "memory" key: they load and have none;
+    a memory that is not a list is refused."""
+    from seq2seq_export.runtime import Translator
+
+    assert load_bundle(tiny_bundle).manifest["memory"] == []
+    old = tmp_path / "old"
+    shutil.copytree(tiny_bundle, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["memory"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert load_bundle(old).memory == []
+    assert Translator.from_bundle(old).translate(["abc"]) == Translator.from_bundle(tiny_bundle).translate(["abc"])
+    manifest["memory"] = {"encoder_output": "encoder_outputs"}
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="state and memory must be lists of entries"):
+        load_bundle(old)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda m: m["memory"].pop(), "decoder_step input 'src_mask' is fed by no state or memory entry"),
+        (lambda m: m["state"].pop(), "decoder_step input 'cell' is fed by no state or memory entry"),
+        (lambda m: m["memory"][0].update(encoder_output="keys"), "names no output of the encoder graph"),
+    ],
+)
+def test_state_and_memory_entries_must_connect_the_graphs(attention_bundle, tmp_path, edit, match):
+    """Checked at load, so no backend can fail half-way through a decode (or with a traceback)."""
+    broken = tmp_path / "b"
+    shutil.copytree(attention_bundle, broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    edit(manifest)
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=match):
+        load_bundle(broken)

@@ -47,7 +47,7 @@ def test_export_refuses_existing_out_and_leaves_it(tiny_checkpoint, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--opset", "16"], "Error: opset 16 is too old: GRU graphs need opset >= 17"),
+        (["--opset", "16"], "Error: opset 16 is too old: recurrent graphs need opset >= 17"),
         (["--exporter", "magic"], "Error: Invalid value for '--exporter'"),
         (["--max-len", "0"], "Error: Invalid value for '--max-len'"),
     ],

@@ -5,6 +5,7 @@ onnxruntime sessions and torch.jit.load-ed modules at batches and lengths never 
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from seq2seq_export.export.onnx import (
     constant_batch_problems,
     dynamic_axes_problems,
     export_onnx,
-    gru_problems,
+    rnn_problems,
     opset_problems,
     training_op_problems,
 )
@@ -31,100 +32,148 @@ from seq2seq_export.export.torchscript import export_torchscript
 from seq2seq_export.iospec import graph_specs
 from seq2seq_export.model import Seq2Seq
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CFG = ModelConfig(src_vocab_size=11, tgt_vocab_size=13, emb_dim=8, hidden_dim=16, num_layers=2)
+# Every issue #8 feature at once: LSTM state (hidden, cell), bidirectional encoder, attention memory.
+VARIANT = ModelConfig(11, 13, 8, 16, num_layers=2, rnn="lstm", bidirectional_encoder=True, attention="bahdanau")
+CONFIGS = {"baseline": CFG, "variant": VARIANT}
 BATCHES, LENGTHS = (1, 3, 17), (1, 7, 60)
 
 
 @pytest.fixture(scope="module")
-def model() -> Seq2Seq:
+def models() -> dict[str, Seq2Seq]:
     torch.manual_seed(0)
-    return Seq2Seq(CFG).eval()
-
-
-class _Exports:
-    """Each kind exported at most once per module, on first use: the dynamo export is slow."""
-
-    def __init__(self, model: Seq2Seq, root: Path):
-        self.model, self.root, self.dirs = model, root, {}
-
-    def __getitem__(self, kind: str) -> Path:
-        if kind not in self.dirs:
-            d = self.root / kind
-            d.mkdir()
-            modules = graph_modules(self.model)
-            for name, spec in graph_specs(CFG).items():
-                if kind == "torchscript":
-                    export_torchscript(modules[name], spec, d / f"{name}.pt")
-                else:
-                    args = example_inputs(spec, CFG)
-                    export_onnx(modules[name], args, spec, d / f"{name}.onnx", opset=DEFAULT_OPSET, exporter=kind)
-            self.dirs[kind] = d
-        return self.dirs[kind]
+    return {name: Seq2Seq(cfg).eval() for name, cfg in CONFIGS.items()}
 
 
 @pytest.fixture(scope="module")
-def exported(model, tmp_path_factory) -> _Exports:
-    """exported['legacy' | 'dynamo' | 'torchscript'] -> directory with both graphs."""
-    return _Exports(model, tmp_path_factory.mktemp("export"))
+def model(models) -> Seq2Seq:
+    return models["baseline"]
 
 
-def _inputs(batch: int, length: int, seed: int) -> dict[str, np.ndarray]:
+class _Exports:
+    """Each (config, kind) exported at most once per module, on first use: the dynamo export is slow."""
+
+    def __init__(self, models: dict[str, Seq2Seq], root: Path):
+        self.models, self.root, self.dirs = models, root, {}
+
+    def __getitem__(self, key: str | tuple[str, str]) -> Path:
+        config, kind = key if isinstance(key, tuple) else ("baseline", key)
+        if (config, kind) not in self.dirs:
+            d = self.root / f"{config}-{kind}"
+            d.mkdir()
+            model = self.models[config]
+            modules = graph_modules(model)
+            for name, spec in graph_specs(model.config).items():
+                if kind == "torchscript":
+                    export_torchscript(modules[name], spec, d / f"{name}.pt")
+                else:
+                    args = example_inputs(spec, model.config)
+                    export_onnx(modules[name], args, spec, d / f"{name}.onnx", opset=DEFAULT_OPSET, exporter=kind)
+            self.dirs[config, kind] = d
+        return self.dirs[config, kind]
+
+
+@pytest.fixture(scope="module")
+def exported(models, tmp_path_factory) -> _Exports:
+    """exported['legacy' | 'dynamo' | 'torchscript'] (baseline) or exported[config, kind] -> directory with both graphs."""
+    return _Exports(models, tmp_path_factory.mktemp("export"))
+
+
+def _inputs(batch: int, length: int, seed: int, cfg: ModelConfig = CFG) -> dict[str, np.ndarray]:
+    """Feeds for every input of both graphs: random tokens, mixed lengths, random states and memory."""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(0, length + 1, size=batch)
     lengths[0] = length  # the padded width is always used by some row; other rows may be empty
-    return {
-        "src_tokens": rng.integers(0, CFG.src_vocab_size, size=(batch, length)),
+    mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.float32)  # (B, S)
+    x = {
+        "src_tokens": rng.integers(0, cfg.src_vocab_size, size=(batch, length)),
         "src_lengths": lengths,
-        "prev_tokens": rng.integers(0, CFG.tgt_vocab_size, size=batch),
-        "hidden": rng.standard_normal((CFG.num_layers, batch, CFG.hidden_dim)).astype(np.float32),
+        "prev_tokens": rng.integers(0, cfg.tgt_vocab_size, size=batch),
     }
+    for name in cfg.state_names:
+        x[name] = rng.standard_normal((cfg.num_layers, batch, cfg.hidden_dim)).astype(np.float32)
+    if cfg.memory_names:
+        memory = rng.standard_normal((batch, length, cfg.encoder_output_dim)).astype(np.float32)
+        x["encoder_outputs"] = memory * mask[:, :, None]  # zeros at padding, as the encoder makes them
+        x["src_mask"] = mask
+    return x
+
+
+def _named(cfg: ModelConfig, graph: str, outputs) -> dict[str, np.ndarray]:
+    """{"encoder.hidden": ..., "decoder_step.logits": ...} from outputs in the spec's order."""
+    outputs = (outputs,) if isinstance(outputs, (torch.Tensor, np.ndarray)) else outputs
+    names = graph_specs(cfg)[graph].output_names
+    assert len(outputs) == len(names)
+    return {f"{graph}.{n}": o.numpy() if isinstance(o, torch.Tensor) else o for n, o in zip(names, outputs)}
 
 
 def _eager(model: Seq2Seq, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    t = {k: torch.from_numpy(v) for k, v in x.items()}
+    specs, t = graph_specs(model.config), {k: torch.from_numpy(v) for k, v in x.items()}
     with torch.no_grad():
-        hidden = model.encode(t["src_tokens"], t["src_lengths"])
-        logits, next_tokens, hidden_out = model.decode_step(t["prev_tokens"], t["hidden"])
-    return {"enc_hidden": hidden.numpy(), "logits": logits.numpy(), "next_tokens": next_tokens.numpy(), "hidden_out": hidden_out.numpy()}
+        return {
+            **_named(model.config, "encoder", model.encode(*(t[n] for n in specs["encoder"].input_names))),
+            **_named(model.config, "decoder_step", model.decode_step(*(t[n] for n in specs["decoder_step"].input_names))),
+        }
 
 
-def _run_onnx(d: Path, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    enc = ort.InferenceSession(str(d / "encoder.onnx"), providers=["CPUExecutionProvider"])
-    dec = ort.InferenceSession(str(d / "decoder_step.onnx"), providers=["CPUExecutionProvider"])
-    (hidden,) = enc.run(None, {"src_tokens": x["src_tokens"], "src_lengths": x["src_lengths"]})
-    logits, next_tokens, hidden_out = dec.run(None, {"prev_tokens": x["prev_tokens"], "hidden": x["hidden"]})
-    return {"enc_hidden": hidden, "logits": logits, "next_tokens": next_tokens, "hidden_out": hidden_out}
+@functools.cache
+def _session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def _run_torchscript(d: Path, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    enc, dec = torch.jit.load(str(d / "encoder.pt")), torch.jit.load(str(d / "decoder_step.pt"))
-    t = {k: torch.from_numpy(v) for k, v in x.items()}
-    with torch.no_grad():
-        hidden = enc(t["src_tokens"], t["src_lengths"])
-        logits, next_tokens, hidden_out = dec(t["prev_tokens"], t["hidden"])
-    return {"enc_hidden": hidden.numpy(), "logits": logits.numpy(), "next_tokens": next_tokens.numpy(), "hidden_out": hidden_out.numpy()}
+@functools.cache
+def _script(path: Path) -> torch.jit.ScriptModule:
+    return torch.jit.load(str(path))
+
+
+def _run_onnx_graph(d: Path, cfg: ModelConfig, graph: str, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    sess = _session(d / f"{graph}.onnx")
+    return _named(cfg, graph, sess.run(None, {n: x[n] for n in graph_specs(cfg)[graph].input_names}))
+
+
+def _run_onnx(d: Path, x: dict[str, np.ndarray], cfg: ModelConfig = CFG) -> dict[str, np.ndarray]:
+    return {**_run_onnx_graph(d, cfg, "encoder", x), **_run_onnx_graph(d, cfg, "decoder_step", x)}
+
+
+def _run_torchscript(d: Path, x: dict[str, np.ndarray], cfg: ModelConfig = CFG) -> dict[str, np.ndarray]:
+    out = {}
+    for graph, spec in graph_specs(cfg).items():
+        module = _script(d / f"{graph}.pt")
+        with torch.no_grad():
+            out.update(_named(cfg, graph, module(*(torch.from_numpy(x[n]) for n in spec.input_names))))
+    return out
 
 
 def _assert_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert list(got) == list(want)
     for key, w in want.items():
         assert got[key].shape == w.shape and got[key].dtype == w.dtype, key
-        if key == "next_tokens":
+        if w.dtype == np.int64:
             np.testing.assert_array_equal(got[key], w)
         else:
             np.testing.assert_allclose(got[key], w, rtol=0, atol=DEFAULT_ATOL, err_msg=key)
 
 
-@pytest.mark.parametrize("kind", ["legacy", "dynamo", "torchscript"])
-def test_graphs_match_eager_at_unseen_batches_and_lengths(kind, model, exported):
+@pytest.mark.parametrize(
+    "config, kind",
+    [("baseline", "legacy"), ("baseline", "dynamo"), ("baseline", "torchscript"),
+     ("variant", "legacy"), ("variant", "torchscript")],
+)
+def test_graphs_match_eager_at_unseen_batches_and_lengths(config, kind, models, exported):
     assert (EXPORT_BATCH, EXPORT_SRC_LEN) == (2, 5)
+    cfg = CONFIGS[config]
     run = _run_torchscript if kind == "torchscript" else _run_onnx
     for i, (batch, length) in enumerate((b, s) for b in BATCHES for s in LENGTHS):
-        x = _inputs(batch, length, seed=i)
-        _assert_close(run(exported[kind], x), _eager(model, x))
+        x = _inputs(batch, length, seed=i, cfg=cfg)
+        _assert_close(run(exported[config, kind], x, cfg), _eager(models[config], x))
 
 
-def test_each_torchscript_file_holds_only_its_half_of_the_model(exported):
-    enc, dec = (torch.jit.load(str(exported["torchscript"] / f)) for f in ("encoder.pt", "decoder_step.pt"))
+@pytest.mark.parametrize("config", CONFIGS)
+def test_each_torchscript_file_holds_only_its_half_of_the_model(config, exported):
+    d = exported[config, "torchscript"]
+    enc, dec = (torch.jit.load(str(d / f)) for f in ("encoder.pt", "decoder_step.pt"))
     assert {n.split(".")[0] for n, _ in enc.named_parameters()} == {"encoder"}
     assert {n.split(".")[0] for n, _ in dec.named_parameters()} == {"decoder"}
     assert not enc.training and not dec.training
@@ -144,16 +193,39 @@ def test_dynamo_and_legacy_graphs_agree(exported):
     _assert_close(a, b)
 
 
-@pytest.mark.parametrize("kind", ["legacy", "dynamo"])
-def test_exported_files_pass_check_and_are_single_files(kind, exported):
-    specs = graph_specs(CFG)
+def test_variant_graphs_keep_padding_out_of_the_bidirectional_encoder(models, exported):
+    """A row padded to a longer batch gives exactly the outputs it gives alone (up to its length):
+    the backward direction never reads padding, and the decoder step never attends to it."""
+    d, cfg = exported["variant", "legacy"], VARIANT
+    x = _inputs(3, 9, seed=5, cfg=VARIANT)
+    x["src_lengths"] = np.array([9, 4, 0])
+    batched = _run_onnx(d, x, cfg)
+    for row, n in enumerate(x["src_lengths"].tolist()):
+        alone = {"src_tokens": x["src_tokens"][row : row + 1, : max(n, 1)], "src_lengths": x["src_lengths"][row : row + 1]}
+        enc = _run_onnx_graph(d, cfg, "encoder", alone)
+        for name in cfg.state_names:
+            np.testing.assert_allclose(enc[f"encoder.{name}"][:, 0], batched[f"encoder.{name}"][:, row], rtol=0, atol=1e-6)
+        got, want = enc["encoder.encoder_outputs"][0, :n], batched["encoder.encoder_outputs"][row, :n]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+        assert not batched["encoder.encoder_outputs"][row, n:].any() and batched["encoder.src_mask"][row].sum() == n
+    attention = batched["decoder_step.attention"]
+    assert not (attention * (1 - x["src_mask"])).any()  # exactly 0 at padding
+    np.testing.assert_allclose(attention.sum(1), [1.0, 1.0, 0.0], atol=1e-6)  # the empty row attends nowhere, no NaN
+    ops = {name: [n.op_type for n in onnx.load(str(d / f"{name}.onnx")).graph.node] for name in ("encoder", "decoder_step")}
+    assert ops["encoder"].count("LSTM") == 2 * cfg.num_layers  # both directions of both layers, PyTorch's LSTM op
+    assert "LSTM" not in ops["decoder_step"]  # explicit cells, embedding folded into layer 0
+
+
+@pytest.mark.parametrize("config, kind", [("baseline", "legacy"), ("baseline", "dynamo"), ("variant", "legacy")])
+def test_exported_files_pass_check_and_are_single_files(config, kind, exported):
+    specs = graph_specs(CONFIGS[config])
     for name, spec in specs.items():
-        path = exported[kind] / f"{name}.onnx"
+        path = exported[config, kind] / f"{name}.onnx"
         assert check_onnx_file(path, spec, DEFAULT_OPSET) == []
         graph = onnx.load(str(path)).graph
         dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in list(graph.input) + list(graph.output)]
         assert dims == [list(t.shape) for t in spec.inputs + spec.outputs]  # e.g. ['batch', 'src_len'], [2, 'batch', 16]
-    assert sorted(p.name for p in exported[kind].iterdir()) == ["decoder_step.onnx", "encoder.onnx"]
+    assert sorted(p.name for p in exported[config, kind].iterdir()) == ["decoder_step.onnx", "encoder.onnx"]
 
 
 def _flip_linear_before_reset(src: Path, dst: Path) -> None:
@@ -175,8 +247,19 @@ def test_gru_with_linear_before_reset_0_is_rejected_and_really_wrong(exported, m
     x = _inputs(3, 4, seed=1)
     sess = ort.InferenceSession(str(bad), providers=["CPUExecutionProvider"])
     hidden = sess.run(["hidden"], {"src_tokens": x["src_tokens"], "src_lengths": x["src_lengths"]})[0]
-    assert np.abs(hidden - _eager(model, x)["enc_hidden"]).max() > 1e-3
-    assert gru_problems(onnx.load(str(exported["legacy"] / "encoder.onnx"))) == []
+    assert np.abs(hidden - _eager(model, x)["encoder.hidden"]).max() > 1e-3
+    assert rnn_problems(onnx.load(str(exported["legacy"] / "encoder.onnx"))) == []
+
+
+def test_lstm_with_coupled_gates_or_peepholes_is_rejected(exported):
+    m = onnx.load(str(exported["variant", "legacy"] / "encoder.onnx"))
+    assert rnn_problems(m) == []
+    lstm = next(n for n in m.graph.node if n.op_type == "LSTM")
+    lstm.attribute.append(onnx.helper.make_attribute("input_forget", 1))
+    lstm.input.extend([""] * (7 - len(lstm.input)) + ["peepholes"])
+    problems = rnn_problems(m)
+    assert len(problems) == 2
+    assert "input_forget=1, PyTorch semantics need 0" in problems[0] and "peephole weights" in problems[1]
 
 
 def _legacy_raw(module, spec, path: Path, **kw) -> onnx.ModelProto:
@@ -210,6 +293,20 @@ def test_batch_baked_into_the_graph_fails_lint_even_when_relabelled(exported, tm
     x = _inputs(3, 1, seed=0)
     with pytest.raises(Exception):  # the lint is right: batch 3 cannot run
         sess.run(None, {"prev_tokens": x["prev_tokens"], "hidden": x["hidden"]})
+
+
+def test_source_length_baked_into_the_graph_fails_lint(exported, tmp_path):
+    """The attention output reshaped to the export's (-1, 5): what an exporter freezing the example
+    source length into an internal shape produces. The signature still says 'src_len'."""
+    spec = graph_specs(VARIANT)["decoder_step"]
+    m = onnx.load(str(exported["variant", "legacy"] / "decoder_step.onnx"))
+    producer = next(n for n in m.graph.node if "attention" in n.output)
+    producer.output[list(producer.output).index("attention")] = "attention_raw"
+    m.graph.initializer.append(onnx.numpy_helper.from_array(np.array([-1, EXPORT_SRC_LEN]), "baked"))
+    m.graph.node.append(onnx.helper.make_node("Reshape", ["attention_raw", "baked"], ["attention"]))
+    assert dynamic_axes_problems(m, spec) == []
+    assert constant_batch_problems(m, spec) == ["attention: src_len axis is a constant 5 inside the graph"]
+    assert constant_batch_problems(onnx.load(str(exported["variant", "legacy"] / "decoder_step.onnx")), spec) == []
 
 
 @pytest.mark.filterwarnings("ignore")

@@ -20,9 +20,9 @@ def test_padding_does_not_change_the_encoder_state(num_layers):
     for i, s in enumerate(seqs):
         batch[i, : len(s)] = torch.tensor(s)
     with torch.no_grad():
-        together = model.encode(batch, torch.tensor([len(s) for s in seqs]))  # (L, 3, H)
+        (together,) = model.encode(batch, torch.tensor([len(s) for s in seqs]))  # (L, 3, H)
         for i, s in enumerate(seqs):
-            alone = model.encode(torch.tensor([s]), torch.tensor([len(s)]))  # (L, 1, H)
+            (alone,) = model.encode(torch.tensor([s]), torch.tensor([len(s)]))  # (L, 1, H)
             torch.testing.assert_close(together[:, i : i + 1], alone, atol=1e-6, rtol=0)
     assert together.shape == (num_layers, 3, 16)
 
@@ -32,7 +32,7 @@ def test_encoder_matches_the_stacked_gru_run_on_the_unpadded_sequence():
     src = torch.tensor([[4, 5, 6, 7]])
     with torch.no_grad():
         _, reference = model.encoder.rnn(model.encoder.embedding(src))
-        torch.testing.assert_close(model.encode(src, torch.tensor([4])), reference, atol=1e-6, rtol=0)
+        torch.testing.assert_close(model.encode(src, torch.tensor([4]))[0], reference, atol=1e-6, rtol=0)
 
 
 class SeedEncoder(nn.Module):  # the seed tutorial's module layout, copied minimally
@@ -72,7 +72,7 @@ def test_decode_step_replays_the_teacher_forced_pass():
     tgt_in = torch.tensor([[2, 5, 6, 7], [2, 9, 4, 0]])
     with torch.no_grad():
         full = model(src, lengths, tgt_in)  # (B, T, V)
-        hidden = model.encode(src, lengths)
+        (hidden,) = model.encode(src, lengths)
         for t in range(tgt_in.shape[1]):
             logits, nxt, hidden = model.decode_step(tgt_in[:, t], hidden)
             torch.testing.assert_close(logits, full[:, t], atol=1e-6, rtol=0)

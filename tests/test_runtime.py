@@ -41,7 +41,7 @@ def toy_bundle(toy_checkpoint, tmp_path_factory) -> Path:
     return export_bundle(toy_checkpoint, tmp_path_factory.mktemp("toy_bundle") / "bundle", exporter="legacy")
 
 
-@pytest.mark.parametrize("which", ["tiny_bundle", "lively_bundle", "toy_bundle"])
+@pytest.mark.parametrize("which", ["tiny_bundle", "lively_bundle", "toy_bundle", "attention_bundle"])
 def test_backends_give_identical_tokens(which, request):
     bundle_dir = request.getfixturevalue(which)
     results = {name: decode_all(bundle_dir, name) for name in BACKENDS}
@@ -50,10 +50,13 @@ def test_backends_give_identical_tokens(which, request):
     assert results["torchscript"] == results["eager"]
 
 
-def test_lively_bundle_exercises_the_loop(lively_bundle):
-    """Guard for the equality tests above: outputs differ by input and end at <eos> at mixed lengths."""
-    out = decode_all(lively_bundle, "onnx")
-    max_len = load_bundle(lively_bundle).max_len
+@pytest.mark.parametrize("which", ["lively_bundle", "attention_bundle"])
+def test_lively_bundles_exercise_the_loop(which, request):
+    """Guard for the equality tests above: outputs differ by input and end at <eos> at mixed lengths
+    (so rows leave their batch at many steps, and their state and memory rows are dropped)."""
+    bundle_dir = request.getfixturevalue(which)
+    out = decode_all(bundle_dir, "onnx")
+    max_len = load_bundle(bundle_dir).max_len
     lengths = {len(o) for o in out}
     assert len({tuple(o) for o in out}) > 50
     assert max_len in lengths and len(lengths - {max_len}) > 5
@@ -66,25 +69,30 @@ def test_batch_size_never_changes_a_result(backend, lively_bundle):
     assert decode_all(lively_bundle, backend, batch_size=64) == one
 
 
-def test_onnx_io_binding_path_gives_the_same_tokens(lively_bundle):
-    """The CUDA code path (state kept in OrtValues, rows dropped through the host), run here on CPU."""
-    plain = Translator.from_bundle(lively_bundle, batch_size=7)
-    bound = Translator.from_bundle(lively_bundle, batch_size=7, io_binding=True)
+@pytest.mark.parametrize("which", ["lively_bundle", "attention_bundle"])
+def test_onnx_io_binding_path_gives_the_same_tokens(which, request):
+    """The CUDA code path (state and memory kept in OrtValues, rows dropped through the host), run here on CPU."""
+    bundle_dir = request.getfixturevalue(which)
+    plain = Translator.from_bundle(bundle_dir, batch_size=7)
+    bound = Translator.from_bundle(bundle_dir, batch_size=7, io_binding=True)
     assert bound.backend.io_binding and not plain.backend.io_binding
-    seqs = [plain.text.encode_source(w) for w in mixed_words(lively_bundle)]
+    seqs = [plain.text.encode_source(w) for w in mixed_words(bundle_dir)]
     assert bound.translate_ids(seqs) == plain.translate_ids(seqs)
 
 
-def test_run_graph_agrees_across_backends(lively_bundle):
-    bundle = load_bundle(lively_bundle)
+@pytest.mark.parametrize("which", ["lively_bundle", "attention_bundle"])
+def test_run_graph_agrees_across_backends(which, request):
+    bundle = load_bundle(request.getfixturevalue(which))
     cfg = bundle.config
     rng = np.random.default_rng(0)
-    enc_feeds = {"src_tokens": rng.integers(0, cfg.src_vocab_size, (3, 6)), "src_lengths": np.array([6, 0, 2])}
-    step_feeds = {
-        "prev_tokens": rng.integers(0, cfg.tgt_vocab_size, (3,)),
-        "hidden": rng.standard_normal((cfg.num_layers, 3, cfg.hidden_dim)).astype(np.float32),
-    }
+    lengths = np.array([6, 0, 2])
+    enc_feeds = {"src_tokens": rng.integers(0, cfg.src_vocab_size, (3, 6)), "src_lengths": lengths}
     outs = {name: open_backend(bundle, name) for name in BACKENDS}
+    encoded = outs["eager"].run_graph("encoder", enc_feeds)
+    step_feeds = {"prev_tokens": rng.integers(0, cfg.tgt_vocab_size, (3,))}
+    for entry in bundle.state:  # random states, and the memory as the encoder made it
+        step_feeds[entry["decoder_input"]] = rng.standard_normal((cfg.num_layers, 3, cfg.hidden_dim)).astype(np.float32)
+    step_feeds.update({m["decoder_input"]: encoded[m["encoder_output"]] for m in bundle.memory})
     for graph, feeds in (("encoder", enc_feeds), ("decoder_step", step_feeds)):
         ref = outs["eager"].run_graph(graph, feeds)
         assert list(ref) == bundle.graphs[graph].output_names
@@ -95,6 +103,9 @@ def test_run_graph_agrees_across_backends(lively_bundle):
                 assert got[key].dtype == ref[key].dtype and got[key].shape == ref[key].shape
                 np.testing.assert_allclose(got[key], ref[key], atol=1e-5, err_msg=f"{name} {graph} {key}")
     assert ref["hidden_out"].shape == (cfg.num_layers, 3, cfg.hidden_dim)
+    if bundle.memory:  # attention weights: exactly 0 at padding, summing to 1 (0 for the empty row)
+        assert ref["attention"].shape == (3, 6) and not (ref["attention"] * (1 - encoded["src_mask"])).any()
+        np.testing.assert_allclose(ref["attention"].sum(1), [1.0, 0.0, 1.0], atol=1e-6)
     np.testing.assert_array_equal(ref["next_tokens"], ref["logits"].argmax(-1))
 
 
@@ -166,7 +177,9 @@ sys.meta_path.insert(0, _NoTorch())
 """
 
 
-def test_onnx_path_works_without_torch(lively_bundle, tmp_path):
+@pytest.mark.parametrize("which", ["lively_bundle", "attention_bundle"])
+def test_onnx_path_works_without_torch(which, request, tmp_path):
+    lively_bundle = request.getfixturevalue(which)
     (tmp_path / "sitecustomize.py").write_text(NO_TORCH)
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     blocked = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)

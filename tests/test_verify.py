@@ -85,7 +85,7 @@ def test_flipped_linear_before_reset_fails_at_the_first_divergent_step(lively_bu
     assert {b for _, b in bad} == {"onnx"}  # the TorchScript graphs were not touched
     c = checks(report)
     assert "linear_before_reset" in c["lint.encoder", "onnx"].detail
-    assert "sample 0, encoder state" in c["teacher_forced", "onnx"].detail  # wrong before the first step
+    assert "sample 0, encoder (" in c["teacher_forced", "onnx"].detail  # wrong before the first step
     sample, step = first_divergence_alone(broken, SAMPLES)
     assert c["greedy", "onnx"].detail.startswith(f"sample {sample} diverges at step {step}: eager ")
     assert "eager logit margin" in c["greedy", "onnx"].detail
@@ -203,3 +203,20 @@ def test_export_check_leaves_no_bundle_when_graphs_fail(tiny_checkpoint, tmp_pat
         export_bundle(tiny_checkpoint, out, exporter="legacy", verify=break_then_check)
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert load_bundle(export_bundle(tiny_checkpoint, out, exporter="legacy", verify=export_check)).formats
+
+
+def test_float64_budget_passes_float32_rounding_that_misses_atol(lively_bundle):
+    # An atol far below float32 rounding: the strict comparison with eager fails on onnxruntime's
+    # rounding, and the float64 budget (export no further from exact than 8x eager) passes it.
+    strict = verify(lively_bundle, samples=SAMPLES, atol=1e-9, rtol=0.0, exact_factor=0.0)
+    assert ("values.decoder_step", "onnx") in failed(strict)
+    assert "outside tolerance" in checks(strict)["values.decoder_step", "onnx"].detail
+    budget = verify(lively_bundle, samples=SAMPLES, atol=1e-9, rtol=0.0, exact_factor=8.0)
+    assert budget.passed, format_report(budget)
+    assert "from float64" in checks(budget)["values.decoder_step", "onnx"].figure
+    assert budget.exact_factor == 8.0 and json.loads(budget.to_json())["exact_factor"] == 8.0
+
+
+def test_negative_exact_factor_is_a_config_error(lively_bundle):
+    with pytest.raises(ConfigError, match="exact_factor"):
+        verify(lively_bundle, samples=2, exact_factor=-1.0)

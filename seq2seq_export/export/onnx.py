@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from ..constants import MIN_OPSET
 from ..errors import ExportError
-from ..iospec import BATCH, GraphSpec
+from ..iospec import GraphSpec
 
 EXPORTERS = ("dynamo", "legacy")
 
@@ -97,7 +97,7 @@ def export_onnx(
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown ONNX exporter {exporter!r}: use one of {', '.join(EXPORTERS)}")
     if opset < MIN_OPSET:
-        raise ExportError(f"opset {opset} is too old: GRU graphs need opset >= {MIN_OPSET}")
+        raise ExportError(f"opset {opset} is too old: recurrent graphs need opset >= {MIN_OPSET}")
     with _quiet():
         try:
             model = _trace(module.eval(), args, spec, opset, exporter)
@@ -119,15 +119,30 @@ def export_onnx(
 # --- lint: each function returns a list of problems, empty when the graph is fine -----------------
 
 
-def gru_problems(model: onnx.ModelProto) -> list[str]:
-    """Every GRU must have linear_before_reset=1: PyTorch's GRU applies the reset gate after the
-    recurrent matmul, and the ONNX default (0) silently computes something else."""
+# {ONNX op: (attribute, the value PyTorch's semantics need, the ONNX default)}
+_RNN_ATTRIBUTES = {
+    # PyTorch's GRU applies the reset gate after the recurrent matmul; the ONNX default (0) silently
+    # computes something else.
+    "GRU": ("linear_before_reset", 1, 0),
+    # PyTorch's LSTM has separate input and forget gates (no coupling).
+    "LSTM": ("input_forget", 0, 0),
+}
+_LSTM_PEEPHOLES = 7  # input index of the LSTM op's optional peephole weights, which PyTorch's LSTM lacks
+
+
+def rnn_problems(model: onnx.ModelProto) -> list[str]:
+    """Every GRU and LSTM node computes PyTorch's cell: GRU linear_before_reset=1; LSTM
+    input_forget=0 and no peephole weights."""
     problems = []
     for node in model.graph.node:
-        if node.op_type == "GRU":
-            lbr = next((a.i for a in node.attribute if a.name == "linear_before_reset"), 0)
-            if lbr != 1:
-                problems.append(f"GRU node {node.name or '?'} has linear_before_reset={lbr}, PyTorch semantics need 1")
+        if node.op_type not in _RNN_ATTRIBUTES:
+            continue
+        name, need, default = _RNN_ATTRIBUTES[node.op_type]
+        got = next((a.i for a in node.attribute if a.name == name), default)
+        if got != need:
+            problems.append(f"{node.op_type} node {node.name or '?'} has {name}={got}, PyTorch semantics need {need}")
+        if node.op_type == "LSTM" and len(node.input) > _LSTM_PEEPHOLES and node.input[_LSTM_PEEPHOLES]:
+            problems.append(f"LSTM node {node.name or '?'} has peephole weights, which PyTorch's LSTM does not")
     return problems
 
 
@@ -203,9 +218,10 @@ def dynamic_axes_problems(model: onnx.ModelProto, spec: GraphSpec) -> list[str]:
 
 
 def constant_batch_problems(model: onnx.ModelProto, spec: GraphSpec) -> list[str]:
-    """No batch size baked into the graph: with symbolic inputs, shape inference (with constant
-    propagation) must not derive a fixed batch for any output. Catches a graph traced at a fixed
-    batch whose signature was later relabelled dynamic."""
+    """No example size baked into the graph: with symbolic inputs, shape inference (with constant
+    propagation) must not derive a fixed size for any dynamic axis (batch, src_len) of an output.
+    Catches a graph traced at a fixed batch whose signature was later relabelled dynamic, and an
+    exporter that froze the example source length into an internal shape."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     for value in probe.graph.output:
@@ -220,8 +236,8 @@ def constant_batch_problems(model: onnx.ModelProto, spec: GraphSpec) -> list[str
     for t in spec.outputs:
         for axis, want in enumerate(t.shape):
             got = outputs.get(t.name, [])
-            if want == BATCH and axis < len(got) and isinstance(got[axis], int) and got[axis] > 0:
-                problems.append(f"{t.name}: batch axis is a constant {got[axis]} inside the graph")
+            if isinstance(want, str) and axis < len(got) and isinstance(got[axis], int) and got[axis] > 0:
+                problems.append(f"{t.name}: {want} axis is a constant {got[axis]} inside the graph")
     return problems
 
 
@@ -232,7 +248,7 @@ def check_onnx_model(model: onnx.ModelProto, spec: GraphSpec, opset: int | None 
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         return [f"onnx.checker: {_first_line(e)}"]
     return (
-        gru_problems(model)
+        rnn_problems(model)
         + opset_problems(model, opset)
         + training_op_problems(model)
         + dynamic_axes_problems(model, spec)

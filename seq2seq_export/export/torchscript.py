@@ -15,7 +15,7 @@ from ..iospec import GraphSpec
 
 
 def export_torchscript(module: nn.Module, spec: GraphSpec, path: Path) -> None:
-    """Script `module` (an EncoderGraph or DecoderStepGraph in eval mode) and save it to `path`."""
+    """Script `module` (one of graphs.GRAPH_CLASSES, in eval mode) and save it to `path`."""
     try:
         scripted = torch.jit.script(module.eval())
     except Exception as e:  # TorchScript frontend errors come in several types

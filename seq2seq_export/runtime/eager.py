@@ -8,7 +8,7 @@ from ..errors import BundleError, CheckpointError
 from ..iospec import graph_specs
 from ..manifest import Bundle
 from ..model import Seq2Seq, select_device
-from .state import StateFlow, config_state_flows, state_flows
+from .state import MemoryFlow, StateFlow, config_memory_flows, config_state_flows, memory_flows, state_flows
 from .eager_torchscript import TorchGraphBackend
 
 
@@ -20,12 +20,16 @@ class EagerBackend(TorchGraphBackend):
         model: Seq2Seq,
         device: torch.device | str | None = None,
         flows: tuple[StateFlow, ...] | None = None,
+        memory: tuple[MemoryFlow, ...] | None = None,
     ):
+        """flows / memory: from a bundle's manifest; None = what a bundle exported from the model records."""
         device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(device).eval()
         graphs = graph_specs(model.config)
-        flows = flows or config_state_flows(model.config, graphs["decoder_step"])
-        super().__init__(graphs, {"encoder": self.model.encode, "decoder_step": self.model.decode_step}, flows, device)
+        flows = config_state_flows(model.config, graphs["decoder_step"]) if flows is None else flows
+        memory = config_memory_flows(model.config, graphs["decoder_step"]) if memory is None else memory
+        functions = {"encoder": self.model.encode, "decoder_step": self.model.decode_step}
+        super().__init__(graphs, functions, flows, device, memory)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, device: torch.device | str | None = None) -> "EagerBackend":
@@ -39,4 +43,5 @@ class EagerBackend(TorchGraphBackend):
         if ckpt.config != bundle.config or ckpt.text != bundle.text:
             raise BundleError(f"{bundle.reference}: reference checkpoint's model config or vocabularies differ from the manifest")
         device = select_device("auto" if device is None else str(device))
-        return cls(ckpt.build_model(device), device, state_flows(bundle.state, bundle.graphs["decoder_step"]))
+        decoder = bundle.graphs["decoder_step"]
+        return cls(ckpt.build_model(device), device, state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder))

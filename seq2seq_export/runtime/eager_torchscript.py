@@ -12,7 +12,7 @@ import torch
 
 from ..errors import ConfigError
 from ..iospec import NEXT_TOKENS, PREV_TOKENS, GraphSpec
-from .state import StateFlow
+from .state import MemoryFlow, StateFlow
 
 
 def set_torch_threads(threads: int | None) -> None:
@@ -26,7 +26,11 @@ def _as_tuple(out: torch.Tensor | tuple) -> tuple[torch.Tensor, ...]:
 
 
 class TorchGraphBackend:
-    """Implements runtime.greedy.Backend on two torch callables; state is a tuple of device tensors."""
+    """Implements runtime.greedy.Backend on two torch callables.
+
+    The carried state is a tuple of device tensors: the recurrent states (replaced by every step),
+    then the attention memory (fed unchanged to every step); `select` keeps rows of all of them.
+    """
 
     def __init__(
         self,
@@ -34,14 +38,17 @@ class TorchGraphBackend:
         functions: dict[str, Callable[..., torch.Tensor | tuple]],
         flows: tuple[StateFlow, ...],
         device: torch.device,
+        memory: tuple[MemoryFlow, ...] = (),
     ):
-        self.graphs, self.functions, self.flows, self.device = graphs, functions, flows, device
+        self.graphs, self.functions, self.flows, self.memory, self.device = graphs, functions, flows, memory, device
         enc_out, dec = graphs["encoder"].output_names, graphs["decoder_step"]
-        self._encoder_pick = [enc_out.index(f.encoder_output) for f in flows]
+        carried = flows + memory
+        self._encoder_pick = [enc_out.index(f.encoder_output) for f in carried]
         self._step_pick = [dec.output_names.index(n) for n in [NEXT_TOKENS] + [f.decoder_output for f in flows]]
-        # decoder_step's positional inputs: None for prev_tokens, else the index of a state tensor
-        state_inputs = [f.decoder_input for f in flows]
-        self._step_args = [None if n == PREV_TOKENS else state_inputs.index(n) for n in dec.input_names]
+        # decoder_step's positional inputs: None for prev_tokens, else the index of a carried tensor
+        carried_inputs = [f.decoder_input for f in carried]
+        self._step_args = [None if n == PREV_TOKENS else carried_inputs.index(n) for n in dec.input_names]
+        self._batch_axes = [f.batch_axis for f in carried]
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device)
@@ -56,11 +63,11 @@ class TorchGraphBackend:
         prev = self._tensor(prev_tokens)
         out = _as_tuple(self.functions["decoder_step"](*(prev if i is None else state[i] for i in self._step_args)))
         nxt, *new = (out[i] for i in self._step_pick)
-        return nxt.cpu().numpy(), tuple(new)
+        return nxt.cpu().numpy(), tuple(new) + state[len(self.flows) :]  # memory passes through unchanged
 
     def select(self, state: tuple, rows: np.ndarray) -> tuple:
         idx = self._tensor(rows)
-        return tuple(s.index_select(f.batch_axis, idx) for s, f in zip(state, self.flows))
+        return tuple(s.index_select(axis, idx) for s, axis in zip(state, self._batch_axes))
 
     @torch.inference_mode()
     def run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
 """onnxruntime backend: numpy + onnxruntime only, so it runs where torch is not installed.
 
 On CPU the step loop feeds numpy arrays and fetches only next_tokens and the new state (never the
-logits). On CUDA it uses IO binding: the state stays on the device between steps and only the
-chosen token ids come back to the host.
+logits or attention). On CUDA it uses IO binding: the state and the memory (attention models'
+encoder outputs) stay on the device between steps and only the chosen token ids come back to the host.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import onnxruntime as ort
 from ..errors import BundleError, ConfigError
 from ..iospec import NEXT_TOKENS, PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
 from ..manifest import GRAPH_NAMES, Bundle
-from .state import state_flows
+from .state import memory_flows, state_flows
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
@@ -86,10 +86,12 @@ class OnnxBackend:
             _check_io(sess, config_specs[name], path, "model_config")
             self.sessions[name] = sess
         self.flows = state_flows(bundle.state, bundle.graphs["decoder_step"])
+        self.memory = memory_flows(bundle.memory, bundle.graphs["decoder_step"])
+        self._carried = self.flows + self.memory  # what encode returns and step / select carry
         self._encoder, self._decoder = self.sessions["encoder"], self.sessions["decoder_step"]
-        self._encoder_outputs = [f.encoder_output for f in self.flows]
+        self._encoder_outputs = [f.encoder_output for f in self._carried]
         self._step_outputs = [NEXT_TOKENS] + [f.decoder_output for f in self.flows]
-        self._state_inputs = [f.decoder_input for f in self.flows]
+        self._carried_inputs = [f.decoder_input for f in self._carried]
         on_cuda = self._decoder.get_providers()[0] == CUDA
         device_id = int(self._decoder.get_provider_options().get(CUDA, {}).get("device_id", 0))
         self._device = ("cuda", device_id) if on_cuda else ("cpu", 0)  # where bound state outputs live
@@ -104,29 +106,31 @@ class OnnxBackend:
         sess = self.sessions[name]
         return dict(zip(self.graphs[name].output_names, sess.run(None, feeds)))
 
-    # State: a tuple with one tensor per StateFlow (numpy arrays, or OrtValues with io_binding).
+    # Carried: a tuple with one tensor per StateFlow, then one per MemoryFlow (numpy arrays, or
+    # OrtValues with io_binding). A step replaces the state tensors and passes the memory on as is.
 
     def encode(self, src: np.ndarray, lengths: np.ndarray) -> tuple:
         if self.io_binding:
             return tuple(self._bound_run(self._encoder, {SRC_TOKENS: src, SRC_LENGTHS: lengths}, self._encoder_outputs))
         return tuple(self._encoder.run(self._encoder_outputs, {SRC_TOKENS: src, SRC_LENGTHS: lengths}))
 
-    def step(self, prev_tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
-        feeds = dict(zip(self._state_inputs, state))
+    def step(self, prev_tokens: np.ndarray, carried: tuple) -> tuple[np.ndarray, tuple]:
+        feeds = dict(zip(self._carried_inputs, carried))
         feeds[PREV_TOKENS] = prev_tokens
+        memory = carried[len(self.flows) :]
         if self.io_binding:
             nxt, *new = self._bound_run(self._decoder, feeds, self._step_outputs, host_outputs=1)
-            return nxt.numpy(), tuple(new)
+            return nxt.numpy(), tuple(new) + memory
         nxt, *new = self._decoder.run(self._step_outputs, feeds)
-        return nxt, tuple(new)
+        return nxt, tuple(new) + memory
 
-    def select(self, state: tuple, rows: np.ndarray) -> tuple:
+    def select(self, carried: tuple, rows: np.ndarray) -> tuple:
         if self.io_binding:  # rare (only when some rows finish): a round trip through the host
             return tuple(
                 ort.OrtValue.ortvalue_from_numpy(np.take(s.numpy(), rows, axis=f.batch_axis), *self._device)
-                for s, f in zip(state, self.flows)
+                for s, f in zip(carried, self._carried)
             )
-        return tuple(np.take(s, rows, axis=f.batch_axis) for s, f in zip(state, self.flows))
+        return tuple(np.take(s, rows, axis=f.batch_axis) for s, f in zip(carried, self._carried))
 
     def _bound_run(
         self, sess: ort.InferenceSession, feeds: dict[str, Any], outputs: list[str], host_outputs: int = 0

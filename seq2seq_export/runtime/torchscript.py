@@ -6,7 +6,7 @@ import torch
 from ..errors import BundleError
 from ..manifest import GRAPH_NAMES, Bundle
 from ..model import select_device
-from .state import state_flows
+from .state import memory_flows, state_flows
 from .eager_torchscript import TorchGraphBackend
 
 
@@ -23,4 +23,6 @@ class TorchScriptBackend(TorchGraphBackend):
             except (RuntimeError, ValueError) as e:
                 raise BundleError(f"{path}: torch.jit.load cannot read this module: {str(e).strip().splitlines()[0]}") from None
         self.modules = modules
-        super().__init__(bundle.graphs, modules, state_flows(bundle.state, bundle.graphs["decoder_step"]), device)
+        decoder = bundle.graphs["decoder_step"]
+        flows, memory = state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder)
+        super().__init__(bundle.graphs, modules, flows, device, memory)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from ..errors import ConfigError, VocabError
 from ..manifest import Bundle, load_bundle
 from ..vocab import TextPipeline
+from .alignment import attention_weights, require_attention
 from .greedy import Backend, decode_in_batches
 
 BACKENDS = ("onnx", "torchscript", "eager")
@@ -65,6 +66,9 @@ class Translation:
     input: str
     output: str  # detokenized target text
     ids: tuple[int, ...]  # target ids without <sos>/<eos>
+    # With attention=True: one row per id, the weights over the source tokens as the model saw them
+    # (one per character or word, plus <eos> when the bundle appends it), each row summing to 1.
+    attention: tuple[tuple[float, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,15 +117,34 @@ class Translator:
             max_len=self.max_len,
         )
 
-    def translations(self, texts: Sequence[str]) -> list[Translation]:
-        """Texts -> Translation records. An input with no tokens (empty line) gives an empty output."""
+    def translations(self, texts: Sequence[str], attention: bool = False) -> list[Translation]:
+        """Texts -> Translation records. An input with no tokens (empty line) gives an empty output.
+
+        attention=True also returns each output token's attention weights (models with attention
+        only, else ConfigError); it re-runs the decoder steps, so it costs about one more decode.
+        """
+        if attention:
+            require_attention(self.backend)
         encoded = [self.text.encode_source(t) for t in texts]
         blank = int(self.text.src_append_eos)  # an empty input encodes to [] or to [<eos>]
         todo = [i for i, ids in enumerate(encoded) if len(ids) > blank]
         out: list[list[int]] = [[] for _ in texts]
         for i, ids in zip(todo, self.translate_ids([encoded[i] for i in todo])):
             out[i] = ids
-        return [Translation(t, self.text.decode_target(ids), tuple(ids)) for t, ids in zip(texts, out)]
+        weights: list[Any] = [() if attention else None for _ in texts]  # an empty output attends nowhere
+        if attention:
+            for i, w in zip(todo, self._attention([encoded[i] for i in todo], [out[i] for i in todo])):
+                weights[i] = tuple(tuple(float(x) for x in row) for row in w)
+        return [Translation(t, self.text.decode_target(ids), tuple(ids), w) for t, ids, w in zip(texts, out, weights)]
+
+    def _attention(self, seqs: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> list[Any]:
+        """alignment.attention_weights in batches of batch_size: (T, S) per sequence."""
+        found = []
+        for start in range(0, len(seqs), self.batch_size):
+            end = start + self.batch_size
+            found += attention_weights(self.backend, seqs[start:end], outputs[start:end],
+                                       pad_id=self.text.src.pad_id, start_id=self.text.tgt.sos_id)
+        return found
 
     def translate(self, texts: Sequence[str]) -> list[str]:
         return [t.output for t in self.translations(texts)]

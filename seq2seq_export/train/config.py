@@ -7,13 +7,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..config import ModelConfig
 from ..constants import DEFAULT_ARTIFACTS_DIR
 from ..errors import ConfigError
 
 LR_SCHEDULES = ("constant", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
+CLOCKS = ("wall", "cpu")
 # Changing these between an interrupted run and its resumption would not continue the same run.
-STOP_FIELDS = ("epochs", "max_minutes", "max_steps", "device", "threads", "out")
+STOP_FIELDS = ("epochs", "max_minutes", "clock", "max_steps", "device", "threads", "out")
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,17 @@ class TrainConfig:
     max_tokens: int = 0  # drop pairs with a side longer than this (0 = keep all)
     out: str = ""  # output folder; "" = artifacts/<preset>
     emb_dim: int = 128  # embedding size, both sides
-    hidden_dim: int = 256  # GRU state size
-    num_layers: int = 1  # stacked GRU layers
+    hidden_dim: int = 256  # recurrent state size
+    num_layers: int = 1  # stacked recurrent layers, both sides
     dropout: float = 0.0  # embedding / inter-layer dropout while training
+    reverse_source: bool = False  # encoder reads sources backwards (helps models without attention)
+    rnn: str = "gru"  # recurrent cell: gru | lstm
+    bidirectional_encoder: bool = False  # encoder reads both ways (bridged to the decoder's state)
+    attention: str = "none"  # none | bahdanau | luong
+    attention_score: str = "general"  # luong scores: general | dot
     epochs: int = 10  # upper bound on passes over the train split
-    max_minutes: float = 0.0  # wall-clock budget for the whole run, resumptions included (0 = none)
+    max_minutes: float = 0.0  # time budget for the whole run, resumptions included (0 = none) ...
+    clock: str = "wall"  # ... counted on: wall | cpu (this process's CPU time, all threads: fair on a busy machine)
     max_steps: int = 0  # stop after this many optimizer steps in total (0 = none)
     batch_size: int = 64  # pairs per optimizer step
     lr: float = 1e-3  # Adam peak learning rate
@@ -59,8 +67,18 @@ class TrainConfig:
             raise ConfigError(f"train config: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"train config: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.clock not in CLOCKS:
+            raise ConfigError(f"train config: clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"train config: device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        self.model_config(1, 1)  # the model options, checked where ModelConfig checks them
+
+    def model_config(self, src_vocab_size: int, tgt_vocab_size: int) -> ModelConfig:
+        """The model these settings train, for the given vocabulary sizes."""
+        return ModelConfig(
+            src_vocab_size, tgt_vocab_size, self.emb_dim, self.hidden_dim, self.num_layers, self.dropout, self.rnn,
+            self.reverse_source, self.bidirectional_encoder, self.attention, self.attention_score,
+        )
 
     @property
     def out_dir(self) -> Path:
