@@ -1,8 +1,8 @@
-"""Shared by tests/test_runtime_node.py and tests/test_runtime_web.py (the JavaScript drivers in runtimes/).
+"""Shared by tests/test_runtime_node.py, test_runtime_web.py and test_runtime_cpp.py (the drivers in runtimes/).
 
-Two bundles (the trained toy model and a cmudict-shaped one), 200+ inputs for each with empty lines,
-unknown symbols and inputs longer than any training example, and what `s2s-translate --backend onnx`
-prints for them: the drivers must print exactly that.
+Three bundles (the trained toy model, a cmudict-shaped one, and an attention + LSTM + bidirectional
+variant), 200+ inputs for each with empty lines, unknown symbols and inputs longer than any training
+example, and what `s2s-translate --backend onnx` prints for them: the drivers must print exactly that.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from conftest import ATTENTION_LSTM_BI, lively_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "runtimes" / "node"
@@ -70,29 +72,25 @@ def python_outputs(bundle: Path, inputs: list[str], *args: str) -> list[str]:
     return outputs
 
 
-def cmudict_checkpoint(path: Path) -> Path:
-    """Random weights on cmudict's real vocabularies (char source with <eos> appended, space-separated
-    ARPAbet target), scaled up so outputs vary with the input, and <eos> made likely enough that
-    rows finish at many different steps (0 to max_len) and leave their batch."""
-    import torch
+# How the random cmudict-shaped models are made (see cmudict_checkpoint): weight scale and <eos> logit
+# boost, tuned per variant so that outputs vary with the input (~80+ distinct) and rows finish at many
+# different steps (0 to max_len), leaving their batch.
+CMUDICT_MODELS = {
+    "cmudict": dict(scale=4.0, eos_boost=2.0),  # the baseline: 1-layer GRU, no attention
+    "attention": dict(scale=3.0, eos_boost=0.7, **ATTENTION_LSTM_BI),
+}
 
-    from seq2seq_export.checkpoint import Checkpoint, save_checkpoint
-    from seq2seq_export.config import ModelConfig
-    from seq2seq_export.model import Seq2Seq
+
+def cmudict_checkpoint(path: Path, name: str) -> Path:
+    """conftest's lively_checkpoint on cmudict's real vocabularies (char source with <eos> appended,
+    space-separated ARPAbet target), as CMUDICT_MODELS[name] says."""
     from seq2seq_export.vocab import TextPipeline, Vocab
 
     data = _dataset("cmudict")
     text = TextPipeline(
         Vocab.build((s for s, _ in data.train), "char"), Vocab.build((t for _, t in data.train), "space"), src_append_eos=True
     )
-    torch.manual_seed(0)
-    model = Seq2Seq(ModelConfig(len(text.src), len(text.tgt), emb_dim=16, hidden_dim=32))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(4.0)
-        model.decoder.fc_out.bias[text.tgt.eos_id] += 6.0
-    save_checkpoint(path, Checkpoint(model.config, text, model.state_dict()))
-    return path
+    return lively_checkpoint(path, text=text, **CMUDICT_MODELS[name])
 
 
 @functools.cache
@@ -110,8 +108,10 @@ _CASES: dict[str, Case] = {}  # one build per test session, shared by both test 
 
 
 def build_case(name: str, request: pytest.FixtureRequest) -> Case:
-    """The 'toy' or 'cmudict' case, built once per session; its bundle has ONNX and TorchScript graphs,
-    so every driver (Node, browser, C++) can share it."""
+    """The 'toy', 'cmudict' or 'attention' case, built once per session; its bundle has ONNX and
+    TorchScript graphs, so every driver (Node, browser, C++) can share it. 'attention' (conftest's
+    ATTENTION_LSTM_BI: 2-layer LSTM state, bidirectional encoder, Bahdanau attention memory) reuses
+    the cmudict inputs."""
     if name not in _CASES:
         from seq2seq_export.bundle import export_bundle
 
@@ -119,7 +119,7 @@ def build_case(name: str, request: pytest.FixtureRequest) -> Case:
         if name == "toy":
             checkpoint, inputs = request.getfixturevalue("toy_checkpoint"), _inputs("toy", TOY_EDGE)
         else:
-            checkpoint, inputs = cmudict_checkpoint(root / "checkpoint.pt"), _inputs("cmudict", CMUDICT_EDGE)
+            checkpoint, inputs = cmudict_checkpoint(root / "checkpoint.pt", name), _inputs("cmudict", CMUDICT_EDGE)
         bundle = export_bundle(checkpoint, root / "bundle", formats=("onnx", "torchscript"), exporter="legacy", verify=None)
         _CASES[name] = Case(name, bundle, inputs, python_outputs(bundle, inputs))
     return _CASES[name]

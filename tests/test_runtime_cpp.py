@@ -33,7 +33,7 @@ def _build() -> None:
     assert proc.returncode == 0, f"C++ build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
-@pytest.fixture(scope="module", params=["toy", "cmudict"])
+@pytest.fixture(scope="module", params=["toy", "cmudict", "attention"])
 def case(request) -> Case:
     """The bundles, inputs and expected outputs that every driver shares (tests/js_drivers.py)."""
     return build_case(request.param, request)
@@ -95,6 +95,14 @@ def broken_copy(bundle: Path, tmp_path: Path, how: str) -> Path:
         return root
     elif how.startswith("path "):
         manifest["graphs"]["encoder"]["files"]["torchscript"]["path"] = how[len("path "):]
+    elif how == "state entry not graph IO":
+        manifest["state"][0]["decoder_output"] = "hidden_next"
+    elif how == "memory entry not graph IO":
+        manifest["memory"] = [{"encoder_output": "context", "decoder_input": "context"}]
+    elif how == "no memory entries":
+        del manifest["memory"]
+    elif how == "memory not a list":
+        manifest["memory"] = {"encoder_output": "src_mask", "decoder_input": "src_mask"}
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 
@@ -117,6 +125,30 @@ def test_untrusted_bundle_fails_exactly_like_python(how, cmudict_bundle, tmp_pat
     proc = cpp_translate(root, ["abc"])
     assert (proc.returncode, proc.stdout) == (2, b"")
     assert proc.stderr == python_error(lambda: Translator.from_bundle(root, "onnx"))
+
+
+@pytest.mark.parametrize("how, message", [
+    ("state entry not graph IO", 'state entry {"decoder_input":"hidden","decoder_output":"hidden_next","encoder_output":"hidden"} '
+                                 "does not match the encoder and decoder_step graphs"),
+    ("memory entry not graph IO",
+     'memory entry {"decoder_input":"context","encoder_output":"context"} does not match the encoder and decoder_step graphs'),
+    ("no memory entries", "decoder_step input 'encoder_outputs' is fed by no state or memory entry"),
+    ("memory not a list", "state and memory must be lists of entries"),
+])
+def test_state_and_memory_entries_must_name_graph_io(how, message, request, tmp_path):
+    root = broken_copy(build_case("attention", request).bundle, tmp_path, how)
+    proc = cpp_translate(root, ["abc"])
+    stderr = proc.stderr.decode()
+    assert (proc.returncode, proc.stdout) == (2, b"")
+    assert stderr.startswith(f"Error: {root / 'manifest.json'}: ") and message in stderr and stderr.count("\n") == 1, stderr
+
+
+def test_bundle_without_memory_key_gives_same_output(request, tmp_path):
+    """Bundles written before "memory" existed lack the key: they decode as before."""
+    case = build_case("cmudict", request)
+    proc = cpp_translate(broken_copy(case.bundle, tmp_path, "no memory entries"), case.inputs)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().split("\n")[:-1] == case.expected
 
 
 def test_unusable_options_fail_exactly_like_python(cmudict_bundle):

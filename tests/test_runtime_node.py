@@ -19,7 +19,7 @@ def _setup() -> None:
     require_setup(browser=False)
 
 
-@pytest.fixture(scope="module", params=["toy", "cmudict"])
+@pytest.fixture(scope="module", params=["toy", "cmudict", "attention"])
 def case(request) -> Case:
     return build_case(request.param, request)
 
@@ -59,6 +59,14 @@ def broken_copy(bundle: Path, tmp_path: Path, how: str) -> Path:
         manifest["format_version"] = 2
     elif how.startswith("path "):
         manifest["graphs"]["encoder"]["files"]["onnx"]["path"] = how[len("path "):]
+    elif how == "state entry not graph IO":
+        manifest["state"][0]["decoder_output"] = "hidden_next"
+    elif how == "memory entry not graph IO":
+        manifest["memory"] = [{"encoder_output": "context", "decoder_input": "context"}]
+    elif how == "no memory entries":
+        del manifest["memory"]
+    elif how == "memory not a list":
+        manifest["memory"] = {"encoder_output": "src_mask", "decoder_input": "src_mask"}
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 
@@ -73,14 +81,27 @@ def broken_copy(bundle: Path, tmp_path: Path, how: str) -> Path:
         ("path ../encoder.onnx", 'path "../encoder.onnx" must be a relative path inside the bundle'),
         ("path /etc/passwd", 'path "/etc/passwd" must be a relative path inside the bundle'),
         ("path http://127.0.0.1:9/encoder.onnx", "must be a relative path inside the bundle"),
+        ("state entry not graph IO", '"decoder_output":"hidden_next"} does not match the encoder and decoder_step graphs'),
+        ("memory entry not graph IO",
+         'memory entry {"encoder_output":"context","decoder_input":"context"} does not match the encoder and decoder_step graphs'),
+        ("no memory entries", 'decoder_step input "encoder_outputs" is fed by no state or memory entry'),
+        ("memory not a list", "manifest.json: state and memory must be lists of entries"),
     ],
 )
 def test_untrusted_bundle_is_one_line_and_exit_2(how, message, tmp_path, request):
-    root = broken_copy(build_case("cmudict", request).bundle, tmp_path, how)
+    root = broken_copy(build_case("attention" if "memory" in how else "cmudict", request).bundle, tmp_path, how)
     proc = node_translate(root, ["abc"])
     stderr = proc.stderr.decode()
     assert (proc.returncode, proc.stdout) == (2, b"")
     assert stderr.startswith("Error: ") and message in stderr and stderr.count("\n") == 1, stderr
+
+
+def test_bundle_without_memory_key_gives_same_output(request, tmp_path):
+    """Bundles written before "memory" existed lack the key: they decode as before."""
+    case = build_case("cmudict", request)
+    proc = node_translate(broken_copy(case.bundle, tmp_path, "no memory entries"), case.inputs)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().split("\n")[:-1] == case.expected
 
 
 @pytest.mark.parametrize(

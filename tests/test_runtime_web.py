@@ -44,7 +44,7 @@ def drive(page_url: str, inputs: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(["node", str(DRIVE_MJS), page_url], input=data, capture_output=True, timeout=180)
 
 
-@pytest.fixture(scope="module", params=["toy", "cmudict"])
+@pytest.fixture(scope="module", params=["toy", "cmudict", "attention"])
 def case(request) -> Case:
     return build_case(request.param, request)
 

@@ -123,19 +123,36 @@ export class Vocab {
   }
 }
 
-/** The manifest's state entries as {encoderOutput, decoderInput, decoderOutput, batchAxis}. */
-function stateFlows(manifest) {
+/**
+ * The tensors carried between decoder steps, from the manifest's "state" and "memory" entries, as
+ * {encoderOutput, decoderInput, decoderOutput, batchAxis}: a state tensor is replaced by the step's
+ * `decoderOutput` after every step; a memory tensor (decoderOutput null, e.g. an attention model's
+ * encoder_outputs and src_mask) is fed unchanged to every step. batchAxis is the position of "batch"
+ * in the decoder input's shape: finished rows leave every carried tensor along it.
+ */
+function carriedFlows(manifest) {
+  const encoderOutputs = new Set(manifest.graphs.encoder.outputs.map((t) => t.name));
   const step = manifest.graphs.decoder_step;
   const inputs = new Map(step.inputs.map((t) => [t.name, t]));
   const outputs = new Set(step.outputs.map((t) => t.name));
-  const flows = (manifest.state ?? []).map((e) => {
+  const flow = (key, e) => {
     const input = inputs.get(e?.decoder_input);
-    if (!input || !outputs.has(e.decoder_output) || !input.shape.includes(BATCH) || typeof e.encoder_output !== "string") {
-      throw new BundleError(`${MANIFEST_FILE}: state entry ${JSON.stringify(e)} does not match the decoder_step graph`);
+    const decoderOutput = key === "state" ? e?.decoder_output : null;
+    if (!input || !input.shape.includes(BATCH) || !encoderOutputs.has(e.encoder_output) || (key === "state" && !outputs.has(decoderOutput))) {
+      throw new BundleError(`${MANIFEST_FILE}: ${key} entry ${JSON.stringify(e)} does not match the encoder and decoder_step graphs' inputs and outputs`);
     }
-    return { encoderOutput: e.encoder_output, decoderInput: e.decoder_input, decoderOutput: e.decoder_output, batchAxis: input.shape.indexOf(BATCH) };
-  });
-  if (flows.length === 0) throw new BundleError(`${MANIFEST_FILE}: lists no recurrent state to carry between decoder steps`);
+    return { encoderOutput: e.encoder_output, decoderInput: e.decoder_input, decoderOutput, batchAxis: input.shape.indexOf(BATCH) };
+  };
+  const [stateEntries, memoryEntries] = [manifest.state ?? [], manifest.memory ?? []];
+  if (!Array.isArray(stateEntries) || !Array.isArray(memoryEntries)) throw new BundleError(`${MANIFEST_FILE}: state and memory must be lists of entries`);
+  const state = stateEntries.map((e) => flow("state", e));
+  if (state.length === 0) throw new BundleError(`${MANIFEST_FILE}: lists no recurrent state to carry between decoder steps`);
+  const flows = [...state, ...memoryEntries.map((e) => flow("memory", e))];
+  for (const name of inputs.keys()) {
+    if (name !== PREV_TOKENS && !flows.some((f) => f.decoderInput === name)) {
+      throw new BundleError(`${MANIFEST_FILE}: decoder_step input ${JSON.stringify(name)} is fed by no state or memory entry`);
+    }
+  }
   return flows;
 }
 
@@ -181,7 +198,7 @@ export class Translator {
     this.src = new Vocab(t.source, "text.source");
     this.tgt = new Vocab(t.target, "text.target");
     this.srcAppendEos = t.src_append_eos === true;
-    this.flows = stateFlows(manifest);
+    this.flows = carriedFlows(manifest);
     this.startId = manifest.decoding.start_id;
     this.endId = manifest.decoding.end_id;
     this.maxLen = manifest.decoding.max_len;
@@ -202,16 +219,17 @@ export class Translator {
     const out = seqs.map(() => []);
     if (seqs.length === 0) return out;
     const [src, lengths] = padBatch(seqs, this.src.padId);
-    const encoded = await this.encoder.run({ [SRC_TOKENS]: src, [SRC_LENGTHS]: lengths }, this.flows.map((f) => f.encoderOutput));
-    let state = this.flows.map((f) => encoded[f.encoderOutput]);
+    const encoded = await this.encoder.run({ [SRC_TOKENS]: src, [SRC_LENGTHS]: lengths }, [...new Set(this.flows.map((f) => f.encoderOutput))]);
+    let carried = this.flows.map((f) => encoded[f.encoderOutput]); // one tensor per flow
+    const fetches = [NEXT_TOKENS, ...this.flows.flatMap((f) => (f.decoderOutput === null ? [] : [f.decoderOutput]))];
     let active = seqs.map((_, i) => i);
     let prev = new BigInt64Array(seqs.length).fill(BigInt(this.startId));
     for (let t = 0; t < maxLen; t++) {
       const feeds = { [PREV_TOKENS]: { type: "int64", data: prev, dims: [active.length] } };
-      this.flows.forEach((f, k) => (feeds[f.decoderInput] = state[k]));
-      const result = await this.step.run(feeds, [NEXT_TOKENS, ...this.flows.map((f) => f.decoderOutput)]);
+      this.flows.forEach((f, k) => (feeds[f.decoderInput] = carried[k]));
+      const result = await this.step.run(feeds, fetches); // outputs not fetched (logits, attention) are not copied
       const next = Array.from(result[NEXT_TOKENS].data, Number); // (B,)
-      state = this.flows.map((f) => result[f.decoderOutput]);
+      carried = this.flows.map((f, k) => (f.decoderOutput === null ? carried[k] : result[f.decoderOutput]));
       const keep = [];
       next.forEach((tok, k) => {
         if (tok !== this.endId) {
@@ -222,7 +240,7 @@ export class Translator {
       if (keep.length === 0) break;
       if (keep.length < next.length) {
         active = keep.map((k) => active[k]);
-        state = state.map((s, k) => selectRows(s, keep, this.flows[k].batchAxis));
+        carried = carried.map((c, k) => selectRows(c, keep, this.flows[k].batchAxis));
       }
       prev = BigInt64Array.from(keep, (k) => BigInt(next[k]));
     }

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <fstream>
 #include <iterator>
@@ -104,6 +105,51 @@ const json& torchscript_record(const fs::path& root, const json& manifest, const
     return files.at(kFormat);
 }
 
+const TensorSpec* find_tensor(const std::vector<TensorSpec>& list, const std::string& name) {
+    for (const auto& t : list)
+        if (t.name == name) return &t;
+    return nullptr;  // absent
+}
+
+// A "state" or "memory" entry, checked against the graphs: its names must be graph IO and the
+// decoder input must have a batch axis.
+CarriedLink carried_link(const json& e, bool state, const GraphSpec& encoder, const GraphSpec& step,
+                         const std::string& where) {
+    auto name = [&](const char* key) {
+        return e.is_object() && e.contains(key) && e[key].is_string() ? e[key].get<std::string>() : std::string();
+    };
+    CarriedLink link{name("encoder_output"), name("decoder_input"), state ? name("decoder_output") : "", 0};
+    const TensorSpec* input = find_tensor(step.inputs, link.decoder_input);
+    const std::vector<std::string> no_shape;
+    const auto& shape = input ? input->shape : no_shape;
+    link.batch_axis = static_cast<size_t>(std::find(shape.begin(), shape.end(), kBatch) - shape.begin());
+    if (link.batch_axis == shape.size() || !find_tensor(encoder.outputs, link.encoder_output) ||
+        (state && !find_tensor(step.outputs, link.decoder_output)))
+        throw BundleError(where + (state ? "state" : "memory") + " entry " + e.dump() +
+                          " does not match the encoder and decoder_step graphs' inputs and outputs");
+    return link;
+}
+
+// The manifest's state entries (at least one), then its memory entries (optional, for bundles written
+// before memory existed); every decoder_step input but prev_tokens must be fed by one of them.
+std::vector<CarriedLink> carried_links(const json& m, const GraphSpec& encoder, const GraphSpec& step,
+                                       const std::string& where) {
+    const json& state = m.at("state");
+    const json& memory = m.contains("memory") ? m["memory"] : json::array();
+    if (!state.is_array() || !memory.is_array())
+        throw BundleError(where + "state and memory must be lists of entries");
+    std::vector<CarriedLink> links;
+    for (const json& e : state) links.push_back(carried_link(e, true, encoder, step, where));
+    if (links.empty()) throw BundleError(where + "lists no recurrent state to carry between decoder steps");
+    for (const json& e : memory) links.push_back(carried_link(e, false, encoder, step, where));
+    for (const auto& in : step.inputs) {
+        const bool fed = std::any_of(links.begin(), links.end(), [&](const CarriedLink& l) { return l.decoder_input == in.name; });
+        if (!fed && in.name != kPrevTokens)
+            throw BundleError(where + "decoder_step input '" + in.name + "' is fed by no state or memory entry");
+    }
+    return links;
+}
+
 }  // namespace
 
 size_t GraphSpec::output_index(const std::string& name) const {
@@ -112,12 +158,6 @@ size_t GraphSpec::output_index(const std::string& name) const {
     throw BundleError("manifest: graph has no output named '" + name + "'");
 }
 
-size_t GraphSpec::batch_axis(const std::string& output) const {
-    const auto& shape = outputs[output_index(output)].shape;
-    for (size_t i = 0; i < shape.size(); ++i)
-        if (shape[i] == "batch") return i;
-    throw BundleError("manifest: output '" + output + "' has no 'batch' axis");
-}
 
 Bundle load_bundle(const fs::path& root) {
     const fs::path mpath = root / kManifestFile;
@@ -149,9 +189,7 @@ Bundle load_bundle(const fs::path& root) {
             throw BundleError(where + "vocabulary sizes do not match model_config (wrong vocabulary?)");
         b.encoder = graph_spec(m.at("graphs").at("encoder"));
         b.decoder_step = graph_spec(m.at("graphs").at("decoder_step"));
-        for (const json& s : m.at("state"))
-            b.state.push_back({s.at("encoder_output").get<std::string>(), s.at("decoder_input").get<std::string>(),
-                               s.at("decoder_output").get<std::string>()});
+        b.carried = carried_links(m, b.encoder, b.decoder_step, where);
         const json& dec = m.at("decoding");
         b.max_len = dec.at("max_len").get<int64_t>();
         b.start_id = dec.at("start_id").get<int64_t>();

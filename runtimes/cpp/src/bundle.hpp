@@ -10,6 +10,13 @@
 
 namespace s2s {
 
+// Names from seq2seq_export/iospec.py that the driver feeds or reads by role.
+constexpr const char* kSrcTokens = "src_tokens";
+constexpr const char* kSrcLengths = "src_lengths";
+constexpr const char* kPrevTokens = "prev_tokens";
+constexpr const char* kNextTokens = "next_tokens";
+constexpr const char* kBatch = "batch";  // the symbolic batch dim in the manifest's IO shapes
+
 struct TensorSpec {
     std::string name;
     std::vector<std::string> shape;  // a dim name ("batch", "src_len") or a fixed size as text
@@ -19,12 +26,16 @@ struct GraphSpec {
     std::vector<TensorSpec> inputs, outputs;
 
     size_t output_index(const std::string& name) const;  // throws BundleError if absent
-    size_t batch_axis(const std::string& output) const;  // axis named "batch" of that output
 };
 
-// How one recurrent state tensor flows: encoder output -> decoder input -> decoder output.
-struct StateLink {
+// One tensor carried between decoder steps (a manifest "state" or "memory" entry): the encoder's
+// output `encoder_output` is fed to each step as `decoder_input`; a state tensor is then replaced by
+// the step's `decoder_output`, a memory tensor (decoder_output empty) is fed unchanged every step.
+struct CarriedLink {
     std::string encoder_output, decoder_input, decoder_output;
+    size_t batch_axis = 0;  // position of "batch" in the decoder input's shape, e.g. 1 for (L, B, H)
+
+    bool is_state() const { return !decoder_output.empty(); }
 };
 
 // A graph file whose size and sha256 matched the manifest, with the bytes that were checked.
@@ -37,7 +48,7 @@ struct Bundle {
     std::filesystem::path root;
     TextPipeline text;
     GraphSpec encoder, decoder_step;
-    std::vector<StateLink> state;
+    std::vector<CarriedLink> carried;  // the manifest's state entries, then its memory entries
     int64_t max_len = 0, start_id = 0, end_id = 0;
     CheckedFile encoder_pt, decoder_step_pt;  // the TorchScript graphs
 };

@@ -14,12 +14,6 @@
 namespace s2s {
 namespace {
 
-// Names from seq2seq_export/iospec.py that the loop feeds or reads by role.
-constexpr const char* kSrcTokens = "src_tokens";
-constexpr const char* kSrcLengths = "src_lengths";
-constexpr const char* kPrevTokens = "prev_tokens";
-constexpr const char* kNextTokens = "next_tokens";
-
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 torch::Device pick_device(const std::string& name) {
@@ -75,7 +69,7 @@ struct Translator::Impl {
     torch::Device device;
     torch::jit::Module encoder, decoder_step;
 
-    // The state tensors in manifest "state" order, taken from the encoder's outputs.
+    // The carried tensors (bundle.carried order), taken from the encoder's outputs.
     std::vector<torch::Tensor> encode(const torch::Tensor& src, const torch::Tensor& lengths) {
         std::vector<c10::IValue> feeds;
         for (const auto& in : bundle.encoder.inputs) {
@@ -84,27 +78,25 @@ struct Translator::Impl {
             feeds.emplace_back((in.name == kSrcTokens ? src : lengths).to(device));
         }
         const auto outs = as_tensors(encoder.forward(feeds));
-        std::vector<torch::Tensor> state;
-        for (const auto& s : bundle.state) state.push_back(outs.at(bundle.encoder.output_index(s.encoder_output)));
-        return state;
+        std::vector<torch::Tensor> carried;
+        for (const auto& link : bundle.carried) carried.push_back(outs.at(bundle.encoder.output_index(link.encoder_output)));
+        return carried;
     }
 
-    // prev (B,) -> next tokens (B,) and the new state.
-    torch::Tensor step(const torch::Tensor& prev, std::vector<torch::Tensor>& state) {
+    // prev (B,) -> next tokens (B,); replaces the state tensors in `carried`, keeps the memory ones.
+    // Feeds exactly the decoder inputs the manifest declares (load_bundle checked that each one but
+    // prev_tokens is a carried tensor); outputs the loop does not need (logits, attention) are dropped.
+    torch::Tensor step(const torch::Tensor& prev, std::vector<torch::Tensor>& carried) {
         std::vector<c10::IValue> feeds;
         for (const auto& in : bundle.decoder_step.inputs) {
-            if (in.name == kPrevTokens) {
-                feeds.emplace_back(prev);
-                continue;
-            }
-            auto link = std::find_if(bundle.state.begin(), bundle.state.end(),
-                                     [&](const StateLink& s) { return s.decoder_input == in.name; });
-            if (link == bundle.state.end()) throw BundleError("manifest: decoder input '" + in.name + "' is not fed by this driver");
-            feeds.emplace_back(state[link - bundle.state.begin()]);
+            auto link = std::find_if(bundle.carried.begin(), bundle.carried.end(),
+                                     [&](const CarriedLink& l) { return l.decoder_input == in.name; });
+            feeds.emplace_back(link == bundle.carried.end() ? prev : carried[link - bundle.carried.begin()]);
         }
         const auto outs = as_tensors(decoder_step.forward(feeds));
-        for (size_t i = 0; i < state.size(); ++i)
-            state[i] = outs.at(bundle.decoder_step.output_index(bundle.state[i].decoder_output));
+        for (size_t i = 0; i < carried.size(); ++i)
+            if (bundle.carried[i].is_state())
+                carried[i] = outs.at(bundle.decoder_step.output_index(bundle.carried[i].decoder_output));
         return outs.at(bundle.decoder_step.output_index(kNextTokens));
     }
 
@@ -114,13 +106,13 @@ struct Translator::Impl {
         std::vector<std::vector<int64_t>> out(n);
         if (n == 0) return out;
         auto [src, lengths] = pad_batch(seqs, *bundle.text.src.pad_id);
-        auto state = encode(src, lengths);
+        auto carried = encode(src, lengths);
         std::vector<int64_t> active(n);
         std::iota(active.begin(), active.end(), 0);
         auto prev = torch::full({n}, bundle.start_id, torch::TensorOptions(torch::kInt64).device(device));
         const int64_t max_len = options.max_len.value_or(bundle.max_len);
         for (int64_t t = 0; t < max_len; ++t) {
-            auto nxt = step(prev, state).to(torch::kCPU).contiguous();  // (B,) int64
+            auto nxt = step(prev, carried).to(torch::kCPU).contiguous();  // (B,) int64
             const int64_t* tok = nxt.data_ptr<int64_t>();
             std::vector<int64_t> keep, still_active;
             for (size_t r = 0; r < active.size(); ++r) {
@@ -134,9 +126,8 @@ struct Translator::Impl {
                 auto rows = torch::tensor(keep, torch::kInt64);
                 nxt = nxt.index_select(0, rows);
                 rows = rows.to(device);
-                for (size_t i = 0; i < state.size(); ++i)
-                    state[i] = state[i].index_select(
-                        static_cast<int64_t>(bundle.decoder_step.batch_axis(bundle.state[i].decoder_output)), rows);
+                for (size_t i = 0; i < carried.size(); ++i)  // state and memory alike
+                    carried[i] = carried[i].index_select(static_cast<int64_t>(bundle.carried[i].batch_axis), rows);
                 active = std::move(still_active);
             }
             prev = nxt.to(device);
