@@ -96,3 +96,17 @@ def test_presets_and_config_errors(tmp_path):
         load_config("toy", teacher_forcing=1.5)
     with pytest.raises(ConfigError, match="device must be one of"):
         load_config("toy", device="tpu")
+    with pytest.raises(ConfigError, match="clock must be one of wall, cpu"):
+        load_config("toy", clock="gpu")
+    assert load_config("cmudict").clock == "cpu"  # the budgets are CPU minutes
+
+
+def test_cpu_clock_budget_stops_on_process_cpu_time(tmp_path):
+    # 0.05 min = 3 CPU-seconds of this process: the run must stop by time, not by its 200 epochs.
+    import time
+
+    cfg = load_config("toy", out=str(tmp_path), clock="cpu", **{**TINY, "epochs": 200, "max_minutes": 0.05})
+    cpu0 = time.process_time()
+    result = train(cfg, progress=False)
+    assert result.stopped_by == "time" and result.epochs < 200
+    assert 3.0 <= result.elapsed_s <= time.process_time() - cpu0  # counted in CPU seconds, within the run's own
