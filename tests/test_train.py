@@ -110,3 +110,12 @@ def test_cpu_clock_budget_stops_on_process_cpu_time(tmp_path):
     result = train(cfg, progress=False)
     assert result.stopped_by == "time" and result.epochs < 200
     assert 3.0 <= result.elapsed_s <= time.process_time() - cpu0  # counted in CPU seconds, within the run's own
+
+
+def test_every_shipped_preset_builds_a_model_config():
+    for name in preset_names():
+        cfg = load_config(name)
+        model_cfg = cfg.model_config(40, 50)
+        assert (model_cfg.rnn, model_cfg.attention, model_cfg.num_layers) == (cfg.rnn, cfg.attention, cfg.num_layers)
+    assert {"toy", "cmudict", "cmudict-attention", "tsv-attention"} <= set(preset_names())
+    assert load_config("cmudict-attention").model_config(40, 50).memory_names  # attention: carries memory
