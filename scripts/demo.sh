@@ -23,4 +23,4 @@ echo "== 4/4 s2s-translate --backend onnx (numpy + onnxruntime only)"
 INPUTS='3 1 4\n1 2 3 4 5\n9 8 7 6 5 4 3\n'
 printf "$INPUTS" | "$BIN/s2s-translate" --bundle "$OUT/bundle" --json
 echo
-echo "Train the full cmudict preset (30-minute budget): $BIN/s2s-train --preset cmudict"
+echo "Train the full cmudict preset (30 CPU-minutes): $BIN/s2s-train --preset cmudict"
