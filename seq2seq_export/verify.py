@@ -42,37 +42,6 @@ QUICK = dict(samples=16, batch_sizes=(1, 5), decode_batch=8, graph_samples=8, in
 THREADS = 1
 
 
-
-class ExactModel:
-    """The reference model in float64, called like a backend's run_graph (float inputs widened).
-
-    Both float32 implementations (eager and exported) approximate its outputs; the verifier's
-    float64 budget measures how far each one is from them.
-    """
-
-    def __init__(self, eager) -> None:
-        import copy
-
-        import torch
-
-        self._torch = torch
-        self.model = copy.deepcopy(eager.model).double().eval()
-        self.graphs = eager.graphs
-        self.functions = {"encoder": self.model.encode, "decoder_step": self.model.decode_step}
-
-    def run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        torch = self._torch
-        device = next(self.model.parameters()).device
-        args = []
-        for n in self.graphs[name].input_names:
-            t = torch.from_numpy(feeds[n]).to(device)
-            args.append(t.double() if t.is_floating_point() else t)
-        with torch.inference_mode():
-            out = self.functions[name](*args)
-        out = (out,) if isinstance(out, torch.Tensor) else out
-        return {n: t.cpu().numpy() for n, t in zip(self.graphs[name].output_names, out)}
-
-
 @dataclass(frozen=True)
 class VerifyReport:
     bundle: str
@@ -219,11 +188,12 @@ def verify(
 
 def _run_checks(ref: Reference, names: list[str]) -> list[CheckResult]:
     """Open the backends on ref.bundle, decode the reference tokens with eager, run every check."""
+    from .runtime.eager import Float64Backend
     from .runtime.translator import open_backend
 
     bundle, seqs = ref.bundle, ref.seqs
     eager = open_backend(bundle, "eager", threads=THREADS)
-    ref = replace(ref, eager=eager, exact=ExactModel(eager))
+    ref = replace(ref, eager=eager, exact=Float64Backend(eager))
     ref = replace(ref, tokens=tuple(map(tuple, decode_mixed(ref, eager, seqs, ref.decode_batch))))
 
     checks: list[CheckResult] = []

@@ -125,8 +125,9 @@ class _Budget:
         self.abs = self.rel = self.used = self.got_err = self.eager_err = 0.0
         self.first = ""  # where the strict comparison first failed
 
-    def add(self, ref: Any, got: np.ndarray, want: np.ndarray, exact: np.ndarray, axis: int, rows: np.ndarray, where: Callable[[int, float], str]) -> None:
-        """Fold in one call's output; `rows` (B,) bool marks the batch rows that count."""
+    def add(self, ref: Any, got: np.ndarray, want: np.ndarray, exact: np.ndarray, axis: int, rows: np.ndarray, where: Callable[[int, float], str]) -> float:
+        """Fold in one call's output; `rows` (B,) bool marks the batch rows that count. Returns this
+        call's max abs difference from eager over those rows."""
         a, r, used = (np.where(rows, x, 0.0) for x in _compare(got, want, ref, axis))
         self.abs, self.rel, self.used = max(self.abs, a.max()), max(self.rel, r.max()), max(self.used, used.max())
         self.got_err = max(self.got_err, np.where(rows, _compare(got, exact, ref, axis)[0], 0.0).max())
@@ -134,6 +135,7 @@ class _Budget:
         if not self.first and used.max() > 1:
             row = int(np.argmax(used > 1))
             self.first = where(row, float(a[row]))
+        return float(a.max())
 
     def passed(self, ref: Any) -> bool:
         if self.used <= 1:
@@ -148,6 +150,11 @@ class _Budget:
             return f"{name}: {self.first}"
         return (f"{name}: {self.first}; {self.got_err:.1e} from float64 exceeds atol + {ref.exact_factor:g} x "
                 f"eager's {self.eager_err:.1e}")
+
+
+def _failures(budgets: dict[str, _Budget], ref: Any) -> list[str]:
+    """One line per output whose budget failed."""
+    return [f for n, b in budgets.items() if (f := b.failure(ref, n))]
 
 
 def _figure(budgets: dict[str, _Budget]) -> str:
@@ -201,7 +208,7 @@ class _Tally:
             self.budgets.setdefault(t.name, _Budget()).add(ref, g, w, exact[t.name], axis, rows, where)
 
     def failures(self, ref: Reference) -> list[str]:
-        return [f for n, b in self.budgets.items() if (f := b.failure(ref, n))]
+        return _failures(self.budgets, ref)
 
 
 def _probe_batches(ref: Reference) -> list[list[tuple[int, ...]]]:
@@ -281,15 +288,13 @@ class _StepTally:
         """Compare outputs (name, batch axis) in `compared` on the alive rows; step None is the encoder."""
         at = "encoder" if step is None else f"step {step}"
         where = lambda r, diff: f"first outside tolerance: sample {rows[r]}, {at} (abs diff {diff:.1e})"  # noqa: E731
-        for k, axis in compared:
-            self.budgets.setdefault(k, _Budget()).add(ref, got[k], want[k], exact[k], axis, alive, where)
+        diff = max(self.budgets.setdefault(k, _Budget()).add(ref, got[k], want[k], exact[k], axis, alive, where) for k, axis in compared)
         if step is not None:
-            diff = max(float(np.where(alive, _compare(got[k], want[k], ref, axis)[0], 0.0).max()) for k, axis in compared)
             self.per_step += [0.0] * (step + 1 - len(self.per_step))
             self.per_step[step] = max(self.per_step[step], diff)
 
     def failures(self, ref: Reference) -> list[str]:
-        return [f for n, b in self.budgets.items() if (f := b.failure(ref, n))]
+        return _failures(self.budgets, ref)
 
 
 def _float_outputs(spec: GraphSpec) -> list[tuple[str, int]]:

@@ -123,3 +123,21 @@ def build_case(name: str, request: pytest.FixtureRequest) -> Case:
         bundle = export_bundle(checkpoint, root / "bundle", formats=("onnx", "torchscript"), exporter="legacy", verify=None)
         _CASES[name] = Case(name, bundle, inputs, python_outputs(bundle, inputs))
     return _CASES[name]
+
+
+
+# Edits of a manifest's state / memory entries that every driver must refuse (or, for "no memory
+# entries", accept), shared by the Node and C++ bad-bundle tests.
+FLOW_EDITS = ("state entry not graph IO", "memory entry not graph IO", "no memory entries", "memory not a list")
+
+
+def edit_flows(manifest: dict, how: str) -> None:
+    """Apply the FLOW_EDITS case `how` to a loaded manifest dict."""
+    if how == "state entry not graph IO":
+        manifest["state"][0]["decoder_output"] = "hidden_next"
+    elif how == "memory entry not graph IO":
+        manifest["memory"] = [{"encoder_output": "context", "decoder_input": "context"}]
+    elif how == "no memory entries":
+        del manifest["memory"]
+    elif how == "memory not a list":
+        manifest["memory"] = {"encoder_output": "src_mask", "decoder_input": "src_mask"}

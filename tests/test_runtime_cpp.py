@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import REPO, S2S_TRANSLATE, Case, build_case
+from js_drivers import FLOW_EDITS, REPO, S2S_TRANSLATE, Case, build_case, edit_flows
 
 TRANSLATE_BIN = REPO / "runtimes" / "cpp" / "build" / "translate"
 PREREQUISITES = {"cmake": shutil.which("cmake"), "g++": shutil.which("g++"),
@@ -95,14 +95,8 @@ def broken_copy(bundle: Path, tmp_path: Path, how: str) -> Path:
         return root
     elif how.startswith("path "):
         manifest["graphs"]["encoder"]["files"]["torchscript"]["path"] = how[len("path "):]
-    elif how == "state entry not graph IO":
-        manifest["state"][0]["decoder_output"] = "hidden_next"
-    elif how == "memory entry not graph IO":
-        manifest["memory"] = [{"encoder_output": "context", "decoder_input": "context"}]
-    elif how == "no memory entries":
-        del manifest["memory"]
-    elif how == "memory not a list":
-        manifest["memory"] = {"encoder_output": "src_mask", "decoder_input": "src_mask"}
+    elif how in FLOW_EDITS:
+        edit_flows(manifest, how)
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import REPO, Case, build_case, python_outputs, require_setup
+from js_drivers import FLOW_EDITS, REPO, Case, build_case, edit_flows, python_outputs, require_setup
 
 TRANSLATE_MJS = REPO / "runtimes" / "node" / "translate.mjs"
 
@@ -59,14 +59,8 @@ def broken_copy(bundle: Path, tmp_path: Path, how: str) -> Path:
         manifest["format_version"] = 2
     elif how.startswith("path "):
         manifest["graphs"]["encoder"]["files"]["onnx"]["path"] = how[len("path "):]
-    elif how == "state entry not graph IO":
-        manifest["state"][0]["decoder_output"] = "hidden_next"
-    elif how == "memory entry not graph IO":
-        manifest["memory"] = [{"encoder_output": "context", "decoder_input": "context"}]
-    elif how == "no memory entries":
-        del manifest["memory"]
-    elif how == "memory not a list":
-        manifest["memory"] = {"encoder_output": "src_mask", "decoder_input": "src_mask"}
+    elif how in FLOW_EDITS:
+        edit_flows(manifest, how)
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 

@@ -1,6 +1,9 @@
 """Eager backend: the reference PyTorch model, driven by the shared greedy loop."""
 from __future__ import annotations
 
+import copy
+
+import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint
@@ -45,3 +48,15 @@ class EagerBackend(TorchGraphBackend):
         device = select_device("auto" if device is None else str(device))
         decoder = bundle.graphs["decoder_step"]
         return cls(ckpt.build_model(device), device, state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder))
+
+
+class Float64Backend(EagerBackend):
+    """An eager backend's model copied to float64, float inputs widened: the exact values that both
+    float32 implementations (eager and exported) approximate; the verifier's float64 budget."""
+
+    def __init__(self, eager: EagerBackend):
+        super().__init__(copy.deepcopy(eager.model).double(), eager.device, eager.flows, eager.memory)
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        t = super()._tensor(a)
+        return t.double() if t.is_floating_point() else t
