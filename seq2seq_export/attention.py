@@ -32,9 +32,17 @@ class BahdanauAttention(nn.Module):
         self.key_proj = nn.Linear(memory_dim, hidden_dim)
         self.score = nn.Linear(hidden_dim, 1, bias=False)
 
-    def forward(self, query: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """query (B, T, H), memory (B, S, De), mask (B, S) -> context (B, T, De), weights (B, T, S)."""
-        energy = torch.tanh(self.query_proj(query).unsqueeze(2) + self.key_proj(memory).unsqueeze(1))  # (B, T, S, H)
+    def keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """memory (B, S, De) -> W_k k + b (B, S, H): computed once per source (the encoder graph
+        exports it as `attention_keys`), not once per decoder step."""
+        return self.key_proj(memory)
+
+    def forward(
+        self, query: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """query (B, T, H), memory (B, S, De), mask (B, S), keys (B, S, H) from keys(memory) ->
+        context (B, T, De), weights (B, T, S)."""
+        energy = torch.tanh(self.query_proj(query).unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, H)
         weights = masked_softmax(self.score(energy).squeeze(3), mask)  # (B, T, S)
         return torch.bmm(weights, memory), weights
 

@@ -53,8 +53,11 @@ class ModelConfig:
 
     @property
     def memory_names(self) -> tuple[str, ...]:
-        """Encoder outputs fed unchanged to every decoder step (attention models only)."""
-        return ("encoder_outputs", "src_mask") if self.attention != "none" else ()
+        """Encoder outputs fed unchanged to every decoder step (attention models only; Bahdanau
+        also gets its key projection of the encoder outputs, computed once per source)."""
+        if self.attention == "none":
+            return ()
+        return ("encoder_outputs", "src_mask") + (("attention_keys",) if self.attention == "bahdanau" else ())
 
     @property
     def encoder_output_dim(self) -> int:

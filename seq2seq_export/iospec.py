@@ -15,6 +15,7 @@ SRC_TOKENS, SRC_LENGTHS = "src_tokens", "src_lengths"
 PREV_TOKENS, LOGITS, NEXT_TOKENS = "prev_tokens", "logits", "next_tokens"
 STATE_OUT_SUFFIX = "_out"  # decoder state input X comes back as output X_out
 ENCODER_OUTPUTS, SRC_MASK = "encoder_outputs", "src_mask"  # attention memory (ModelConfig.memory_names)
+ATTENTION_KEYS = "attention_keys"  # Bahdanau memory: the key projection of encoder_outputs
 ATTENTION = "attention"  # attention models' last decoder_step output: weights over source positions
 
 
@@ -72,6 +73,7 @@ def _memory_specs(cfg: ModelConfig) -> tuple[TensorSpec, ...]:
     shapes = {
         ENCODER_OUTPUTS: (BATCH, SRC_LEN, cfg.encoder_output_dim),  # exact zeros at padded positions
         SRC_MASK: (BATCH, SRC_LEN),  # 1.0 at real source positions, 0.0 at padding
+        ATTENTION_KEYS: (BATCH, SRC_LEN, cfg.hidden_dim),  # W_k encoder_outputs + b (the bias at padding)
     }
     return tuple(TensorSpec(name, "float32", shapes[name]) for name in cfg.memory_names)
 

@@ -12,7 +12,8 @@ Schema (format_version 1), documented for driver authors in the README:
     decoding         {strategy: "greedy", max_len: int, start_id: int, end_id: int}
     state            [{encoder_output, decoder_input, decoder_output}]  how the recurrent state flows
     memory           [{encoder_output, decoder_input}]  encoder outputs fed unchanged to every decoder
-                     step (attention models: encoder_outputs, src_mask); [] or absent when none
+                     step (attention models: encoder_outputs, src_mask, + attention_keys for
+                     Bahdanau); [] or absent when none
     graphs           {encoder|decoder_step: {inputs: [IO], outputs: [IO], files: {onnx|torchscript: FILE}}}
                      IO = {name, dtype, shape: [int | dim name]}
     reference        FILE or null   the eager checkpoint, for verification and the eager backend

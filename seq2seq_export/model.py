@@ -179,18 +179,23 @@ class Decoder(nn.Module):
             out, weights = self.attention(out, memory, mask)  # (B, T, H), (B, T, S)
         return self.fc_out(out), states, weights
 
+    def attention_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """Bahdanau only: the key projection of the memory, once per source: (B, S, De) -> (B, S, H)."""
+        assert self.bahdanau
+        return self.attention.keys(memory)
+
     def step(
         self, prev_tokens: torch.Tensor, states: List[torch.Tensor], memory: Optional[torch.Tensor] = None,
-        mask: Optional[torch.Tensor] = None,
+        mask: Optional[torch.Tensor] = None, keys: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, List[torch.Tensor], Optional[torch.Tensor]]:
-        """prev_tokens (B,), states [(L, B, H)..], memory (B, S, De), mask (B, S) ->
-        logits (B, V), new states, attention weights (B, S) or None."""
+        """prev_tokens (B,), states [(L, B, H)..], memory (B, S, De), mask (B, S), keys (B, S, H)
+        (Bahdanau: attention_keys(memory)) -> logits (B, V), new states, attention weights (B, S) or None."""
         if not self.bahdanau:
             logits, states, weights = self.forward_sequence(prev_tokens.unsqueeze(1), states, memory, mask)
             return logits.squeeze(1), states, None if weights is None else weights.squeeze(1)
-        assert memory is not None and mask is not None
+        assert memory is not None and mask is not None and keys is not None
         x = self.dropout(self.embedding(prev_tokens)).unsqueeze(1)  # (B, 1, E)
-        context, weights = self.attention(states[0][-1].unsqueeze(1), memory, mask)  # (B, 1, De), (B, 1, S)
+        context, weights = self.attention(states[0][-1].unsqueeze(1), memory, mask, keys)  # (B, 1, De), (B, 1, S)
         out, states = self._rnn(torch.cat([x, context], 2), states)  # (B, 1, H)
         return self.fc_out(out.squeeze(1)), states, weights.squeeze(1)
 
@@ -220,10 +225,11 @@ class Seq2Seq(nn.Module):
         forced = teacher_forcing_ratio >= 1.0
         if forced and not self.decoder.bahdanau:
             return self.decoder.forward_sequence(tgt_in, states, memory, mask)[0]
+        keys = self.decoder.attention_keys(memory) if self.decoder.bahdanau else None  # (B, S, H), once
         steps = []
         token = tgt_in[:, 0]
         for t in range(tgt_in.shape[1]):
-            logits, states, _ = self.decoder.step(token, states, memory, mask)
+            logits, states, _ = self.decoder.step(token, states, memory, mask, keys)
             steps.append(logits)
             if t + 1 < tgt_in.shape[1]:
                 teacher = forced or float(torch.rand((), generator=generator)) < teacher_forcing_ratio  # CPU draw
@@ -232,11 +238,13 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """The exported encoder graph, outputs in iospec order: one (L, B, H) tensor per state name,
-        then for attention models encoder_outputs (B, S, De) and src_mask (B, S)."""
+        then for attention models encoder_outputs (B, S, De) and src_mask (B, S), and for Bahdanau
+        attention_keys (B, S, H)."""
         memory, states = self.encoder(src, src_lengths)
         if not self.config.memory_names:
             return tuple(states)
-        return (*states, memory, source_mask(src_lengths, src.shape[1]))
+        out = (*states, memory, source_mask(src_lengths, src.shape[1]))
+        return (*out, self.decoder.attention_keys(memory)) if self.decoder.bahdanau else out
 
     def decode_step(self, prev_tokens: torch.Tensor, *inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """The exported decoder-step graph: prev_tokens (B,), *states, *memory (iospec input order) ->
@@ -247,9 +255,10 @@ class Seq2Seq(nn.Module):
         return out if weights is None else (*out, weights)
 
 
-def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int) -> torch.Tensor:
+def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy over non-pad target positions: logits (B, T, V), targets (B, T)."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id,
+                           label_smoothing=label_smoothing)
 
 
 def select_device(name: str = "auto") -> torch.device:

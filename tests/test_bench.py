@@ -11,6 +11,7 @@ from conftest import make_checkpoint
 from seq2seq_export.bench.workload import decoder_steps, layer_flops, sequence_flops
 from seq2seq_export.cli import main
 from seq2seq_export.config import ModelConfig
+from seq2seq_export.model import Seq2Seq
 
 BACKENDS = ("eager", "torchscript", "onnx")
 ROW_FIELDS = {
@@ -101,6 +102,34 @@ def test_sequence_flops_counts_encoder_tokens_and_decoder_steps():
     cfg = ModelConfig(src_vocab_size=10, tgt_vocab_size=7, emb_dim=4, hidden_dim=5, num_layers=2)
     assert layer_flops(cfg) == 2 * 3 * 5 * (4 + 5) + 2 * 3 * 5 * (5 + 5)
     assert sequence_flops(cfg, src_len=3, steps=4) == 3 * 570 + 4 * (570 + 2 * 5 * 7)
+
+
+@pytest.mark.parametrize("variant", [
+    dict(num_layers=2), dict(bidirectional_encoder=True, attention="bahdanau"),
+    dict(num_layers=2, bidirectional_encoder=True, attention="bahdanau"), dict(attention="luong"),
+    dict(attention="luong", attention_score="dot"), dict(bidirectional_encoder=True, attention="luong"),
+])
+def test_flop_model_matches_torch_flop_counter_on_every_gru_variant(variant):
+    """torch's FlopCounterMode counts the matmuls the eager model really runs (its fused CPU GRU
+    included; not its fused LSTM, hence GRU variants): the bench's FLOP model must agree exactly."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = ModelConfig(src_vocab_size=10, tgt_vocab_size=7, emb_dim=4, hidden_dim=5, **variant)
+    model, src_len, steps = Seq2Seq(cfg).eval(), 6, 3
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        outputs = model.encode(torch.randint(4, 10, (1, src_len)), torch.tensor([src_len]))
+        state = outputs
+        for _ in range(steps):
+            step = model.decode_step(torch.tensor([2]), *state)
+            state = (*step[2 : 2 + len(cfg.state_names)], *outputs[len(cfg.state_names):])
+    assert counter.get_total_flops() == sequence_flops(cfg, src_len, steps)
+
+
+def test_flop_model_counts_lstm_gates_and_its_final_cell_pass():
+    cfg = ModelConfig(src_vocab_size=10, tgt_vocab_size=7, emb_dim=4, hidden_dim=5, rnn="lstm")
+    # encoder: the fused LSTM and the final-cell recomputation, 2 * 4 * 5 * (4 + 5) each per token
+    assert sequence_flops(cfg, src_len=3, steps=2) == 3 * 2 * 360 + 2 * (360 + 2 * 5 * 7)
 
 
 def test_decoder_steps_include_the_eos_step_unless_max_len_was_hit():

@@ -155,6 +155,7 @@ def test_attention_bundle_manifest_describes_state_and_memory(attention_bundle):
     assert bundle.memory == bundle.manifest["memory"] == [
         {"encoder_output": "encoder_outputs", "decoder_input": "encoder_outputs"},
         {"encoder_output": "src_mask", "decoder_input": "src_mask"},
+        {"encoder_output": "attention_keys", "decoder_input": "attention_keys"},
     ]
     assert bundle.graphs == graph_specs(bundle.config)
     assert bundle.graphs["decoder_step"].output_names[-1] == "attention"
@@ -182,7 +183,7 @@ def test_bundles_without_memory_key_still_load(tiny_bundle, tmp_path):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda m: m["memory"].pop(), "decoder_step input 'src_mask' is fed by no state or memory entry"),
+        (lambda m: m["memory"].pop(), "decoder_step input 'attention_keys' is fed by no state or memory entry"),
         (lambda m: m["state"].pop(), "decoder_step input 'cell' is fed by no state or memory entry"),
         (lambda m: m["memory"][0].update(encoder_output="keys"), "names no output of the encoder graph"),
     ],
@@ -196,3 +197,22 @@ def test_state_and_memory_entries_must_connect_the_graphs(attention_bundle, tmp_
     (broken / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=match):
         load_bundle(broken)
+
+
+def test_eager_backend_refuses_a_bundle_whose_io_this_version_does_not_export(attention_bundle, tmp_path):
+    """A Bahdanau bundle from before attention_keys (memory: encoder_outputs, src_mask only) still
+    loads for the ONNX runtime, but the eager reference (and so s2s-verify) names what to do."""
+    from seq2seq_export.runtime.eager import EagerBackend
+
+    old = tmp_path / "old"
+    shutil.copytree(attention_bundle, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["memory"] = [m for m in manifest["memory"] if m["encoder_output"] != "attention_keys"]
+    for graph, side in (("encoder", "outputs"), ("decoder_step", "inputs")):
+        spec = manifest["graphs"][graph]
+        spec[side] = [t for t in spec[side] if t["name"] != "attention_keys"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    bundle = load_bundle(old)
+    with pytest.raises(BundleError, match=r"differ from the ones this version of seq2seq-export exports .* re-export it"):
+        EagerBackend.from_bundle(bundle)
+    EagerBackend.from_bundle(load_bundle(attention_bundle))  # the untouched bundle is fine

@@ -97,6 +97,17 @@ def test_sequence_loss_ignores_padding():
     assert torch.equal(sequence_loss(logits, targets, 0), sequence_loss(padded_garbage, targets, 0))
 
 
+def test_label_smoothing_spreads_target_mass_and_still_ignores_padding():
+    logits = torch.randn(2, 3, 5)
+    targets = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    real = targets != 0
+    logp = logits.log_softmax(-1)[real]  # (3 real positions, V)
+    nll, uniform = -logp.gather(1, targets[real].unsqueeze(1)).mean(), -logp.mean()
+    smoothed = sequence_loss(logits, targets, 0, label_smoothing=0.1)
+    torch.testing.assert_close(smoothed, 0.9 * nll + 0.1 * uniform)
+    assert not torch.isclose(smoothed, sequence_loss(logits, targets, 0))
+
+
 def test_model_scripts_and_bad_configs_raise():
     torch.jit.script(_model())
     with pytest.raises(ConfigError, match="hidden_dim must be a positive integer"):

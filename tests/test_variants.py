@@ -64,7 +64,9 @@ def _first_step(model: Seq2Seq, seqs: list[list[int]]) -> tuple[tuple[torch.Tens
 def test_config_options_properties_and_bad_combinations():
     base = dict(src_vocab_size=5, tgt_vocab_size=6, hidden_dim=8)
     cfg = ModelConfig(**base, rnn="lstm", bidirectional_encoder=True, attention="bahdanau")
-    assert (cfg.state_names, cfg.memory_names, cfg.encoder_output_dim) == (("hidden", "cell"), ("encoder_outputs", "src_mask"), 16)
+    assert (cfg.state_names, cfg.memory_names, cfg.encoder_output_dim) == (
+        ("hidden", "cell"), ("encoder_outputs", "src_mask", "attention_keys"), 16)
+    assert ModelConfig(**base, attention="luong").memory_names == ("encoder_outputs", "src_mask")
     baseline = ModelConfig(**base)
     assert (baseline.state_names, baseline.memory_names, baseline.encoder_output_dim) == (("hidden",), (), 8)
     assert ModelConfig.from_dict(dict(base, num_layers=1, dropout=0.0, rnn="gru")) == baseline  # a pre-#8 dict
@@ -95,8 +97,11 @@ def test_encode_and_decode_step_follow_the_io_spec(variant):
     assert [t.name for t in specs["decoder_step"].inputs][1:] == [t.name for t in specs["encoder"].outputs]
     logits, next_tokens = step[:2]
     assert torch.equal(next_tokens, logits.argmax(-1))
-    if model.config.memory_names:  # src_mask is the encoder's last output: 1.0 exactly at real positions
-        assert enc[-1].tolist() == [[float(j < len(s)) for j in range(sizes[SRC_LEN])] for s in SEQS]
+    named = dict(zip(specs["encoder"].output_names, enc))
+    if model.config.memory_names:  # src_mask: 1.0 exactly at real positions
+        assert named["src_mask"].tolist() == [[float(j < len(s)) for j in range(sizes[SRC_LEN])] for s in SEQS]
+    if model.config.attention == "bahdanau":  # the keys, computed once by the encoder, are the key projection
+        assert torch.equal(named["attention_keys"], model.decoder.attention.key_proj(named["encoder_outputs"]))
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
@@ -226,8 +231,11 @@ def test_scripted_encoder_and_decoder_step_match_eager(variant):
         memory, states = model.encoder(src, lengths)
         s_memory, s_states = scripted.encoder(src, lengths)
         mask = source_mask(lengths, src.shape[1]) if model.config.memory_names else None
-        eager_step = model.decoder.step(torch.full((len(SEQS),), SOS), states, memory, mask)
-        scripted_step = scripted.decoder.step(torch.full((len(SEQS),), SOS), s_states, s_memory, mask)
+        bahdanau = model.config.attention == "bahdanau"
+        keys = model.decoder.attention_keys(memory) if bahdanau else None
+        s_keys = scripted.decoder.attention_keys(s_memory) if bahdanau else None
+        eager_step = model.decoder.step(torch.full((len(SEQS),), SOS), states, memory, mask, keys)
+        scripted_step = scripted.decoder.step(torch.full((len(SEQS),), SOS), s_states, s_memory, mask, s_keys)
     for got, want in zip([s_memory, *s_states, scripted_step[0], *scripted_step[1]], [memory, *states, eager_step[0], *eager_step[1]]):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
     assert (scripted_step[2] is None) == (eager_step[2] is None) == (not model.config.memory_names)

@@ -43,18 +43,49 @@ def decode_options(bundle: Bundle) -> dict:
 
 
 def layer_flops(cfg: ModelConfig) -> int:
-    """FLOPs of one GRU time step through all layers: input and recurrent GEMMs (3 gates each)."""
-    h = cfg.hidden_dim
-    return sum(2 * 3 * h * ((cfg.emb_dim if layer == 0 else h) + h) for layer in range(cfg.num_layers))
+    """FLOPs of one unidirectional decoder time step through all layers, without attention: input
+    and recurrent GEMMs (3 gates for a GRU, 4 for an LSTM)."""
+    h, g = cfg.hidden_dim, _gates(cfg)
+    return sum(2 * g * h * ((cfg.emb_dim if layer == 0 else h) + h) for layer in range(cfg.num_layers))
+
+
+def _gates(cfg: ModelConfig) -> int:
+    return 4 if cfg.rnn == "lstm" else 3
+
+
+def encoder_token_flops(cfg: ModelConfig) -> int:
+    """GEMM FLOPs per source token in the encoder: every layer and direction (an LSTM also recomputes
+    each layer's gates once more for its final cell), plus Bahdanau's key projection."""
+    h, g, dirs = cfg.hidden_dim, _gates(cfg), 2 if cfg.bidirectional_encoder else 1
+    per_pass = 2 if cfg.rnn == "lstm" else 1
+    flops = sum(per_pass * dirs * 2 * g * h * ((cfg.emb_dim if layer == 0 else dirs * h) + h) for layer in range(cfg.num_layers))
+    if cfg.attention == "bahdanau":
+        flops += 2 * cfg.encoder_output_dim * h
+    return flops
+
+
+def decoder_step_flops(cfg: ModelConfig, src_len: int) -> int:
+    """GEMM FLOPs of one decoder step: the layers, the attention over `src_len` positions, the output layer."""
+    h, g, de = cfg.hidden_dim, _gates(cfg), cfg.encoder_output_dim
+    flops = layer_flops(cfg) + 2 * h * cfg.tgt_vocab_size
+    if cfg.attention == "bahdanau":  # query projection, scores, context, the context's input projection
+        flops += 2 * h * h + 2 * src_len * h + 2 * src_len * de + 2 * g * h * de
+    elif cfg.attention == "luong":  # (general) query projection, scores, context, combine layer
+        flops += (2 * h * de if cfg.attention_score == "general" else 0) + 4 * src_len * de + 2 * (de + h) * h
+    return flops
 
 
 def sequence_flops(cfg: ModelConfig, src_len: int, steps: int) -> int:
     """GEMM FLOPs to translate one sequence; elementwise gate math and embedding lookups are not counted.
 
-    Encoder: every source token through every layer. Decoder: every step (the final <eos> step
-    included) through every layer plus the output projection (hidden -> target vocabulary).
+    Encoder: every source token through every layer and direction (and Bahdanau's key projection),
+    plus a bidirectional encoder's bridge. Decoder: every step (the final <eos> step included)
+    through every layer, the attention and the output projection (hidden -> target vocabulary).
     """
-    return src_len * layer_flops(cfg) + steps * (layer_flops(cfg) + 2 * cfg.hidden_dim * cfg.tgt_vocab_size)
+    bridge = 0
+    if cfg.bidirectional_encoder:
+        bridge = len(cfg.state_names) * cfg.num_layers * 2 * (2 * cfg.hidden_dim) * cfg.hidden_dim
+    return src_len * encoder_token_flops(cfg) + bridge + steps * decoder_step_flops(cfg, src_len)
 
 
 def decoder_steps(outputs: Sequence[Sequence[int]], max_len: int) -> list[int]:

@@ -5,7 +5,8 @@ Seq2Seq.decode_step (the decoder step rearranged for speed, same values within f
 verifier checks them against the eager model); IO names and dims come from iospec.graph_specs.
 
 TorchScript needs a fixed signature per module, so each graph has one thin class per IO signature
-(GRU or LSTM state, with or without attention memory); the computation is shared.
+(GRU or LSTM state; no attention memory, Luong's two tensors or Bahdanau's three); the computation
+is shared.
 """
 from __future__ import annotations
 
@@ -31,18 +32,24 @@ class _EncoderCore(nn.Module):
     """Seq2Seq.encode's outputs in iospec order, as a list. Holds only the encoder, so a scripted
     encoder.pt carries no decoder weights."""
 
-    __constants__ = ["attention"]
+    __constants__ = ["attention", "bahdanau"]
 
     def __init__(self, model: Seq2Seq):
         super().__init__()
         self.encoder = model.encoder
         self.attention = bool(model.config.memory_names)
+        self.bahdanau = model.decoder.bahdanau
+        # Bahdanau's key projection runs here, once per source; only that Linear of the decoder is held.
+        self.key_proj = model.decoder.attention.key_proj if self.bahdanau else None
 
     def outputs(self, src_tokens: Tensor, src_lengths: Tensor) -> List[Tensor]:
         memory, states = self.encoder(src_tokens, src_lengths)  # (B, S, De), [(L, B, H)..]
-        if self.attention:
-            return states + [memory, source_mask(src_lengths, src_tokens.shape[1])]
-        return states
+        if not self.attention:
+            return states
+        out = states + [memory, source_mask(src_lengths, src_tokens.shape[1])]
+        if self.key_proj is not None:
+            out.append(self.key_proj(memory))  # (B, S, H): attention_keys
+        return out
 
 
 class EncoderGraph(_EncoderCore):
@@ -74,6 +81,22 @@ class LSTMAttentionEncoderGraph(_EncoderCore):
     def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
         return out[0], out[1], out[2], out[3]
+
+
+class BahdanauEncoderGraph(_EncoderCore):
+    """GRU with Bahdanau attention: -> hidden, encoder_outputs, src_mask, attention_keys (B, S, H)."""
+
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        out = self.outputs(src_tokens, src_lengths)
+        return out[0], out[1], out[2], out[3]
+
+
+class LSTMBahdanauEncoderGraph(_EncoderCore):
+    """LSTM with Bahdanau attention: -> hidden, cell, encoder_outputs, src_mask, attention_keys."""
+
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        out = self.outputs(src_tokens, src_lengths)
+        return out[0], out[1], out[2], out[3], out[4]
 
 
 def gru_cell(gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
@@ -121,16 +144,17 @@ class _DecoderCore(nn.Module):
             self.register_buffer("context_weight", rnn.weight_ih_l0[:, emb:].detach().clone().float())
 
     def step(
-        self, prev_tokens: Tensor, states: List[Tensor], memory: Optional[Tensor], mask: Optional[Tensor]
+        self, prev_tokens: Tensor, states: List[Tensor], memory: Optional[Tensor], mask: Optional[Tensor],
+        keys: Optional[Tensor] = None,
     ) -> Tuple[Tensor, List[Tensor], Optional[Tensor]]:
-        """prev_tokens (B,), states [(L, B, H)..], memory (B, S, De), mask (B, S) ->
-        logits (B, V), new states [(L, B, H)..], attention weights (B, S) or None."""
+        """prev_tokens (B,), states [(L, B, H)..], memory (B, S, De), mask (B, S), keys (B, S, H)
+        (Bahdanau) -> logits (B, V), new states [(L, B, H)..], attention weights (B, S) or None."""
         weights = self.decoder.rnn._flat_weights  # per layer: w_ih, w_hh, b_ih, b_hh
         gi = self.table.index_select(0, prev_tokens)  # (B, G*H): one ONNX Gather
         attention: Optional[Tensor] = None
         if self.bahdanau:
-            assert memory is not None and mask is not None
-            context, attn = self.decoder.attention(states[0][-1].unsqueeze(1), memory, mask)  # (B, 1, De), (B, 1, S)
+            assert memory is not None and mask is not None and keys is not None
+            context, attn = self.decoder.attention(states[0][-1].unsqueeze(1), memory, mask, keys)  # (B, 1, De), (B, 1, S)
             gi = gi + F.linear(context.squeeze(1), self.context_weight)
             attention = attn.squeeze(1)
         hidden: List[Tensor] = []
@@ -195,19 +219,46 @@ class LSTMAttentionDecoderStepGraph(_DecoderCore):
         return logits, logits.argmax(-1), states[0], states[1], attention
 
 
-# {(LSTM?, attention?): (encoder class, decoder step class)}
+class BahdanauDecoderStepGraph(_DecoderCore):
+    """GRU with Bahdanau attention: prev_tokens, hidden, encoder_outputs, src_mask, attention_keys ->
+    logits, next_tokens, hidden_out, attention (B, S)."""
+
+    def forward(
+        self, prev_tokens: Tensor, hidden: Tensor, encoder_outputs: Tensor, src_mask: Tensor, attention_keys: Tensor
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        logits, states, attention = self.step(prev_tokens, [hidden], encoder_outputs, src_mask, attention_keys)
+        assert attention is not None
+        return logits, logits.argmax(-1), states[0], attention
+
+
+class LSTMBahdanauDecoderStepGraph(_DecoderCore):
+    """LSTM with Bahdanau attention: prev_tokens, hidden, cell, encoder_outputs, src_mask,
+    attention_keys -> logits, next_tokens, hidden_out, cell_out, attention (B, S)."""
+
+    def forward(
+        self, prev_tokens: Tensor, hidden: Tensor, cell: Tensor, encoder_outputs: Tensor, src_mask: Tensor,
+        attention_keys: Tensor,
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        logits, states, attention = self.step(prev_tokens, [hidden, cell], encoder_outputs, src_mask, attention_keys)
+        assert attention is not None
+        return logits, logits.argmax(-1), states[0], states[1], attention
+
+
+# {(LSTM?, attention): (encoder class, decoder step class)}
 GRAPH_CLASSES = {
-    (False, False): (EncoderGraph, DecoderStepGraph),
-    (True, False): (LSTMEncoderGraph, LSTMDecoderStepGraph),
-    (False, True): (AttentionEncoderGraph, AttentionDecoderStepGraph),
-    (True, True): (LSTMAttentionEncoderGraph, LSTMAttentionDecoderStepGraph),
+    (False, "none"): (EncoderGraph, DecoderStepGraph),
+    (True, "none"): (LSTMEncoderGraph, LSTMDecoderStepGraph),
+    (False, "luong"): (AttentionEncoderGraph, AttentionDecoderStepGraph),
+    (True, "luong"): (LSTMAttentionEncoderGraph, LSTMAttentionDecoderStepGraph),
+    (False, "bahdanau"): (BahdanauEncoderGraph, BahdanauDecoderStepGraph),
+    (True, "bahdanau"): (LSTMBahdanauEncoderGraph, LSTMBahdanauDecoderStepGraph),
 }
 
 
 def graph_modules(model: Seq2Seq) -> dict[str, nn.Module]:
     """{graph name: module in eval mode}; keys match iospec.graph_specs."""
     cfg = model.config
-    encoder, decoder_step = GRAPH_CLASSES[cfg.rnn == "lstm", bool(cfg.memory_names)]
+    encoder, decoder_step = GRAPH_CLASSES[cfg.rnn == "lstm", cfg.attention]
     return {"encoder": encoder(model).eval(), "decoder_step": decoder_step(model).eval()}
 
 

@@ -46,6 +46,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up steps from 0 to lr
     teacher_forcing: float = 1.0  # probability of feeding the gold token; 1.0 = one fast GRU call
     clip: float = 1.0  # gradient-norm clip (0 = none)
+    label_smoothing: float = 0.0  # training loss only: share of each target's probability spread over the vocabulary
     seed: int = 0  # data order, initial weights, dropout, teacher-forcing draws (and the toy data)
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # CPU threads for torch (0 = torch's default); 1 is fastest on a busy machine
@@ -63,6 +64,8 @@ class TrainConfig:
             raise ConfigError(f"train config: lr must be > 0, got {self.lr!r}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ConfigError(f"train config: teacher_forcing must be in [0, 1], got {self.teacher_forcing!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"train config: label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"train config: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if self.lr_schedule not in LR_SCHEDULES:

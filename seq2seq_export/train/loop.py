@@ -92,7 +92,7 @@ def _train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[t
     """One optimizer step on a collated batch; returns the detached loss."""
     src, lengths, tgt_in, tgt_out = batch
     logits = model(src, lengths, tgt_in, cfg.teacher_forcing, generator=tf_gen)  # (B, T, V)
-    loss = sequence_loss(logits, tgt_out, pad)
+    loss = sequence_loss(logits, tgt_out, pad, cfg.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.clip:
