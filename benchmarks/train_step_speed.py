@@ -5,7 +5,7 @@
 Runs full optimizer steps (forward, loss, backward, clipping, Adam) on the same length-bucketed
 cmudict batches for each variant, variants interleaved per repeat so machine noise hits all alike,
 and prints training pairs per CPU-second (median of --repeat) and per wall second. The variants
-have the `cmudict` / `cmudict-attention` dims (emb 64, hidden 256).
+have the `cmudict` / `cmudict-attention` dims (emb 64, hidden 256) unless their name says otherwise.
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ VARIANTS = {
     "GRU 256, 2 layers": dict(num_layers=2),
     "bidirectional GRU + Luong": dict(bidirectional_encoder=True, attention="luong"),
     "bidirectional GRU + Bahdanau": dict(bidirectional_encoder=True, attention="bahdanau"),
+    "  ... with 2 layers": dict(bidirectional_encoder=True, attention="bahdanau", num_layers=2),
+    "  ... with hidden 384": dict(bidirectional_encoder=True, attention="bahdanau", hidden_dim=384),
 }
 
 

