@@ -68,7 +68,7 @@ class LSTMEncoderGraph(_EncoderCore):
 
 
 class AttentionEncoderGraph(_EncoderCore):
-    """GRU with attention: -> hidden (L, B, H), encoder_outputs (B, S, De), src_mask (B, S)."""
+    """GRU with Luong attention: -> hidden (L, B, H), encoder_outputs (B, S, De), src_mask (B, S)."""
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
@@ -76,7 +76,7 @@ class AttentionEncoderGraph(_EncoderCore):
 
 
 class LSTMAttentionEncoderGraph(_EncoderCore):
-    """LSTM with attention: -> hidden, cell (L, B, H), encoder_outputs (B, S, De), src_mask (B, S)."""
+    """LSTM with Luong attention: -> hidden, cell (L, B, H), encoder_outputs (B, S, De), src_mask (B, S)."""
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
@@ -196,7 +196,7 @@ class LSTMDecoderStepGraph(_DecoderCore):
 
 
 class AttentionDecoderStepGraph(_DecoderCore):
-    """GRU with attention: prev_tokens, hidden, encoder_outputs, src_mask -> logits, next_tokens,
+    """GRU with Luong attention: prev_tokens, hidden, encoder_outputs, src_mask -> logits, next_tokens,
     hidden_out, attention (B, S)."""
 
     def forward(
@@ -208,7 +208,7 @@ class AttentionDecoderStepGraph(_DecoderCore):
 
 
 class LSTMAttentionDecoderStepGraph(_DecoderCore):
-    """LSTM with attention: prev_tokens, hidden, cell, encoder_outputs, src_mask -> logits,
+    """LSTM with Luong attention: prev_tokens, hidden, cell, encoder_outputs, src_mask -> logits,
     next_tokens, hidden_out, cell_out, attention (B, S)."""
 
     def forward(
