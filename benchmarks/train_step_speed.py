@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/train_step_speed.py [--batches 40] [--batch-size 64] [--repeat 3]
 
-Runs full optimizer steps (forward, loss, backward, clipping, Adam) on the same length-bucketed
+Runs training's own optimizer step (forward, loss, backward, clipping, Adam) on the same length-bucketed
 cmudict batches for each variant, variants interleaved per repeat so machine noise hits all alike,
 and prints training pairs per CPU-second (median of --repeat) and per wall second. The variants
 have the `cmudict` / `cmudict-attention` dims (emb 64, hidden 256) unless their name says otherwise.
@@ -10,14 +10,16 @@ have the `cmudict` / `cmudict-attention` dims (emb 64, hidden 256) unless their 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
 import torch
 
 from seq2seq_export.data import load_dataset
-from seq2seq_export.model import Seq2Seq, sequence_loss
+from seq2seq_export.model import Seq2Seq
 from seq2seq_export.train import load_config
+from seq2seq_export.train.loop import train_step
 from seq2seq_export.train.batching import EncodedPairs, collate, epoch_batches
 from seq2seq_export.vocab import TextPipeline, Vocab
 
@@ -44,11 +46,12 @@ def main() -> None:
     rows = epoch_batches(enc, args.batch_size, seed=0, epoch=0)[: args.batches]
     batches = [collate(enc, r, text.tgt.pad_id, torch.device("cpu")) for r in rows]
     pairs = sum(len(r) for r in rows)
-    base = load_config("cmudict-attention")
+    train_cfg = load_config("cmudict-attention")  # its teacher forcing, clipping and label smoothing
+    base = dataclasses.replace(train_cfg.model_config(len(text.src), len(text.tgt)), bidirectional_encoder=False, attention="none")
+    tf_gen = torch.Generator().manual_seed(0)
     models = {}
     for name, options in VARIANTS.items():
-        cfg = base.model_config(len(text.src), len(text.tgt))
-        cfg = type(cfg)(**{**cfg.to_dict(), "dropout": 0.0, "bidirectional_encoder": False, "attention": "none", **options})
+        cfg = dataclasses.replace(base, **options)
         torch.manual_seed(0)
         model = Seq2Seq(cfg).train()
         models[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-3))
@@ -57,12 +60,8 @@ def main() -> None:
     for _ in range(args.repeat):
         for name, (model, opt) in models.items():
             c0, w0 = time.process_time(), time.perf_counter()
-            for src, lengths, tgt_in, tgt_out in batches:
-                loss = sequence_loss(model(src, lengths, tgt_in), tgt_out, text.tgt.pad_id)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
+            for batch in batches:
+                train_step(model, opt, batch, train_cfg, tf_gen, text.tgt.pad_id)
             cpu[name].append(time.process_time() - c0)
             wall[name].append(time.perf_counter() - w0)
     print(f"{pairs} cmudict pairs in {len(batches)} steps of batch {args.batch_size}, one thread, median of {args.repeat}")

@@ -200,8 +200,8 @@ def test_state_and_memory_entries_must_connect_the_graphs(attention_bundle, tmp_
 
 
 def test_eager_backend_refuses_a_bundle_whose_io_this_version_does_not_export(attention_bundle, tmp_path):
-    """A Bahdanau bundle from before attention_keys (memory: encoder_outputs, src_mask only) still
-    loads for the ONNX runtime, but the eager reference (and so s2s-verify) names what to do."""
+    """A Bahdanau bundle from before attention_keys (memory: encoder_outputs, src_mask only) passes
+    load_bundle's own checks, but the eager reference (and so s2s-verify) names what to do."""
     from seq2seq_export.runtime.eager import EagerBackend
 
     old = tmp_path / "old"

@@ -32,15 +32,14 @@ class _EncoderCore(nn.Module):
     """Seq2Seq.encode's outputs in iospec order, as a list. Holds only the encoder, so a scripted
     encoder.pt carries no decoder weights."""
 
-    __constants__ = ["attention", "bahdanau"]
+    __constants__ = ["attention"]
 
     def __init__(self, model: Seq2Seq):
         super().__init__()
         self.encoder = model.encoder
         self.attention = bool(model.config.memory_names)
-        self.bahdanau = model.decoder.bahdanau
         # Bahdanau's key projection runs here, once per source; only that Linear of the decoder is held.
-        self.key_proj = model.decoder.attention.key_proj if self.bahdanau else None
+        self.key_proj = model.decoder.attention.key_proj if model.decoder.bahdanau else None
 
     def outputs(self, src_tokens: Tensor, src_lengths: Tensor) -> List[Tensor]:
         memory, states = self.encoder(src_tokens, src_lengths)  # (B, S, De), [(L, B, H)..]

@@ -87,7 +87,7 @@ def _set_rng_state(state: dict[str, Any], tf_gen: torch.Generator, device: torch
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
+def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
                 cfg: TrainConfig, tf_gen: torch.Generator, pad: int) -> torch.Tensor:
     """One optimizer step on a collated batch; returns the detached loss."""
     src, lengths, tgt_in, tgt_out = batch
@@ -217,7 +217,7 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 rows = batches[cur["batch"]]
-                loss = _train_step(model, optimizer, collate(train_enc, rows, pad, device), cfg, tf_gen, pad)
+                loss = train_step(model, optimizer, collate(train_enc, rows, pad, device), cfg, tf_gen, pad)
                 cur["step"], cur["batch"], cur["words"] = cur["step"] + 1, cur["batch"] + 1, cur["words"] + len(rows)
                 cur["train_s"] += now() - t0
                 stepped = True

@@ -43,6 +43,30 @@ def score(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> Metri
     return Metrics(exact / len(refs), errors / max(1, sum(len(r) for r in refs)), len(refs))
 
 
+def greedy_outputs(
+    model: Seq2Seq,
+    text: TextPipeline,
+    sources: Sequence[str],
+    *,
+    max_len: int,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+) -> list[list[int]]:
+    """Greedy-decode every source text with the shared loop (eager backend); target ids per source."""
+    was_training = model.training
+    hyps = decode_in_batches(
+        EagerBackend(model, device),
+        [text.encode_source(s) for s in sources],
+        batch_size=batch_size,
+        pad_id=text.src.pad_id,
+        start_id=text.tgt.sos_id,
+        end_id=text.tgt.eos_id,
+        max_len=max_len,
+    )
+    model.train(was_training)
+    return hyps
+
+
 def evaluate(
     model: Seq2Seq,
     text: TextPipeline,
@@ -53,18 +77,7 @@ def evaluate(
     device: torch.device | str | None = None,
 ) -> Metrics:
     """Greedy-decode every source with the shared loop and score it against its target."""
-    was_training = model.training
-    backend = EagerBackend(model, device)
-    hyps = decode_in_batches(
-        backend,
-        [text.encode_source(s) for s, _ in pairs],
-        batch_size=batch_size,
-        pad_id=text.src.pad_id,
-        start_id=text.tgt.sos_id,
-        end_id=text.tgt.eos_id,
-        max_len=max_len,
-    )
-    model.train(was_training)
+    hyps = greedy_outputs(model, text, [s for s, _ in pairs], max_len=max_len, batch_size=batch_size, device=device)
     return score(hyps, [text.tgt.encode(t) for _, t in pairs])
 
 
