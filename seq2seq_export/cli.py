@@ -273,6 +273,8 @@ main.add_command(verify_cmd, "verify")
 @click.option("--threads", type=int, help="CPU threads for torch, 0 for torch's default; 1 is fastest on a busy machine.")
 @click.option("--emb-dim", type=int, help="Embedding size [default: the preset's].")
 @click.option("--hidden-dim", type=int, help="Recurrent state size [default: the preset's].")
+@click.option("--encoder-hidden-dim", type=int,
+              help="A bidirectional encoder's state size per direction, 0 for --hidden-dim [default: the preset's].")
 @click.option("--layers", "num_layers", type=int, help="Stacked recurrent layers, both sides [default: the preset's].")
 @click.option("--dropout", type=float, help="Dropout on embeddings and between layers [default: the preset's].")
 @click.option("--rnn", type=click.Choice(RNN_TYPES), help="Recurrent cell, both sides [default: the preset's].")

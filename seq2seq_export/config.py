@@ -26,12 +26,20 @@ class ModelConfig:
     bidirectional_encoder: bool = False  # encoder reads both ways; a learned bridge feeds the decoder
     attention: str = "none"  # none | bahdanau (additive) | luong (multiplicative, after the RNN step)
     attention_score: str = "general"  # luong only: general | dot (dot needs encoder_output_dim == hidden_dim)
+    encoder_hidden_dim: int | None = None  # encoder state size per direction; None = hidden_dim (bidirectional only)
 
     def __post_init__(self) -> None:
         for name in ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_dim", "num_layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"model config: {name} must be a positive integer, got {value!r}")
+        if self.encoder_hidden_dim is not None:
+            value = self.encoder_hidden_dim
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"model config: encoder_hidden_dim must be a positive integer or null, got {value!r}")
+            if value != self.hidden_dim and not self.bidirectional_encoder:
+                raise ConfigError("model config: encoder_hidden_dim may differ from hidden_dim only with a "
+                                  "bidirectional encoder (its bridge maps the encoder's states to the decoder's size)")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
         for name in ("reverse_source", "bidirectional_encoder"):
@@ -60,9 +68,14 @@ class ModelConfig:
         return ("encoder_outputs", "src_mask") + (("attention_keys",) if self.attention == "bahdanau" else ())
 
     @property
+    def encoder_dim(self) -> int:
+        """The encoder's state size per direction: encoder_hidden_dim, else hidden_dim."""
+        return self.hidden_dim if self.encoder_hidden_dim is None else self.encoder_hidden_dim
+
+    @property
     def encoder_output_dim(self) -> int:
         """Size of each encoder output vector: both directions concatenated when bidirectional."""
-        return self.hidden_dim * (2 if self.bidirectional_encoder else 1)
+        return self.encoder_dim * (2 if self.bidirectional_encoder else 1)
 
     def to_dict(self) -> dict:
         return asdict(self)

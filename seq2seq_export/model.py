@@ -67,18 +67,18 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.num_layers = cfg.num_layers
-        self.hidden_dim = cfg.hidden_dim
+        self.hidden_dim = cfg.encoder_dim  # per direction; the bridge maps 2 x this to the decoder's size
         self.is_lstm = cfg.rnn == "lstm"
         self.bidirectional = cfg.bidirectional_encoder
         self.reverse_source = cfg.reverse_source
         self.embedding = nn.Embedding(cfg.src_vocab_size, cfg.emb_dim)
         rnn = nn.LSTM if self.is_lstm else nn.GRU
-        self.rnn = rnn(cfg.emb_dim, cfg.hidden_dim, num_layers=cfg.num_layers, batch_first=True,
+        self.rnn = rnn(cfg.emb_dim, cfg.encoder_dim, num_layers=cfg.num_layers, batch_first=True,
                        bidirectional=self.bidirectional)
         self.dropout = nn.Dropout(cfg.dropout)
         # The bridge maps both directions' finals (2H) to the decoder's state size, per state name.
-        self.bridge_hidden = nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim) if self.bidirectional else None
-        self.bridge_cell = nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim) if self.bidirectional and self.is_lstm else None
+        self.bridge_hidden = nn.Linear(2 * cfg.encoder_dim, cfg.hidden_dim) if self.bidirectional else None
+        self.bridge_cell = nn.Linear(2 * cfg.encoder_dim, cfg.hidden_dim) if self.bidirectional and self.is_lstm else None
 
     def _run(self, x: torch.Tensor, lengths: torch.Tensor, w: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """One layer, one direction: x (B, S, In) -> outputs (B, S, H), finals [hidden (B, H)(, cell (B, H))].

@@ -108,6 +108,7 @@ def test_sequence_flops_counts_encoder_tokens_and_decoder_steps():
     dict(num_layers=2), dict(bidirectional_encoder=True, attention="bahdanau"),
     dict(num_layers=2, bidirectional_encoder=True, attention="bahdanau"), dict(attention="luong"),
     dict(attention="luong", attention_score="dot"), dict(bidirectional_encoder=True, attention="luong"),
+    dict(num_layers=2, bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=3),
 ])
 def test_flop_model_matches_torch_flop_counter_on_every_gru_variant(variant):
     """torch's FlopCounterMode counts the matmuls the eager model really runs (its fused CPU GRU

@@ -30,7 +30,8 @@ from conftest import tiny_text
 VARIANTS = [
     dict(rnn=rnn, num_layers=layers, bidirectional_encoder=bi, attention=att)
     for rnn, layers, bi, att in itertools.product(("gru", "lstm"), (1, 2), (False, True), ("none", "bahdanau", "luong"))
-] + [dict(rnn="lstm", num_layers=2, attention="luong", attention_score="dot")]
+] + [dict(rnn="lstm", num_layers=2, attention="luong", attention_score="dot"),
+      dict(rnn="gru", num_layers=2, bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=5)]
 IDS = ["-".join(str(v) for v in variant.values()) for variant in VARIANTS]
 SEQS = [[4, 5, 6, 7, 8, 9], [7, 8], [], [9, 4, 5]]  # mixed lengths, one empty source
 PAD, SOS, EOS = PAD_ID, SOS_ID, EOS_ID
@@ -70,6 +71,9 @@ def test_config_options_properties_and_bad_combinations():
     baseline = ModelConfig(**base)
     assert (baseline.state_names, baseline.memory_names, baseline.encoder_output_dim) == (("hidden",), (), 8)
     assert ModelConfig.from_dict(dict(base, num_layers=1, dropout=0.0, rnn="gru")) == baseline  # a pre-#8 dict
+    narrow = ModelConfig(**base, bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=3)
+    assert (narrow.encoder_dim, narrow.encoder_output_dim, baseline.encoder_dim) == (3, 6, 8)
+    assert ModelConfig(**base, encoder_hidden_dim=8).encoder_dim == 8  # the decoder's size: allowed unidirectional
     for bad, message in [
         (dict(rnn="rnn"), "rnn must be one of gru, lstm"),
         (dict(attention="luong", attention_score="cosine"), "attention_score must be one of general, dot"),
@@ -77,6 +81,9 @@ def test_config_options_properties_and_bad_combinations():
         (dict(attention="bahdanau", attention_score="dot"), "applies to luong attention only"),
         (dict(attention="luong", attention_score="dot", bidirectional_encoder=True), "need encoder outputs of hidden_dim"),
         (dict(bidirectional_encoder="yes"), "bidirectional_encoder must be true or false"),
+        (dict(encoder_hidden_dim=4), "may differ from hidden_dim only with a bidirectional encoder"),
+        (dict(bidirectional_encoder=True, encoder_hidden_dim=0), "encoder_hidden_dim must be a positive integer"),
+        (dict(bidirectional_encoder=True, encoder_hidden_dim=True), "encoder_hidden_dim must be a positive integer"),
     ]:
         with pytest.raises(ConfigError, match=message):
             ModelConfig(**base, **bad)

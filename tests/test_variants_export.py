@@ -23,7 +23,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CHECKS = {"io.encoder", "values.encoder", "io.decoder_step", "values.decoder_step", "teacher_forced", "greedy",
           "batch_invariance"}
-MATRIX = VARIANTS + (dict(rnn="gru", num_layers=1, bidirectional_encoder=False, attention="luong", attention_score="dot"),)
+MATRIX = VARIANTS + (
+    dict(rnn="gru", num_layers=1, bidirectional_encoder=False, attention="luong", attention_score="dot"),
+    # A bidirectional encoder narrower than the decoder (hidden 32): the bridge, the second layer's
+    # input, the memory and the attention keys all take the encoder's size.
+    dict(rnn="gru", num_layers=2, bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=12),
+    dict(rnn="lstm", num_layers=1, bidirectional_encoder=True, attention="luong", encoder_hidden_dim=20),
+)
 DYNAMO = (  # tens of seconds each: every feature once, on two models
     dict(rnn="lstm", num_layers=1, bidirectional_encoder=True, attention="bahdanau"),
     dict(rnn="gru", num_layers=2, bidirectional_encoder=False, attention="luong"),
@@ -31,8 +37,9 @@ DYNAMO = (  # tens of seconds each: every feature once, on two models
 
 
 def variant_id(config: dict) -> str:
-    """e.g. 'lstm-2-bi-bahdanau', 'gru-1-uni-luong-dot'."""
+    """e.g. 'lstm-2-bi-bahdanau', 'gru-1-uni-luong-dot', 'gru-2-bi12-bahdanau'."""
     bi = "bi" if config["bidirectional_encoder"] else "uni"
+    bi += str(config.get("encoder_hidden_dim", ""))
     score = [config["attention_score"]] if "attention_score" in config else []
     return "-".join([config["rnn"], str(config["num_layers"]), bi, config["attention"]] + score)
 

@@ -56,11 +56,11 @@ def _gates(cfg: ModelConfig) -> int:
 def encoder_token_flops(cfg: ModelConfig) -> int:
     """GEMM FLOPs per source token in the encoder: every layer and direction (an LSTM also recomputes
     each layer's gates once more for its final cell), plus Bahdanau's key projection."""
-    h, g, dirs = cfg.hidden_dim, _gates(cfg), 2 if cfg.bidirectional_encoder else 1
+    he, g, dirs = cfg.encoder_dim, _gates(cfg), 2 if cfg.bidirectional_encoder else 1
     per_pass = 2 if cfg.rnn == "lstm" else 1
-    flops = sum(per_pass * dirs * 2 * g * h * ((cfg.emb_dim if layer == 0 else dirs * h) + h) for layer in range(cfg.num_layers))
+    flops = sum(per_pass * dirs * 2 * g * he * ((cfg.emb_dim if layer == 0 else dirs * he) + he) for layer in range(cfg.num_layers))
     if cfg.attention == "bahdanau":
-        flops += 2 * cfg.encoder_output_dim * h
+        flops += 2 * cfg.encoder_output_dim * cfg.hidden_dim
     return flops
 
 
@@ -84,7 +84,7 @@ def sequence_flops(cfg: ModelConfig, src_len: int, steps: int) -> int:
     """
     bridge = 0
     if cfg.bidirectional_encoder:
-        bridge = len(cfg.state_names) * cfg.num_layers * 2 * (2 * cfg.hidden_dim) * cfg.hidden_dim
+        bridge = len(cfg.state_names) * cfg.num_layers * 2 * (2 * cfg.encoder_dim) * cfg.hidden_dim
     return src_len * encoder_token_flops(cfg) + bridge + steps * decoder_step_flops(cfg, src_len)
 
 

@@ -35,6 +35,7 @@ class TrainConfig:
     bidirectional_encoder: bool = False  # encoder reads both ways (bridged to the decoder's state)
     attention: str = "none"  # none | bahdanau | luong
     attention_score: str = "general"  # luong scores: general | dot
+    encoder_hidden_dim: int = 0  # bidirectional encoder's state size per direction (0 = hidden_dim)
     epochs: int = 10  # upper bound on passes over the train split
     max_minutes: float = 0.0  # time budget for the whole run, resumptions included (0 = none) ...
     clock: str = "wall"  # ... counted on: wall | cpu (this process's CPU time, all threads: fair on a busy machine)
@@ -57,7 +58,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train config: {name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("max_tokens", "max_minutes", "max_steps", "warmup_steps", "clip", "threads"):
+        for name in ("max_tokens", "encoder_hidden_dim", "max_minutes", "max_steps", "warmup_steps", "clip", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train config: {name} must be >= 0, got {getattr(self, name)!r}")
         if not self.lr > 0:
@@ -81,6 +82,7 @@ class TrainConfig:
         return ModelConfig(
             src_vocab_size, tgt_vocab_size, self.emb_dim, self.hidden_dim, self.num_layers, self.dropout, self.rnn,
             self.reverse_source, self.bidirectional_encoder, self.attention, self.attention_score,
+            self.encoder_hidden_dim or None,
         )
 
     @property
