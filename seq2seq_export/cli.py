@@ -268,6 +268,8 @@ main.add_command(verify_cmd, "verify")
 @click.option("--clip", type=float, help="Gradient-norm clip, 0 for none [default: the preset's].")
 @click.option("--label-smoothing", type=float,
               help="Training loss only: share of each target's probability spread evenly over the vocabulary [default: the preset's].")
+@click.option("--validate-every", type=int,
+              help="Validate every N epochs (and always when the run stops): validation spends budget time too [default: the preset's].")
 @click.option("--seed", type=int, help="Seed for weights, data order, dropout and the toy data [default: 0].")
 @click.option("--device", help="auto (CUDA when available), cpu or cuda [default: auto].")
 @click.option("--threads", type=int, help="CPU threads for torch, 0 for torch's default; 1 is fastest on a busy machine.")

@@ -112,6 +112,15 @@ def test_cpu_clock_budget_stops_on_process_cpu_time(tmp_path):
     assert 3.0 <= result.elapsed_s <= time.process_time() - cpu0  # counted in CPU seconds, within the run's own
 
 
+def test_validation_every_n_epochs_and_always_at_the_end(tmp_path):
+    cfg = load_config("toy", out=str(tmp_path), **{**TINY, "epochs": 5, "validate_every": 2})
+    train(cfg, progress=False)
+    history = load_checkpoint(tmp_path / "last.pt").training["history"]
+    assert [row["epoch"] for row in history] == [2.0, 4.0, 5.0]
+    with pytest.raises(ConfigError, match="validate_every must be >= 1"):
+        load_config("toy", validate_every=0)
+
+
 def test_every_shipped_preset_builds_a_model_config():
     for name in preset_names():
         cfg = load_config(name)

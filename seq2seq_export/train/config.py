@@ -52,9 +52,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # CPU threads for torch (0 = torch's default); 1 is fastest on a busy machine
     eval_batch_size: int = 512  # batch size for validation loss and greedy decoding
+    validate_every: int = 1  # validate (and maybe save the best checkpoint) every N epochs, and when the run stops
 
     def __post_init__(self) -> None:
-        positive = ("emb_dim", "hidden_dim", "num_layers", "epochs", "batch_size", "eval_batch_size")
+        positive = ("emb_dim", "hidden_dim", "num_layers", "epochs", "batch_size", "eval_batch_size", "validate_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train config: {name} must be >= 1, got {getattr(self, name)!r}")

@@ -231,7 +231,9 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
             if cur["batch"] >= len(batches):
                 cur["epoch"], cur["batch"] = cur["epoch"] + 1, 0
             cur["elapsed_s"] = now() - session_start
-            if stepped:
+            # Validation costs budget time too: every validate_every epochs, and always at the end.
+            last_epoch = stopped_by != "epochs" or cur["epoch"] >= cfg.epochs
+            if stepped and (last_epoch or cur["epoch"] % cfg.validate_every == 0):
                 validate()
             save_last()
             last_save = time.monotonic()
