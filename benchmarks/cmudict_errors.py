@@ -1,15 +1,17 @@
 """Where a cmudict model's test errors are: stress digits, word length, alternative pronunciations.
 
-    .venv/bin/python benchmarks/cmudict_errors.py --checkpoint artifacts/cmu_bah_ndls/checkpoint.pt [--examples 10]
+    .venv/bin/python benchmarks/cmudict_errors.py --checkpoint artifacts/cmu_bah_b128/checkpoint.pt [--examples 10] [--train-sample N]
 
 Greedy-decodes the test split with the eager model (as training's test figures do) and prints the
 WER against the first pronunciation, the share of words wrong only in stress digits, the WER when
 stress digits are ignored, the WER when any listed pronunciation counts, WER by word length, and
-a few wrong words.
+a few wrong words. --train-sample N also scores N random words of the train split (seed 0), to
+compare how well the model fits its training data with how it generalizes.
 """
 from __future__ import annotations
 
 import argparse
+import random
 import re
 from collections import Counter
 
@@ -26,14 +28,18 @@ def _strip_stress(pron: str) -> str:
     return re.sub(r"\d", "", pron)
 
 
-def decode_test(checkpoint: str, max_len: int | None = None) -> tuple[list[tuple[str, str]], list[str]]:
-    """The cmudict test pairs (word, first pronunciation) and the checkpoint's greedy outputs for them."""
+def decode_test(
+    checkpoint: str, max_len: int | None = None, train_sample: int = 0
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The cmudict test pairs (word, first pronunciation) and the checkpoint's greedy outputs for
+    them; with train_sample N, N random train pairs (seed 0) instead."""
     ckpt = load_checkpoint(checkpoint)
-    test = load_dataset("cmudict").test
+    data = load_dataset("cmudict")
+    pairs = random.Random(0).sample(data.train, min(train_sample, len(data.train))) if train_sample else data.test
     if max_len is None:
         max_len = int((ckpt.training or {}).get("max_len", 40))
-    ids = greedy_outputs(ckpt.build_model("cpu"), ckpt.text, [w for w, _ in test], max_len=max_len, batch_size=1024)
-    return test, [ckpt.text.decode_target(h) for h in ids]
+    ids = greedy_outputs(ckpt.build_model("cpu"), ckpt.text, [w for w, _ in pairs], max_len=max_len, batch_size=1024)
+    return pairs, [ckpt.text.decode_target(h) for h in ids]
 
 
 def any_pronunciation_hits(words: list[str], hyps: list[str]) -> int:
@@ -48,6 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a cmudict checkpoint.pt from s2s-train")
     ap.add_argument("--examples", type=int, default=10, help="wrong words to print [default: 10]")
+    ap.add_argument("--train-sample", type=int, default=0, help="also score N random train words [default: 0, none]")
     args = ap.parse_args()
     torch.set_num_threads(1)
     test, hyps = decode_test(args.checkpoint)
@@ -68,6 +75,10 @@ def main() -> None:
         f"{k}{'+' if k == LONGEST_BUCKET else ''}: {errors[k] / words[k]:.0%} ({words[k]})" for k in sorted(words)))
     for w, r, h in wrong[: args.examples]:
         print(f"  {w:<16} want {r:<28} got {h}")
+    if args.train_sample > 0:
+        train, train_hyps = decode_test(args.checkpoint, train_sample=args.train_sample)
+        fit = sum(r == h for (_, r), h in zip(train, train_hyps)) / len(train)
+        print(f"train split, {len(train)} random words: exact match {fit:.2%} (test: {1 - len(wrong) / n:.2%})")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def main() -> None:
     load_before, start = os.getloadavg()[0], time.monotonic()
     result = train(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     cpu_s = resource.getrusage(resource.RUSAGE_SELF).ru_utime
-    print(f"config: hidden {cfg.hidden_dim}, emb {cfg.emb_dim}, layers {cfg.num_layers}, batch {cfg.batch_size}, "
+    encoder = f" (encoder {cfg.encoder_hidden_dim} per direction)" if cfg.encoder_hidden_dim else ""
+    print(f"config: hidden {cfg.hidden_dim}{encoder}, emb {cfg.emb_dim}, layers {cfg.num_layers}, batch {cfg.batch_size}, "
           f"lr {cfg.lr} {cfg.lr_schedule}, teacher forcing {cfg.teacher_forcing}, "
           f"rnn {cfg.rnn}, bidirectional {cfg.bidirectional_encoder}, attention {cfg.attention}, "
           f"reverse source {cfg.reverse_source}, dropout {cfg.dropout}, label smoothing {cfg.label_smoothing}, "

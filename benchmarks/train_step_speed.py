@@ -30,6 +30,7 @@ VARIANTS = {
     "bidirectional GRU + Bahdanau": dict(bidirectional_encoder=True, attention="bahdanau"),
     "  ... with 2 layers": dict(bidirectional_encoder=True, attention="bahdanau", num_layers=2),
     "  ... with hidden 384": dict(bidirectional_encoder=True, attention="bahdanau", hidden_dim=384),
+    "  ... encoder 128 per direction": dict(bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=128),
 }
 
 
