@@ -76,7 +76,7 @@ class Encoder(nn.Module):
         self.rnn = rnn(cfg.emb_dim, cfg.encoder_dim, num_layers=cfg.num_layers, batch_first=True,
                        bidirectional=self.bidirectional)
         self.dropout = nn.Dropout(cfg.dropout)
-        # The bridge maps both directions' finals (2H) to the decoder's state size, per state name.
+        # The bridge maps both directions' finals (2 x encoder_dim) to the decoder's state size, per state name.
         self.bridge_hidden = nn.Linear(2 * cfg.encoder_dim, cfg.hidden_dim) if self.bidirectional else None
         self.bridge_cell = nn.Linear(2 * cfg.encoder_dim, cfg.hidden_dim) if self.bidirectional and self.is_lstm else None
 
