@@ -28,18 +28,18 @@ def _strip_stress(pron: str) -> str:
     return re.sub(r"\d", "", pron)
 
 
-def decode_test(
-    checkpoint: str, max_len: int | None = None, train_sample: int = 0
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """The cmudict test pairs (word, first pronunciation) and the checkpoint's greedy outputs for
-    them; with train_sample N, N random train pairs (seed 0) instead."""
-    ckpt = load_checkpoint(checkpoint)
-    data = load_dataset("cmudict")
-    pairs = random.Random(0).sample(data.train, min(train_sample, len(data.train))) if train_sample else data.test
+def decode_test(checkpoint: str, max_len: int | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+    """The cmudict test pairs (word, first pronunciation) and the checkpoint's greedy outputs for them."""
+    ckpt, data = load_checkpoint(checkpoint), load_dataset("cmudict")
+    return data.test, decode_pairs(ckpt, data.test, max_len)
+
+
+def decode_pairs(ckpt, pairs: list[tuple[str, str]], max_len: int | None = None) -> list[str]:
+    """The checkpoint's greedy pronunciations of the pairs' words."""
     if max_len is None:
         max_len = int((ckpt.training or {}).get("max_len", 40))
     ids = greedy_outputs(ckpt.build_model("cpu"), ckpt.text, [w for w, _ in pairs], max_len=max_len, batch_size=1024)
-    return pairs, [ckpt.text.decode_target(h) for h in ids]
+    return [ckpt.text.decode_target(h) for h in ids]
 
 
 def any_pronunciation_hits(words: list[str], hyps: list[str]) -> int:
@@ -57,7 +57,9 @@ def main() -> None:
     ap.add_argument("--train-sample", type=int, default=0, help="also score N random train words [default: 0, none]")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    test, hyps = decode_test(args.checkpoint)
+    ckpt, data = load_checkpoint(args.checkpoint), load_dataset("cmudict")  # once, for test and train words
+    test = data.test
+    hyps = decode_pairs(ckpt, test)
     n = len(test)
     wrong = [(w, r, h) for (w, r), h in zip(test, hyps) if r != h]
     stress_only = sum(_strip_stress(r) == _strip_stress(h) for _, r, h in wrong)
@@ -76,7 +78,8 @@ def main() -> None:
     for w, r, h in wrong[: args.examples]:
         print(f"  {w:<16} want {r:<28} got {h}")
     if args.train_sample > 0:
-        train, train_hyps = decode_test(args.checkpoint, train_sample=args.train_sample)
+        train = random.Random(0).sample(data.train, min(args.train_sample, len(data.train)))
+        train_hyps = decode_pairs(ckpt, train)
         fit = sum(r == h for (_, r), h in zip(train, train_hyps)) / len(train)
         print(f"train split, {len(train)} random words: exact match {fit:.2%} (test: {1 - len(wrong) / n:.2%})")
 
