@@ -268,6 +268,10 @@ main.add_command(verify_cmd, "verify")
 @click.option("--clip", type=float, help="Gradient-norm clip, 0 for none [default: the preset's].")
 @click.option("--label-smoothing", type=float,
               help="Training loss only: share of each target's probability spread evenly over the vocabulary [default: the preset's].")
+@click.option("--weight-decay", type=float,
+              help="AdamW decoupled weight decay on weight matrices and embeddings, 0 for plain Adam [default: the preset's].")
+@click.option("--ema-decay", type=float,
+              help="Validate, keep and test a moving average of the weights, e.g. 0.999; 0 for off [default: the preset's].")
 @click.option("--validate-every", type=int,
               help="Validate every N epochs (and always when the run stops): validation spends budget time too [default: the preset's].")
 @click.option("--seed", type=int, help="Seed for weights, data order, dropout and the toy data [default: 0].")

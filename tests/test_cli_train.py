@@ -57,6 +57,8 @@ def test_malformed_tsv_names_the_line(tmp_path):
         (["--epochs", "0"], "epochs must be >= 1"),
         (["--teacher-forcing", "1.5"], "teacher_forcing must be in [0, 1]"),
         (["--label-smoothing", "1"], "label_smoothing must be in [0, 1)"),
+        (["--ema-decay", "1"], "ema_decay must be in [0, 1)"),
+        (["--weight-decay", "-0.1"], "weight_decay must be in [0, 1)"),
         (["--preset", "nope"], "unknown preset 'nope'"),
         (["--dataset", "wmt"], "unknown dataset 'wmt'"),
         (["--lr-schedule", "step"], "lr_schedule must be one of constant, cosine"),

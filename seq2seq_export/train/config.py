@@ -48,6 +48,8 @@ class TrainConfig:
     teacher_forcing: float = 1.0  # probability of feeding the gold token; 1.0 = one fast GRU call
     clip: float = 1.0  # gradient-norm clip (0 = none)
     label_smoothing: float = 0.0  # training loss only: share of each target's probability spread over the vocabulary
+    weight_decay: float = 0.0  # AdamW's decoupled decay of weight matrices and embeddings, not biases (0 = plain Adam)
+    ema_decay: float = 0.0  # validate, keep and test an exponential moving average of the weights (0 = off; e.g. 0.999)
     seed: int = 0  # data order, initial weights, dropout, teacher-forcing draws (and the toy data)
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # CPU threads for torch (0 = torch's default); 1 is fastest on a busy machine
@@ -68,6 +70,10 @@ class TrainConfig:
             raise ConfigError(f"train config: teacher_forcing must be in [0, 1], got {self.teacher_forcing!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"train config: label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not 0.0 <= self.weight_decay < 1.0:
+            raise ConfigError(f"train config: weight_decay must be in [0, 1), got {self.weight_decay!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train config: ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"train config: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if self.lr_schedule not in LR_SCHEDULES:

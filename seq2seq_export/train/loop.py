@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..fsutil import atomic_file
 from ..model import Seq2Seq, select_device, sequence_loss
 from ..vocab import TextPipeline, Vocab
+from .averaging import WeightAverage
 from .batching import EncodedPairs, collate, epoch_batches
 from .config import TrainConfig
 from .metrics import evaluate, validation_loss
@@ -101,6 +102,16 @@ def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[to
     return loss.detach()
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam; AdamW with cfg.weight_decay on weight matrices and embeddings (never biases) when it is set."""
+    if not cfg.weight_decay:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but CUDA is not available; use --device auto or cpu")
@@ -150,7 +161,8 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
     if resume:
         model.load_state_dict(last.state_dict)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg)
+    average = WeightAverage(model, cfg.ema_decay, state.get("average") if resume else None) if cfg.ema_decay else None
     if resume:
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], tf_gen, device)
@@ -171,9 +183,16 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
     def save_last() -> None:
         training = {"train_config": cfg.to_dict(), "max_len": max_len, "cursor": dict(cur), "best": best,
                     "history": history, "optimizer": optimizer.state_dict(), "rng": _rng_state(tf_gen, device)}
+        if average is not None:
+            training["average"] = average.state()
         save_checkpoint(out / LAST_FILE, Checkpoint(mcfg, text, model.state_dict(), training))
 
     def validate() -> None:
+        # With ema_decay, the average is what gets validated, kept as the best checkpoint and tested.
+        with average.applied() if average is not None else contextlib.nullcontext():
+            _validate()
+
+    def _validate() -> None:
         nonlocal best
         vloss = validation_loss(model, valid_enc, pad, cfg.eval_batch_size, device)
         m = evaluate(model, text, data.valid, max_len=max_len, batch_size=cfg.eval_batch_size, device=device)
@@ -218,6 +237,8 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
                     group["lr"] = lr
                 rows = batches[cur["batch"]]
                 loss = train_step(model, optimizer, collate(train_enc, rows, pad, device), cfg, tf_gen, pad)
+                if average is not None:
+                    average.update()
                 cur["step"], cur["batch"], cur["words"] = cur["step"] + 1, cur["batch"] + 1, cur["words"] + len(rows)
                 cur["train_s"] += now() - t0
                 stepped = True
