@@ -35,7 +35,9 @@ def main() -> None:
           f"lr {cfg.lr} {cfg.lr_schedule}, teacher forcing {cfg.teacher_forcing}, "
           f"rnn {cfg.rnn}, bidirectional {cfg.bidirectional_encoder}, attention {cfg.attention}, "
           f"reverse source {cfg.reverse_source}, dropout {cfg.dropout}, label smoothing {cfg.label_smoothing}, "
-          f"clock {cfg.clock}, threads {cfg.threads or 'default'}")
+          + (f"weight decay {cfg.weight_decay}, " if cfg.weight_decay else "")
+          + (f"weight average (ema) {cfg.ema_decay}, " if cfg.ema_decay else "")
+          + f"clock {cfg.clock}, threads {cfg.threads or 'default'}")
     print(f"trained {result.epochs:g} epochs ({result.steps} steps) in {result.elapsed_s / 60:.1f} min on the {cfg.clock} clock, "
           f"{cpu_s / 60:.1f} min CPU; load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end")
     print(f"training speed: {result.words_per_s:.0f} words/s")
