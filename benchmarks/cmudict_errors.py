@@ -1,6 +1,6 @@
 """Where a cmudict model's test errors are: stress digits, word length, alternative pronunciations.
 
-    .venv/bin/python benchmarks/cmudict_errors.py --checkpoint artifacts/cmu_bah_b128/checkpoint.pt [--examples 10] [--train-sample N]
+    .venv/bin/python benchmarks/cmudict_errors.py --checkpoint artifacts/x_wd01-v2/checkpoint.pt [--examples 10] [--train-sample N]
 
 Greedy-decodes the test split with the eager model (as training's test figures do) and prints the
 WER against the first pronunciation, the share of words wrong only in stress digits, the WER when
