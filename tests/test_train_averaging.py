@@ -83,3 +83,19 @@ def test_weight_decay_shrinks_weight_matrices_and_embeddings_but_not_biases():
         else:
             assert torch.equal(p.detach(), before[name]), name
     assert decayed >= 5 and "decoder.embedding.weight" in before
+
+
+def test_resume_without_a_stored_average_is_a_one_line_error(tmp_path):
+    from seq2seq_export.checkpoint import Checkpoint, save_checkpoint
+    from seq2seq_export.errors import CheckpointError
+
+    options = dict(TINY, ema_decay=0.9)
+    train(load_config("toy", out=str(tmp_path), max_steps=5, **options), progress=False)
+    last = load_checkpoint(tmp_path / "last.pt")
+    training = {k: v for k, v in last.training.items() if k != "average"}
+    save_checkpoint(tmp_path / "last.pt", Checkpoint(last.config, last.text, last.state_dict, training))
+    with pytest.raises(CheckpointError, match="ema_decay is set but the file holds no weight average"):
+        train(load_config("toy", out=str(tmp_path), **options), resume=True, progress=False)
+    damaged = {"updates": 3, "shadow": {}}
+    with pytest.raises(CheckpointError, match="the stored weight average lacks .*weight"):
+        WeightAverage(torch.nn.Linear(2, 2), 0.9, damaged)

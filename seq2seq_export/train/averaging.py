@@ -6,6 +6,8 @@ from typing import Any, Iterator
 
 import torch
 
+from ..errors import CheckpointError
+
 
 class WeightAverage:
     """shadow <- d * shadow + (1 - d) * weights after every optimizer step, d = min(decay, (1+n)/(10+n)).
@@ -22,9 +24,9 @@ class WeightAverage:
             self.updates = 0
             self.shadow = [p.detach().clone() for _, p in self.named]
         else:
-            missing = sorted({name for name, _ in self.named} - set(state["shadow"]))
-            if missing:
-                raise ValueError(f"weight average state lacks {', '.join(missing)}")
+            missing = sorted({name for name, _ in self.named} - set(state.get("shadow", {})))
+            if missing or "updates" not in state:
+                raise CheckpointError(f"the stored weight average lacks {', '.join(missing) or 'its update count'}")
             self.updates = int(state["updates"])
             self.shadow = [state["shadow"][name].to(p.device, p.dtype).clone() for name, p in self.named]
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..constants import MAX_LEN_MARGIN
 from ..data import load_dataset
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..fsutil import atomic_file
 from ..model import Seq2Seq, select_device, sequence_loss
 from ..vocab import TextPipeline, Vocab
@@ -162,7 +162,11 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
         model.load_state_dict(last.state_dict)
     model.to(device).train()
     optimizer = make_optimizer(model, cfg)
-    average = WeightAverage(model, cfg.ema_decay, state.get("average") if resume else None) if cfg.ema_decay else None
+    average = None
+    if cfg.ema_decay:
+        if resume and "average" not in state:
+            raise CheckpointError(f"{out / LAST_FILE}: ema_decay is set but the file holds no weight average")
+        average = WeightAverage(model, cfg.ema_decay, state["average"] if resume else None)
     if resume:
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], tf_gen, device)
