@@ -9,8 +9,26 @@ PAD_ID, UNK_ID, SOS_ID, EOS_ID = 0, 1, 2, 3
 TOKENIZERS = ("char", "space")  # char: one token per character; space: whitespace-separated
 
 CHECKPOINT_FORMAT_VERSION = 1
-MANIFEST_FORMAT_VERSION = 1
-SUPPORTED_MANIFEST_VERSIONS = (1,)
+# Manifest format 2 (this version writes it): memory required, decoding.max_src_tokens, roles, and a
+# JSON Schema (manifest.schema.json) that every reader validates against. Format-1 bundles still load.
+MANIFEST_FORMAT_VERSION = 2
+SUPPORTED_MANIFEST_VERSIONS = (1, 2)
+MANIFEST_SCHEMA_FILE = "manifest.schema.json"  # inside the package; drivers read the same file
+
+# Hard ceilings on what a bundle, checkpoint or input may ask for, checked before anything is
+# allocated or parsed. Each is far above any real model of this kind and far below what exhausts
+# a machine. The manifest schema repeats the manifest ones (a test keeps them equal).
+MAX_MANIFEST_BYTES = 16 << 20  # a 100k-token vocabulary is ~2 MB of manifest
+MAX_LEN_CEILING = 4096  # decoding steps per sequence
+MAX_SRC_TOKENS_CEILING = 4096  # tokens per input, as the model sees them
+# An input cap for bundles that do not record one (format 1, imported models): generous for
+# words and sentences, small enough that one batch's encoder memory stays in the tens of MB.
+DEFAULT_MAX_SRC_TOKENS = 1024
+MAX_VOCAB_SIZE = 1 << 20
+MAX_MODEL_DIM = 16384  # emb_dim, hidden_dim, encoder_hidden_dim
+MAX_LAYERS = 64
+MAX_PARAMETERS = 2_000_000_000  # refused before allocation: 8 GB of float32 weights
+MAX_THREADS = 1024  # compute threads for any backend
 
 # Fixed file names inside a bundle, so drivers in any language find the graphs without search.
 MANIFEST_FILE = "manifest.json"

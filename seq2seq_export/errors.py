@@ -33,5 +33,13 @@ class BundleError(Seq2SeqExportError):
     """A bundle that cannot be trusted: missing file, bad checksum, path escaping, bad manifest."""
 
 
+class OutputError(Seq2SeqExportError):
+    """A write that failed (full disk, read-only or missing directory): nothing half-written is left."""
+
+
+class InputTooLong(Seq2SeqExportError):
+    """An input with more tokens than the bundle's (or the option's) limit."""
+
+
 class VerificationFailed(Seq2SeqExportError):
     """Exported graphs that do not behave like the eager model."""
