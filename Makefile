@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean runtimes-setup runtimes-cpp
+.PHONY: demo test docs venv clean runtimes-setup runtimes-cpp
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,6 +12,13 @@ $(STAMP): pyproject.toml
 	# torch is pinned in pyproject.toml; on these machines 2.13.0 is a local CPU wheel.
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The docs site's tools (pyproject.toml's docs extra), separate so `make demo` does not need them.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 venv: $(STAMP)
 
@@ -40,11 +47,16 @@ $(CPP_BUILD)/CMakeCache.txt:
 runtimes-cpp: $(CPP_BUILD)/CMakeCache.txt
 	cmake --build $(CPP_BUILD) -j2
 
-test: $(STAMP) runtimes-setup
+# The docs site (mkdocs.yml, docs/) into site/; --strict fails on any warning (broken link or anchor,
+# an API object that no longer exists). PYTHONPATH: mkdocstrings reads this checkout's package.
+docs: $(DOCS_STAMP)
+	PYTHONPATH=$(CURDIR) NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+test: $(STAMP) runtimes-setup docs
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
 	bash scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache $(CPP_BUILD)
+	rm -rf $(VENV) artifacts .pytest_cache $(CPP_BUILD) site
