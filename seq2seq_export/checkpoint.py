@@ -7,7 +7,9 @@ Written atomically, read with torch.load(weights_only=True).
 """
 from __future__ import annotations
 
+import io
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,9 @@ from .errors import CheckpointError, Seq2SeqExportError
 from .fsutil import atomic_file
 from .model import Seq2Seq
 from .vocab import TextPipeline
+from .weights import check_model_size, check_tensor_mapping, check_weights
+
+TRAINING_COUNTS = ("max_len", "max_src_tokens")  # positive ints when present: the exporter's defaults
 
 
 @dataclass(frozen=True)
@@ -52,39 +57,63 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read and validate a checkpoint; any problem is a one-line CheckpointError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+def read_torch_file(path: Path, data: bytes | None, error: type[Seq2SeqExportError], what: str) -> Any:
+    """torch.load(weights_only=True) of `data` (or the file); failure is one line that never advises
+    loading without weights_only (that would run arbitrary code from the file)."""
+    if data is None and not path.is_file():
+        raise error(f"{path}: no such {what} file")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
     except Exception as e:  # arbitrary bytes make torch.load raise almost anything (KeyError, EOFError, ...)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file): {first}") from None
+        if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+            why = "it holds Python objects other than tensors and plain data, which are never loaded"
+        else:
+            why = f"truncated or not a torch file ({type(e).__name__})"
+        raise error(f"{path}: not a readable {what}: {why}; pass a file written by "
+                    f"s2s-train, s2s-import or torch.save(model.state_dict())") from None
+
+
+def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> Checkpoint:
+    """Read and validate a checkpoint (from `data` when given, errors still naming `path`); any problem
+    is a one-line CheckpointError naming the file, raised before a tensor is used."""
+    path = Path(path)
+    raw = read_torch_file(path, data, CheckpointError, "checkpoint")
     if not isinstance(raw, dict) or "format_version" not in raw:
         raise CheckpointError(f"{path}: not a seq2seq-export checkpoint (no format_version field)")
     version = raw["format_version"]
     if version != CHECKPOINT_FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint format version {version!r} is not supported (this version reads "
+            f"{path}: checkpoint format version {version!r:.40} is not supported (this version reads "
             f"{CHECKPOINT_FORMAT_VERSION}); re-create it with a matching seq2seq-export"
         )
     missing = [k for k in ("model_config", "vocabularies", "state_dict") if k not in raw]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks field(s) {', '.join(missing)}")
+    check_tensor_mapping(raw["state_dict"], str(path), CheckpointError)
     try:
-        ckpt = Checkpoint(
-            config=ModelConfig.from_dict(raw["model_config"]),
-            text=TextPipeline.from_dict(raw["vocabularies"]),
-            state_dict=raw["state_dict"],
-            training=raw.get("training"),
-        )
+        config = ModelConfig.from_dict(raw["model_config"])
+        text = TextPipeline.from_dict(raw["vocabularies"])
     except Seq2SeqExportError as e:
         raise CheckpointError(f"{path}: {e}") from None
-    if len(ckpt.text.src) != ckpt.config.src_vocab_size or len(ckpt.text.tgt) != ckpt.config.tgt_vocab_size:
+    if len(text.src) != config.src_vocab_size or len(text.tgt) != config.tgt_vocab_size:
         raise CheckpointError(
-            f"{path}: vocabulary sizes ({len(ckpt.text.src)}, {len(ckpt.text.tgt)}) do not match the model config "
-            f"({ckpt.config.src_vocab_size}, {ckpt.config.tgt_vocab_size})"
+            f"{path}: vocabulary sizes ({len(text.src)}, {len(text.tgt)}) do not match the model config "
+            f"({config.src_vocab_size}, {config.tgt_vocab_size})"
         )
-    return ckpt
+    shapes = check_model_size(config, str(path), CheckpointError)
+    check_weights(raw["state_dict"], shapes, str(path), CheckpointError)
+    training = raw.get("training")
+    _check_training(training, path)
+    return Checkpoint(config=config, text=text, state_dict=dict(raw["state_dict"]), training=training)
+
+
+def _check_training(training: Any, path: Path) -> None:
+    """The training fields every reader uses (the exporter's defaults); resume checks the rest itself."""
+    if training is None:
+        return
+    if not isinstance(training, dict):
+        raise CheckpointError(f"{path}: training is a {type(training).__name__}, expected a mapping or nothing")
+    for key in TRAINING_COUNTS:
+        value = training.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise CheckpointError(f"{path}: training[{key!r}] must be a positive integer, got {value!r}")

@@ -40,8 +40,8 @@ class ModelConfig:
             if value != self.hidden_dim and not self.bidirectional_encoder:
                 raise ConfigError("model config: encoder_hidden_dim may differ from hidden_dim only with a "
                                   "bidirectional encoder (its bridge maps the encoder's states to the decoder's size)")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ConfigError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model config: dropout must be a number in [0, 1), got {self.dropout!r}")
         for name in ("reverse_source", "bidirectional_encoder"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"model config: {name} must be true or false, got {getattr(self, name)!r}")

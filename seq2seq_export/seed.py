@@ -8,19 +8,17 @@ id. Dimensions and layer count are read from the weight shapes.
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, read_torch_file
 from .config import ModelConfig
 from .constants import EOS, PAD, SOS, UNK
 from .errors import Seq2SeqExportError, SeedImportError
-from .model import Seq2Seq
 from .vocab import TextPipeline, Vocab
+from .weights import check_model_size, check_tensor_mapping, check_weights
 
 _LAYER_KEY = re.compile(r"encoder\.rnn\.weight_ih_l(\d+)$")
 
@@ -44,24 +42,20 @@ def read_vocab_file(path: str | os.PathLike) -> list[str]:
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise SeedImportError(f"{path}: no such state_dict file")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise SeedImportError(f"{path}: not a readable torch state_dict: {first}") from None
-    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
-        raise SeedImportError(f"{path}: expected torch.save(model.state_dict()), a mapping of names to tensors")
+    raw = read_torch_file(path, None, SeedImportError, "torch state_dict")
+    check_tensor_mapping(raw, str(path), SeedImportError)
     return dict(raw)
 
 
 def _config_from_weights(sd: dict[str, torch.Tensor], path: Path) -> ModelConfig:
-    """Vocab sizes, embedding and hidden dims, layers, all from the weight shapes."""
+    """Vocab sizes, embedding and hidden dims, layers, all from the weight shapes (matrices checked 2-D first)."""
     need = ("encoder.embedding.weight", "decoder.embedding.weight", "encoder.rnn.weight_hh_l0")
     missing = [k for k in need if k not in sd]
     if missing:
         raise SeedImportError(f"{path}: missing key(s) {', '.join(missing)}; is this the seed's Seq2Seq state_dict?")
+    for key in need:
+        if sd[key].dim() != 2:
+            raise SeedImportError(f"{path}: {key} has shape {tuple(sd[key].shape)}, expected a matrix (2-D)")
     layers = sum(1 for k in sd if _LAYER_KEY.match(k))
     try:
         return ModelConfig(
@@ -76,18 +70,10 @@ def _config_from_weights(sd: dict[str, torch.Tensor], path: Path) -> ModelConfig
 
 
 def _check_weights(sd: dict[str, torch.Tensor], cfg: ModelConfig, path: Path) -> None:
-    """Exactly the keys and shapes our model of that config has: a clear error otherwise."""
-    expected = {k: tuple(v.shape) for k, v in Seq2Seq(cfg).state_dict().items()}
-    missing = sorted(set(expected) - set(sd))
-    extra = sorted(set(sd) - set(expected))
-    if missing or extra:
-        parts = ([f"missing key(s) {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected key(s) {', '.join(extra)}"] if extra else []
-        )
-        raise SeedImportError(f"{path}: {'; '.join(parts)} (for {cfg.num_layers} layer(s) read from the encoder)")
-    for k, shape in expected.items():
-        if tuple(sd[k].shape) != shape:
-            raise SeedImportError(f"{path}: {k} has shape {tuple(sd[k].shape)}, expected {shape} (dims read from the encoder)")
+    """Sizes under the ceilings, then exactly the keys, shapes and dtype our model of that config has."""
+    shapes = check_model_size(cfg, str(path), SeedImportError)
+    hint = f" (dims read from the encoder, {cfg.num_layers} layer(s))"
+    check_weights(sd, shapes, str(path), SeedImportError, hint=hint)
 
 
 def _special_ids(
