@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,10 +65,13 @@ def read_torch_file(path: Path, data: bytes | None, error: type[Seq2SeqExportErr
     if data is None and not path.is_file():
         raise error(f"{path}: no such {what} file")
     try:
-        return torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": a second line on stderr, and nothing to act on
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
     except Exception as e:  # arbitrary bytes make torch.load raise almost anything (KeyError, EOFError, ...)
-        if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
-            why = "it holds Python objects other than tensors and plain data, which are never loaded"
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if isinstance(e, pickle.UnpicklingError) and found:
+            why = f"it holds Python objects ({found.group(1)[:80]}) other than tensors and plain data, never loaded"
         else:
             why = f"truncated or not a torch file ({type(e).__name__})"
         raise error(f"{path}: not a readable {what}: {why}; pass a file written by "

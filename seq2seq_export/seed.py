@@ -43,6 +43,14 @@ def read_vocab_file(path: str | os.PathLike) -> list[str]:
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     raw = read_torch_file(path, None, SeedImportError, "torch state_dict")
+    if not isinstance(raw, dict):
+        found = f"a {type(raw).__name__}"
+    else:
+        found = next((f"{k!r:.60} holding a {type(v).__name__}" for k, v in raw.items()
+                      if not isinstance(v, torch.Tensor)), "")
+    if found:
+        raise SeedImportError(f"{path}: expected torch.save(model.state_dict()), a mapping of names to tensors, "
+                              f"found {found}")
     check_tensor_mapping(raw, str(path), SeedImportError)
     return dict(raw)
 
@@ -72,8 +80,8 @@ def _config_from_weights(sd: dict[str, torch.Tensor], path: Path) -> ModelConfig
 def _check_weights(sd: dict[str, torch.Tensor], cfg: ModelConfig, path: Path) -> None:
     """Sizes under the ceilings, then exactly the keys, shapes and dtype our model of that config has."""
     shapes = check_model_size(cfg, str(path), SeedImportError)
-    hint = f" (dims read from the encoder, {cfg.num_layers} layer(s))"
-    check_weights(sd, shapes, str(path), SeedImportError, hint=hint)
+    check_weights(sd, shapes, str(path), SeedImportError, what="",
+                  hint=f" (for {cfg.num_layers} layer(s) read from the encoder)")
 
 
 def _special_ids(

@@ -57,22 +57,23 @@ def check_tensor_mapping(sd: Any, where: str, error: ErrorType, what: str = "sta
 
 
 def check_weights(sd: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], where: str, error: ErrorType,
-                  what: str = "state_dict", hint: str = "") -> None:
-    """Exactly the expected keys, each a finite float32 tensor of the expected shape."""
-    check_tensor_mapping(sd, where, error, what)
+                  what: str = "state_dict", hint: str = " for the model config") -> None:
+    """Exactly the expected keys, each a finite float32 tensor of the expected shape. Errors read
+    '{where}: {what}[key] ...{hint}' (with what "" they name the bare key)."""
+    check_tensor_mapping(sd, where, error, what or "state_dict")
     missing = sorted(set(shapes) - set(sd))
     extra = sorted(set(sd) - set(shapes))
     if missing or extra:
         parts = ([f"missing key(s) {', '.join(missing)}"] if missing else []) + (
             [f"unexpected key(s) {', '.join(extra)}"] if extra else [])
-        raise error(f"{where}: {what} does not fit the model config: {'; '.join(parts)}{hint}")
+        raise error(f"{where}: {what + ': ' if what else ''}{'; '.join(parts)}{hint}")
     for key, shape in shapes.items():
-        tensor = sd[key]
+        tensor, label = sd[key], f"{what}[{key!r}]" if what else key
         if tuple(tensor.shape) != shape:
-            raise error(f"{where}: {what}[{key!r}] has shape {tuple(tensor.shape)}, the model config needs {shape}{hint}")
+            raise error(f"{where}: {label} has shape {tuple(tensor.shape)}, expected {shape}{hint}")
         if tensor.dtype not in WEIGHT_DTYPES:
             accepted = ", ".join(str(d).removeprefix("torch.") for d in WEIGHT_DTYPES)
-            raise error(f"{where}: {what}[{key!r}] has dtype {str(tensor.dtype).removeprefix('torch.')}; "
+            raise error(f"{where}: {label} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
                         f"accepted: {accepted} (convert with .float())")
         if not bool(torch.isfinite(tensor).all()):
-            raise error(f"{where}: {what}[{key!r}] holds NaN or infinite values")
+            raise error(f"{where}: {label} holds NaN or infinite values")

@@ -110,7 +110,7 @@ def check_average(path: Path, state: dict[str, Any], model: torch.nn.Module) -> 
     average = bad.mapping(state["average"], "average", ("updates", "shadow"))
     bad.count(average["updates"], "average.updates")
     shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
-    check_weights(average["shadow"], shapes, str(path), CheckpointError, what="average.shadow")
+    check_weights(average["shadow"], shapes, str(path), CheckpointError, what="average.shadow", hint=f"; {AFRESH}")
     return average
 
 
