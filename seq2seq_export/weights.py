@@ -9,6 +9,7 @@ import math
 from typing import Any, Mapping
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .config import ModelConfig
 from .constants import MAX_LAYERS, MAX_MODEL_DIM, MAX_PARAMETERS, MAX_VOCAB_SIZE
@@ -19,9 +20,19 @@ WEIGHT_DTYPES = (torch.float32,)  # what the model computes in; every checkpoint
 ErrorType = type[Seq2SeqExportError]
 
 
+class _SkipInit(TorchFunctionMode):
+    """Skips torch.nn.init's functions: on the meta device they only cost time (their first call imports
+    torch._dynamo, over a second), and shapes are all we need."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else (kwargs or {})["tensor"]
+        return func(*args, **(kwargs or {}))
+
+
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The state_dict shapes of Seq2Seq(cfg), computed on the meta device (nothing allocated)."""
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipInit():
         model = Seq2Seq(cfg)
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 

@@ -101,6 +101,9 @@ def test_force_replaces_the_run_and_its_default_bundle(tmp_path):
     (out / "bundle").mkdir()
     (out / "bundle" / "manifest.json").write_text("{}")  # the first run's export, out of step with a new checkpoint
     (out / "notes.txt").write_text("mine")
+    before = _snapshot(out)
+    assert "unknown dataset" in _one_line_exit_2([*TINY, "--out", str(out), "--force", "--dataset", "wmt"])
+    assert _snapshot(out) == before  # a run that fails before training deletes nothing
     result = CliRunner().invoke(train_cmd, [*TINY, "--max-steps", "2", "--out", str(out), "--force"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "metrics.json").read_text())["steps"] == 2
@@ -127,3 +130,9 @@ def test_another_dataset_without_out_gets_its_own_folder(tmp_path, monkeypatch):
         training = torch.load(tmp_path / "artifacts" / "toy-pairs" / name, weights_only=True)["training"]
         assert training["max_src_tokens"] == 7, name
     assert json.loads((tmp_path / "artifacts" / "toy-pairs" / "metrics.json").read_text())["max_src_tokens"] == 7
+
+
+def test_force_that_cannot_delete_is_one_line(tmp_path):
+    (tmp_path / "checkpoint.pt").mkdir()  # not a file: unlink fails (even for root, unlike a read-only folder)
+    line = _one_line_exit_2([*TINY, "--max-steps", "1", "--out", str(tmp_path), "--force"])
+    assert line.startswith(f"Error: {tmp_path}: cannot replace the earlier run (") and "permissions" in line

@@ -12,11 +12,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import make_checkpoint
+from conftest import VARIANTS, make_checkpoint
 from seq2seq_export.checkpoint import load_checkpoint
 from seq2seq_export.cli import export_cmd, import_cmd
+from seq2seq_export.config import ModelConfig
 from seq2seq_export.errors import CheckpointError, SeedImportError
+from seq2seq_export.model import Seq2Seq
 from seq2seq_export.seed import import_seed
+from seq2seq_export.weights import expected_shapes
 from test_seed import write_seed_model
 
 
@@ -106,7 +109,6 @@ def test_malformed_checkpoint_is_exit_2_from_s2s_export(checkpoint, tmp_path, ca
 
 def test_absurd_size_is_refused_fast_without_allocating(checkpoint):
     _edit(checkpoint, lambda raw: raw["model_config"].update(hidden_dim=200_000, emb_dim=200_000))
-    load_checkpoint(make_checkpoint(checkpoint.parent / "warm.pt"))  # first use of the meta device: one-off setup
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     start = time.perf_counter()
     with pytest.raises(CheckpointError, match="over the ceiling"):
@@ -215,3 +217,12 @@ def test_seed_file_that_is_not_a_mapping(tmp_path, value, words):
     _, sd_path, src, tgt = write_seed_model(tmp_path)
     torch.save(value, sd_path)
     assert words in _import_refuses(sd_path, src, tgt, tmp_path / "out.pt")
+
+
+@pytest.mark.parametrize("variant", VARIANTS + (dict(bidirectional_encoder=True, encoder_hidden_dim=12),
+                                                dict(attention="luong", attention_score="dot")))
+def test_expected_shapes_are_those_of_the_real_model(variant):
+    cfg = ModelConfig(11, 13, emb_dim=8, hidden_dim=16, **variant)
+    real = {name: tuple(t.shape) for name, t in Seq2Seq(cfg).state_dict().items()}
+    assert expected_shapes(cfg) == real
+    assert torch.nn.Linear(2, 2).weight.device.type == "cpu"  # the meta device and skipped init stay inside

@@ -258,21 +258,24 @@ def _train(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], Non
     if best is None:
         raise ConfigError("training stopped before its first validation; raise --max-minutes or --max-steps")
     epochs = round(cur["epoch"] + cur["batch"] / steps_per_epoch, 4)
-    return _finish(cfg, out, device, data.test, cur, epochs, stopped_by, max_len, best)
+    return _finish(cfg, out, device, data.test, cur, epochs, stopped_by, (max_len, max_src_tokens), best)
 
 
 def _finish(cfg: TrainConfig, out: Path, device: torch.device, test_pairs: list, cur: dict, epochs: float,
-            stopped_by: str, max_len: int, best: dict) -> TrainResult:
-    """Score the best checkpoint on the test split; store the figures in it and in metrics.json."""
+            stopped_by: str, limits: tuple[int, int], best: dict) -> TrainResult:
+    """Score the best checkpoint on the test split; store the figures in it and in metrics.json.
+
+    limits = (max_len, max_src_tokens), stored again: a best checkpoint from before a resumption may lack them."""
+    max_len, max_src_tokens = limits
     ckpt = load_checkpoint(out / BEST_FILE)
     model = ckpt.build_model(device)
     test = evaluate(model, ckpt.text, test_pairs, max_len=max_len, batch_size=cfg.eval_batch_size, device=device)
-    training = {**ckpt.training, "test": test.to_dict()}
+    training = {**ckpt.training, "max_len": max_len, "max_src_tokens": max_src_tokens, "test": test.to_dict()}
     save_checkpoint(out / BEST_FILE, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training))
     result = TrainResult(
         out_dir=out, checkpoint=out / BEST_FILE, epochs=epochs,
         steps=cur["step"], elapsed_s=cur["elapsed_s"], words_per_s=cur["words"] / max(cur["train_s"], 1e-9),
-        stopped_by=stopped_by, max_len=max_len, max_src_tokens=ckpt.training["max_src_tokens"], valid=best,
+        stopped_by=stopped_by, max_len=max_len, max_src_tokens=max_src_tokens, valid=best,
         test=test.to_dict(),
     )
     with atomic_file(out / METRICS_FILE) as tmp:
