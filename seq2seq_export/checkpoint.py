@@ -7,19 +7,22 @@ Written atomically, read with torch.load(weights_only=True).
 """
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
 import pickle
 import re
 import warnings
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .config import ModelConfig
-from .constants import CHECKPOINT_FORMAT_VERSION
+from .constants import CHECKPOINT_FORMAT_VERSION, MANIFEST_SCHEMA_FILE
 from .errors import CheckpointError, Seq2SeqExportError
 from .fsutil import atomic_file
 from .model import Seq2Seq
@@ -95,6 +98,7 @@ def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> Check
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks field(s) {', '.join(missing)}")
     check_tensor_mapping(raw["state_dict"], str(path), CheckpointError)
+    check_vocabularies(raw["vocabularies"], path)
     try:
         config = ModelConfig.from_dict(raw["model_config"])
         text = TextPipeline.from_dict(raw["vocabularies"])
@@ -112,6 +116,31 @@ def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> Check
     return Checkpoint(config=config, text=text, state_dict=dict(raw["state_dict"]), training=training)
 
 
+@functools.cache
+def _vocab_validator() -> Any:
+    """The manifest schema's rule for one vocabulary (types, token text, id ranges): the same for checkpoints."""
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(resources.files(__package__).joinpath(MANIFEST_SCHEMA_FILE).read_text(encoding="utf-8"))
+    return Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/vocab"})
+
+
+def check_vocabularies(vocabularies: Any, path: Path, error: type[Seq2SeqExportError] = CheckpointError) -> None:
+    """{"src": vocab, "tgt": vocab, "src_append_eos": bool}, each vocab as the manifest schema says."""
+    from jsonschema.exceptions import best_match
+
+    if not isinstance(vocabularies, dict) or set(vocabularies) != {"src", "tgt", "src_append_eos"}:
+        raise error(f"{path}: vocabularies must be a mapping of src, tgt and src_append_eos")
+    if not isinstance(vocabularies["src_append_eos"], bool):
+        raise error(f"{path}: vocabularies.src_append_eos must be true or false, "
+                              f"got {vocabularies['src_append_eos']!r:.40}")
+    for side in ("src", "tgt"):
+        found = best_match(_vocab_validator().iter_errors(vocabularies[side]))
+        if found is not None:
+            where = "".join(f"[{p!r}]" for p in found.absolute_path)
+            raise error(f"{path}: vocabularies.{side}{where}: {found.message[:120]}")
+
+
 def _check_training(training: Any, path: Path) -> None:
     """The training fields every reader uses (the exporter's defaults); resume checks the rest itself."""
     if training is None:
@@ -121,4 +150,4 @@ def _check_training(training: Any, path: Path) -> None:
     for key in TRAINING_COUNTS:
         value = training.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise CheckpointError(f"{path}: training[{key!r}] must be a positive integer, got {value!r}")
+            raise CheckpointError(f"{path}: training[{key!r}] must be a positive integer, got {value!r:.60}")

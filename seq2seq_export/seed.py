@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint, read_torch_file
+from .checkpoint import Checkpoint, check_vocabularies, read_torch_file
 from .config import ModelConfig
 from .constants import EOS, PAD, SOS, UNK
 from .errors import Seq2SeqExportError, SeedImportError
@@ -141,4 +141,5 @@ def import_seed(
         )
     except Seq2SeqExportError as e:
         raise SeedImportError(f"{src_path}, {tgt_path}: {e}") from None
+    check_vocabularies(text.to_dict(), Path(f"{src_path}, {tgt_path}"), SeedImportError)  # what a checkpoint may hold
     return Checkpoint(config=cfg, text=text, state_dict=sd, training=None)

@@ -63,6 +63,14 @@ CHECKPOINT_CASES = {
                       "has dtype int64; accepted: float32"),
     "NaN weight": (lambda raw: raw["state_dict"]["decoder.fc_out.bias"].__setitem__(0, float("nan")),
                    "state_dict['decoder.fc_out.bias'] holds NaN or infinite values"),
+    "vocabulary token not a string": (lambda raw: raw["vocabularies"]["src"]["tokens"].__setitem__(4, 4),
+                                      "vocabularies.src['tokens'][4]: 4 is not of type 'string'"),
+    "vocabulary token with a newline": (lambda raw: raw["vocabularies"]["tgt"]["tokens"].__setitem__(5, "a\nb"),
+                                        "vocabularies.tgt['tokens'][5]: 'a\\nb' does not match"),
+    "special id a string": (lambda raw: raw["vocabularies"]["src"]["specials"].__setitem__("pad", "0"),
+                            "vocabularies.src['specials']['pad']: '0' is not valid"),
+    "src_append_eos a string": (_set("vocabularies", "src_append_eos", "false"),
+                                "vocabularies.src_append_eos must be true or false, got 'false'"),
     "training a list": (_replace("training", [1, 2]), "training is a list, expected a mapping"),
     "string max_len": (_replace("training", {"max_len": "50"}), "training['max_len'] must be a positive integer"),
 }
@@ -226,3 +234,11 @@ def test_expected_shapes_are_those_of_the_real_model(variant):
     real = {name: tuple(t.shape) for name, t in Seq2Seq(cfg).state_dict().items()}
     assert expected_shapes(cfg) == real
     assert torch.nn.Linear(2, 2).weight.device.type == "cpu"  # the meta device and skipped init stay inside
+
+
+def test_seed_vocabulary_token_a_bundle_could_not_hold(tmp_path):
+    _, sd_path, src, tgt = write_seed_model(tmp_path)
+    tgt.write_text("<pad>\nX\n<sos>\nY\x1b[31m\n<eos>\nZ\n", encoding="utf-8")  # a terminal escape in a token
+    with pytest.raises(SeedImportError) as err:
+        import_seed(sd_path, src, tgt)
+    assert str(err.value).startswith(f"{src}, {tgt}: vocabularies.tgt['tokens'][3]: 'Y\\x1b[31m' does not match")
