@@ -16,7 +16,7 @@ import torch
 from .checkpoint import Checkpoint, check_vocabularies, read_torch_file
 from .config import ModelConfig
 from .constants import EOS, PAD, SOS, UNK
-from .errors import Seq2SeqExportError, SeedImportError
+from .errors import SeedImportError, Seq2SeqExportError
 from .vocab import TextPipeline, Vocab
 from .weights import check_model_size, check_tensor_mapping, check_weights
 

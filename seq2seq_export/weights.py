@@ -6,7 +6,8 @@ torch's meta device, which records shapes and allocates no memory.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode

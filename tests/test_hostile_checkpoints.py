@@ -11,8 +11,9 @@ from fractions import Fraction
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import VARIANTS, make_checkpoint
+from test_seed import write_seed_model
+
 from seq2seq_export.checkpoint import load_checkpoint
 from seq2seq_export.cli import export_cmd, import_cmd
 from seq2seq_export.config import ModelConfig
@@ -20,7 +21,6 @@ from seq2seq_export.errors import CheckpointError, SeedImportError
 from seq2seq_export.model import Seq2Seq
 from seq2seq_export.seed import import_seed
 from seq2seq_export.weights import expected_shapes
-from test_seed import write_seed_model
 
 
 def _edit(path, change):
@@ -150,7 +150,7 @@ def _foreign_files(tmp_path):
 
 def test_foreign_files_never_advise_weights_only_false(tmp_path):
     for path in _foreign_files(tmp_path):
-        message = _one_line(CheckpointError, lambda: load_checkpoint(path), path)
+        message = _one_line(CheckpointError, lambda path=path: load_checkpoint(path), path)
         assert "not a readable checkpoint" in message and "weights_only" not in message, message
         assert "pass a file written by s2s-train" in message
     fraction = _one_line(CheckpointError, lambda: load_checkpoint(tmp_path / "fraction.pt"), tmp_path / "fraction.pt")
