@@ -158,7 +158,7 @@ def _train(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], Non
     train_enc = EncodedPairs.from_text(text, data.train)
     valid_enc = EncodedPairs.from_text(text, data.valid)
     max_len = max(len(t) for t in train_enc.tgt) - 2 + MAX_LEN_MARGIN  # minus <sos>, <eos>
-    max_src_tokens = max(len(s) for s in train_enc.src)  # as the model sees them: with <eos> if appended
+    max_src_tokens = max(1, *(len(s) for s in train_enc.src))  # as the model sees them: with <eos> if appended
     steps_per_epoch = len(epoch_batches(train_enc, cfg.batch_size, cfg.seed, 0))
     if resume:
         restore(out / LAST_FILE, state, model, optimizer, tf_gen, device, steps_per_epoch)
