@@ -255,7 +255,9 @@ main.add_command(verify_cmd, "verify")
 @click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--preset", default=None, help="Preset name (toy, cmudict) or path to a TOML preset [default: cmudict].")
 @click.option("--dataset", help="toy, cmudict or tsv:PATH (source<TAB>target per line) [default: the preset's].")
-@click.option("--out", help="Output folder for checkpoint.pt, last.pt and metrics.json [default: artifacts/<preset>].")
+@click.option("--out", help="Output folder for checkpoint.pt, last.pt and metrics.json; one that already holds a run "
+              "is refused without --resume or --force [default: artifacts/<preset>, or artifacts/<preset>-<dataset> "
+              "(the TSV file's name) for another dataset than the preset's].")
 @click.option("--epochs", type=int, help="Passes over the train split at most [default: the preset's].")
 @click.option("--max-minutes", type=float, help="Time budget for the whole run, 0 for none [default: the preset's].")
 @click.option("--clock", type=click.Choice(["wall", "cpu"]),
@@ -293,9 +295,12 @@ main.add_command(verify_cmd, "verify")
 @click.option("--reverse-source/--no-reverse-source", "reverse_source", default=None,
               help="Encoder reads each source backwards; helps models without attention [default: the preset's].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last.pt (same settings).")
+@click.option("--force", is_flag=True,
+              help="Replace the run in --out: deletes its checkpoint.pt, last.pt, metrics.json and bundle/ "
+                   "(the default export of that checkpoint) before training starts.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines; only the summary.")
 @library_errors
-def train_cmd(preset: str | None, resume: bool, quiet: bool, **options: Any) -> None:
+def train_cmd(preset: str | None, resume: bool, force: bool, quiet: bool, **options: Any) -> None:
     """Train a seq2seq model (GRU or LSTM, optionally bidirectional with attention); the best checkpoint goes to OUT/checkpoint.pt.
 
     Each epoch reports validation loss, exact match and token error rate (WER and PER for
@@ -306,7 +311,7 @@ def train_cmd(preset: str | None, resume: bool, quiet: bool, **options: Any) -> 
     from .train import load_config, train
 
     cfg = load_config(preset or DEFAULT_PRESET, **options)
-    result = train(cfg, resume=resume, log=None if quiet else lambda msg: click.echo(msg, err=True),
+    result = train(cfg, resume=resume, force=force, log=None if quiet else lambda msg: click.echo(msg, err=True),
                    progress=not quiet)
     v, t = result.valid, result.test
     click.echo(f"checkpoint: {result.checkpoint}")
