@@ -4,6 +4,7 @@ Pure Python on purpose: the onnx runtime path imports this without torch or nump
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -18,6 +19,34 @@ def tokenize(text: str, kind: str) -> list[str]:
         return list(text)
     if kind == "space":
         return text.split()
+    raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
+
+
+# A 'space' token: a run of non-whitespace. re's \s and str.split() share one definition of
+# whitespace (Py_UNICODE_ISSPACE), so matches are exactly the items of text.split().
+_WORD = re.compile(r"\S+")
+
+
+def count_tokens(text: str, kind: str) -> int:
+    """len(tokenize(text, kind)) without building the token list (a 10 MB line stays 10 MB)."""
+    if kind == "char":
+        return len(text)
+    if kind == "space":
+        return _WORD.subn("", text)[1]  # one C pass; the result string is only whitespace
+    raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
+
+
+def first_tokens(text: str, kind: str, n: int) -> str:
+    """The prefix of `text` that holds exactly its first `n` tokens (all of it if it has fewer)."""
+    if kind == "char":
+        return text[:n]
+    if kind == "space":
+        end = 0
+        for i, match in enumerate(_WORD.finditer(text)):
+            if i == n:
+                break
+            end = match.end()
+        return text[:end]
     raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
 
 
@@ -158,4 +187,4 @@ class TextPipeline:
             raise VocabError(f"malformed vocabularies: missing field {e}") from None
 
 
-__all__ = ["Vocab", "TextPipeline", "tokenize", "detokenize", "PAD", "UNK", "SOS", "EOS"]
+__all__ = ["Vocab", "TextPipeline", "tokenize", "detokenize", "count_tokens", "first_tokens", "PAD", "UNK", "SOS", "EOS"]
