@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterator, TextIO
 
 from .constants import MAX_LINE_CHARS
-from .vocab import count_tokens
+from .vocab import TokenCounter
 
 
 @dataclass(frozen=True)
@@ -24,22 +24,6 @@ class InputLine:
 def text_stream(binary: BinaryIO) -> TextIO:
     """UTF-8 (strict; a leading byte-order mark dropped) with '\\n' as the only line end, whatever the locale."""
     return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="\n")
-
-
-class _TokenCount:
-    """Tokens in a text fed piece by piece: a word split across two pieces counts once."""
-
-    def __init__(self, kind: str):
-        self.kind, self.tokens, self._in_word = kind, 0, False
-
-    def add(self, piece: str) -> None:
-        if not piece:
-            return
-        self.tokens += count_tokens(piece, self.kind)
-        if self.kind == "space":
-            if self._in_word and not piece[0].isspace():
-                self.tokens -= 1  # the previous piece's last word goes on in this one
-            self._in_word = not piece[-1].isspace()
 
 
 def _strip_end(piece: str) -> str:
@@ -62,7 +46,7 @@ def read_lines(stream: TextIO, kind: str, max_chars: int = MAX_LINE_CHARS) -> It
 
 def _long_line(stream: TextIO, number: int, head: str, kind: str, max_chars: int) -> InputLine:
     """The rest of a line whose first max_chars characters are `head`: counted piece by piece, dropped."""
-    count = _TokenCount(kind)
+    count = TokenCounter(kind)
     held, first, cut = head, True, False
     while piece := stream.readline(max_chars):
         if held.endswith("\r"):  # held back: followed by '\n' it is part of the line end, not a character
