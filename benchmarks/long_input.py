@@ -48,7 +48,8 @@ def tiny_bundle(out: Path, tokenizer: str) -> Path:
 
 
 def export_in_child(out: Path, tokenizer: str) -> Path:
-    code = "import sys; from long_input import tiny_bundle; from pathlib import Path; tiny_bundle(Path(sys.argv[1]), sys.argv[2])"
+    code = ("import sys; from pathlib import Path; from long_input import tiny_bundle; "
+            "tiny_bundle(Path(sys.argv[1]), sys.argv[2])")
     out.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "benchmarks")))}
     subprocess.run([sys.executable, "-c", code, str(out), tokenizer], check=True, env=env, capture_output=True)
@@ -107,7 +108,8 @@ def main() -> None:
                                          ("long line --truncate", long_line, ("--truncate",))):
                 r = run(bundle, source, *extra)
                 tail = r["stderr"].splitlines()[-1] if r["stderr"] else ""
-                print(f"{name:<7} {label:<22} {r['exit']:>4} {r['wall_s']:>7.2f} {r['peak_rss_mb']:>11.1f}  {tail[:110]}")
+                print(f"{name:<7} {label:<22} {r['exit']:>4} {r['wall_s']:>7.2f} {r['peak_rss_mb']:>11.1f}  "
+                      f"{tail[:110]}")
 
 
 if __name__ == "__main__":

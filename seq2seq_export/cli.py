@@ -47,8 +47,18 @@ class Interrupted(click.ClickException):
     exit_code = EXIT_INTERRUPTED
 
 
-class _SignalExits:
-    """Every command and the group: Ctrl-C and a closed stdout pipe end with their Unix exit codes."""
+class _Exits:
+    """Every command and the group: arguments must be UTF-8; Ctrl-C and a closed stdout pipe end with
+    their Unix exit codes."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, arg in enumerate(args, 1):
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:  # bytes the locale could not decode, kept as surrogate escapes
+                raise InputError(f"argument {i} is not valid UTF-8 ({os.fsencode(arg)!r}): every argument, "
+                                 "path or text, must be") from None
+        return super().parse_args(ctx, args)  # type: ignore[misc]
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -65,11 +75,11 @@ class _SignalExits:
             ctx.exit(EXIT_BROKEN_PIPE)
 
 
-class Command(_SignalExits, click.Command):
+class Command(_Exits, click.Command):
     pass
 
 
-class Group(_SignalExits, click.Group):
+class Group(_Exits, click.Group):
     pass
 
 
@@ -189,18 +199,6 @@ def _chunks(items: Any, size: int, chars: int = TRANSLATE_CHUNK_CHARS) -> Any:
         yield chunk
 
 
-def _text_arguments(texts: tuple[str, ...]) -> Any:
-    """TEXT arguments as input lines; one that is not valid UTF-8 is a one-line error."""
-    from .lines import InputLine
-
-    for i, text in enumerate(texts, 1):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # bytes the locale could not decode, kept as surrogate escapes
-            raise InputError(f"TEXT argument {i} is not valid UTF-8") from None
-        yield InputLine(i, text)
-
-
 def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
     """(text, truncated) per input line, each within the translator's token limit (or InputTooLong)."""
     from .constants import MAX_LINE_CHARS
@@ -245,7 +243,7 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
     a line (\\r\\n too; a lone \\r is a character), a leading byte-order mark is dropped, and empty
     lines give empty outputs. A progress bar appears on stderr when it is a terminal.
     """
-    from .lines import read_lines, text_stream
+    from .lines import InputLine, read_lines, text_stream
     from .runtime.translator import Translator
 
     if attention and not as_json:
@@ -254,7 +252,7 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
                                         max_src_tokens=max_src_tokens, threads=threads)
     stdin = text_stream(sys.stdin.buffer)
     if texts:
-        lines, where, chunk = _text_arguments(texts), "TEXT argument", TRANSLATE_CHUNK
+        lines, where, chunk = (InputLine(i, t) for i, t in enumerate(texts, 1)), "TEXT argument", TRANSLATE_CHUNK
     else:  # interactive: answer each line at once
         lines, where = read_lines(stdin, translator.text.src.tokenizer), "standard input line"
         chunk = 1 if stdin.isatty() else TRANSLATE_CHUNK
@@ -264,7 +262,8 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
 
         bar = tqdm(total=len(texts) or None, unit="line", file=sys.stderr)
     try:
-        _translate_stream(translator, _chunks(_fitted(translator, lines, truncate, where), chunk), as_json, attention, bar)
+        inputs = _chunks(_fitted(translator, lines, truncate, where), chunk)
+        _translate_stream(translator, inputs, as_json, attention, bar)
     except UnicodeDecodeError:
         raise InputError("standard input is not valid UTF-8") from None
     finally:
@@ -369,7 +368,8 @@ main.add_command(verify_cmd, "verify")
               help="Validate every N epochs (and always when the run stops): validation spends budget time too [default: the preset's].")
 @click.option("--seed", type=int, help="Seed for weights, data order, dropout and the toy data [default: 0].")
 @click.option("--device", help="auto (CUDA when available), cpu or cuda [default: auto].")
-@click.option("--threads", type=click.IntRange(0, MAX_THREADS), help="CPU threads for torch, 0 for torch's default; 1 is fastest on a busy machine.")
+@click.option("--threads", type=click.IntRange(0, MAX_THREADS),
+              help="CPU threads for torch, 0 for torch's default; 1 is fastest on a busy machine.")
 @click.option("--emb-dim", type=int, help="Embedding size [default: the preset's].")
 @click.option("--hidden-dim", type=int, help="Recurrent state size [default: the preset's].")
 @click.option("--encoder-hidden-dim", type=int,

@@ -27,9 +27,7 @@ def text_stream(binary: BinaryIO) -> TextIO:
 
 
 def _strip_end(piece: str) -> str:
-    if piece.endswith("\r\n"):
-        return piece[:-2]
-    return piece[:-1] if piece.endswith("\n") else piece
+    return piece[:-2] if piece.endswith("\r\n") else piece.removesuffix("\n")
 
 
 def read_lines(stream: TextIO, kind: str, max_chars: int = MAX_LINE_CHARS) -> Iterator[InputLine]:

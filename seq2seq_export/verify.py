@@ -162,7 +162,8 @@ def verify(
     if not 0 < atol < math.inf or not 0 <= rtol < math.inf:  # an infinite tolerance would pass every value
         raise ConfigError(f"atol must be positive and rtol non-negative, both finite, got atol={atol!r}, rtol={rtol!r}")
     if not 0 <= exact_factor < math.inf:
-        raise ConfigError(f"exact_factor must be finite and non-negative (0 turns the float64 budget off), got {exact_factor!r}")
+        raise ConfigError(
+            f"exact_factor must be finite and non-negative (0 turns the float64 budget off), got {exact_factor!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if not batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batch_sizes):

@@ -207,4 +207,5 @@ class TextPipeline:
             raise VocabError(f"malformed vocabularies: missing field {e}") from None
 
 
-__all__ = ["Vocab", "TextPipeline", "tokenize", "detokenize", "count_tokens", "first_tokens", "TokenCounter", "PAD", "UNK", "SOS", "EOS"]
+__all__ = ["Vocab", "TextPipeline", "TokenCounter", "tokenize", "detokenize", "count_tokens", "first_tokens",
+           "PAD", "UNK", "SOS", "EOS"]

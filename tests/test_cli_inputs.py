@@ -22,9 +22,11 @@ S2S_TRANSLATE = str(Path(sys.executable).parent / "s2s-translate")
 WORDS = "alpha beta gamma delta"
 
 
-def translate(*args: str | bytes, stdin: bytes = b"", cmd: tuple = (sys.executable, "-m", "seq2seq_export", "translate"),
-              **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*cmd, *args], input=stdin, capture_output=True, env=ENV, timeout=120, **kw)
+PYTHON_M = (sys.executable, "-m", "seq2seq_export")
+
+
+def translate(*args: str | bytes, stdin: bytes = b"", cmd: tuple = (*PYTHON_M, "translate")) -> subprocess.CompletedProcess:
+    return subprocess.run([*cmd, *args], input=stdin, capture_output=True, env=ENV, timeout=120, check=False)
 
 
 def one_line_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
@@ -132,7 +134,14 @@ def test_line_past_the_character_cap_is_counted_not_held(words_bundle):
 @pytest.mark.parametrize("extra", [[], ["--json"]])
 def test_invalid_utf8_argument_is_one_line(extra, lively_bundle):
     err = one_line_error(translate("--bundle", str(lively_bundle), *extra, "ab", b"a\xffb"))
-    assert err == "Error: TEXT argument 2 is not valid UTF-8\n"
+    assert err == (f"Error: argument {len(extra) + 5} is not valid UTF-8 (b'a\\xffb'): "
+                   "every argument, path or text, must be\n")
+
+
+@pytest.mark.parametrize("cmd", [("translate", "--bundle"), ("verify", "--bundle"), ("export", "--checkpoint")])
+def test_invalid_utf8_path_is_one_line_for_every_command(cmd, tmp_path):
+    err = one_line_error(translate(cmd[1], os.fsencode(tmp_path) + b"/\xff", cmd=(*PYTHON_M, cmd[0])))
+    assert err.startswith("Error: argument 3 is not valid UTF-8")
 
 
 def test_bom_dropped_lone_cr_kept_crlf_one_end(lively_bundle):
@@ -149,7 +158,7 @@ def test_invalid_utf8_stdin_is_one_line(lively_bundle):
 # --- signals -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cmd", [(sys.executable, "-m", "seq2seq_export", "translate"), (S2S_TRANSLATE,)])
+@pytest.mark.parametrize("cmd", [(*PYTHON_M, "translate"), (S2S_TRANSLATE,)])
 def test_sigint_exits_130_with_one_line(cmd, lively_bundle):
     """Ctrl-C while translate waits on a stdin pipe that is still open."""
     proc = subprocess.Popen([*cmd, "--bundle", str(lively_bundle)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -166,7 +175,7 @@ def test_sigint_exits_130_with_one_line(cmd, lively_bundle):
     assert err.decode() == "Error: interrupted\n"
 
 
-@pytest.mark.parametrize("cmd", [(sys.executable, "-m", "seq2seq_export", "translate"), (S2S_TRANSLATE,)])
+@pytest.mark.parametrize("cmd", [(*PYTHON_M, "translate"), (S2S_TRANSLATE,)])
 def test_closed_stdout_exits_141_quietly(cmd, lively_bundle, tmp_path):
     """`s2s-translate ... | head -1`: the reader goes away after one line."""
     source = tmp_path / "in.txt"

@@ -95,6 +95,6 @@ def test_thread_counts_have_a_ceiling(tiny_bundle):
     bundle = load_bundle(tiny_bundle)
     with pytest.raises(ConfigError, match=f"threads must be at most {MAX_THREADS}, got 5000"):
         Translator.from_bundle(bundle, threads=5000)
-    with pytest.raises(ConfigError, match=f"intra_op_num_threads must be an integer from 1 to {MAX_THREADS}"):
+    with pytest.raises(ConfigError, match=f"intra_op_num_threads must be a positive integer, at most {MAX_THREADS}, got"):
         open_backend(bundle, "onnx", intra_op_threads=MAX_THREADS + 1)
     assert Translator.from_bundle(bundle, threads=MAX_THREADS).translate(["abc"])  # the ceiling itself is allowed

@@ -32,7 +32,8 @@ def session_options(intra_op_threads: int | None = None, inter_op_threads: int |
     for name, value in (("intra_op_num_threads", intra_op_threads), ("inter_op_num_threads", inter_op_threads)):
         if value is not None:
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_THREADS:
-                raise ConfigError(f"onnx backend: {name} must be an integer from 1 to {MAX_THREADS}, got {value!r}")
+                raise ConfigError(
+                    f"onnx backend: {name} must be a positive integer, at most {MAX_THREADS}, got {value!r}")
             setattr(opts, name, value)
     # Idle pool threads would otherwise busy-wait between the many tiny per-step runs and steal
     # the CPU from the Python loop that drives them.

@@ -85,7 +85,7 @@ class Translation:
     # With attention=True: one row per id, the weights over the source tokens as the model saw them
     # (one per character or word, plus <eos> when the bundle appends it), each row summing to 1.
     attention: tuple[tuple[float, ...], ...] | None = None
-    truncated: bool = False  # the input was cut to max_src_tokens (translations(truncate=True)); `input` is the cut text
+    truncated: bool = False  # cut to max_src_tokens (translations(truncate=True)); `input` is then the cut text
 
 
 @dataclass(frozen=True)
