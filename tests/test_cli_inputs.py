@@ -199,3 +199,25 @@ def test_head_in_a_shell_pipeline(lively_bundle, tmp_path):
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=120)
     assert proc.stdout.count("\n") == 1
     assert proc.stderr == "status 141\n"
+
+
+def test_train_sigint_saves_then_exits_130(tmp_path):
+    """s2s-train's first Ctrl-C stops at the next batch and saves last.pt; the exit still says interrupted."""
+    out = tmp_path / "run"
+    args = ["--preset", "toy", "--emb-dim", "8", "--hidden-dim", "16", "--batch-size", "512", "--epochs", "1000",
+            "--max-minutes", "0", "--device", "cpu", "--threads", "1", "--out", str(out)]
+    proc = subprocess.Popen([*PYTHON_M, "train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    try:
+        seen = b""
+        while b"epoch 1.00 step 40" not in seen:  # the first validation: the loop and its SIGINT handler run
+            piece = os.read(proc.stderr.fileno(), 4096)
+            assert piece, seen.decode(errors="replace")
+            seen += piece
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err.decode(errors="replace")[-500:]
+    assert "(stopped by interrupt)" in stdout.decode()
+    assert err.decode().splitlines()[-1] == f"interrupted: continue with --resume --out {out}"
+    assert (out / "last.pt").is_file() and (out / "checkpoint.pt").is_file()
