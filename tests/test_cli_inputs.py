@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq_export.constants import MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING
+from seq2seq_export.constants import DEFAULT_MAX_SRC_TOKENS, MANIFEST_FILE, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING
 from seq2seq_export.errors import ConfigError, InputTooLong
 from seq2seq_export.runtime import Translator
 
@@ -53,8 +54,30 @@ def words_bundle(tmp_path_factory) -> Path:
 # --- the Translator API ------------------------------------------------------------------------------
 
 
-def test_translator_limit_defaults_to_the_bundle_and_is_checked(lively_bundle):
-    assert Translator.from_bundle(lively_bundle).max_src_tokens == 1024  # format-1 default unless recorded
+def _with_decoding(src: Path, dst: Path, **decoding) -> Path:
+    """A copy of bundle `src` whose manifest's decoding section has `decoding` (None: key removed)."""
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / MANIFEST_FILE).read_text())
+    for key, value in decoding.items():
+        if value is None:
+            manifest["decoding"].pop(key, None)
+        else:
+            manifest["decoding"][key] = value
+    (dst / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return dst
+
+
+def test_translator_limit_defaults_to_the_bundles(lively_bundle, tmp_path):
+    assert Translator.from_bundle(_with_decoding(lively_bundle, tmp_path / "a", max_src_tokens=7)).max_src_tokens == 7
+    unrecorded = _with_decoding(lively_bundle, tmp_path / "b", max_src_tokens=None)
+    if json.loads((unrecorded / MANIFEST_FILE).read_text())["format_version"] == 1:  # format 2 requires the key
+        assert Translator.from_bundle(unrecorded).max_src_tokens == DEFAULT_MAX_SRC_TOKENS
+    assert Translator.from_bundle(lively_bundle, max_src_tokens=9).max_src_tokens == 9
+    proc = translate("--bundle", str(tmp_path / "a"), "abcdefgh")
+    assert "8 tokens, over the limit of 7" in one_line_error(proc)
+
+
+def test_translator_limit_is_checked(lively_bundle):
     for bad in (0, MAX_SRC_TOKENS_CEILING + 1, "8", True):
         with pytest.raises(ConfigError, match="max_src_tokens must be"):
             Translator.from_bundle(lively_bundle, max_src_tokens=bad)
@@ -119,10 +142,11 @@ def test_truncate_reports_each_cut_and_marks_json(lively_bundle):
 def test_line_past_the_character_cap_is_counted_not_held(words_bundle):
     """A line of MAX_LINE_CHARS * 3 characters: refused with its exact token count, or cut."""
     line = b"beta " * (3 * MAX_LINE_CHARS // 5)
-    err = one_line_error(translate("--bundle", str(words_bundle), stdin=b"alpha\n" + line + b"\ngamma\n"))
+    stdin = b"alpha\n" + line + b"\ngamma\n"
+    err = one_line_error(translate("--bundle", str(words_bundle), "--max-input-tokens", "1024", stdin=stdin))
     assert err.startswith(f"Error: standard input line 2: {3 * MAX_LINE_CHARS // 5 + 1} tokens with <eos>, "
                           "over the limit of 1024")
-    proc = translate("--bundle", str(words_bundle), "--truncate", "--json", stdin=b"alpha\n" + line + b"\ngamma\n")
+    proc = translate("--bundle", str(words_bundle), "--max-input-tokens", "1024", "--truncate", "--json", stdin=stdin)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(r) for r in proc.stdout.decode().splitlines()]
     assert [len(r["input"].split()) for r in rows] == [1, 1023, 1] and rows[1]["truncated"]
