@@ -85,7 +85,7 @@ def test_translator_limit_is_checked(lively_bundle):
 
 def test_translator_refuses_or_truncates(lively_bundle):
     tr = Translator.from_bundle(lively_bundle, max_src_tokens=5)
-    with pytest.raises(InputTooLong, match=r"^input 2: 6 tokens, over the limit of 5 tokens per input: raise it "
+    with pytest.raises(InputTooLong, match=r"^input 1: 6 tokens, over the limit of 5 tokens per input: raise it "
                                            r"\(--max-input-tokens / max_src_tokens, at most 4096\), or cut inputs"):
         tr.translations(["abcde", "abcdef"])
     got = tr.translations(["abcde", "abcdefgh"], truncate=True)
@@ -96,7 +96,7 @@ def test_translator_refuses_or_truncates(lively_bundle):
 
 def test_truncation_keeps_the_appended_eos(words_bundle):
     tr = Translator.from_bundle(words_bundle, max_src_tokens=3)  # two words + <eos>
-    with pytest.raises(InputTooLong, match="input 1: 4 tokens with <eos>, over the limit of 3"):
+    with pytest.raises(InputTooLong, match="input 0: 4 tokens with <eos>, over the limit of 3"):
         tr.translations(["alpha beta gamma"])
     cut = tr.translations(["alpha  beta gamma delta"], truncate=True)[0]
     assert cut.input == "alpha  beta" and cut.truncated
@@ -106,8 +106,10 @@ def test_truncation_keeps_the_appended_eos(words_bundle):
 
 def test_a_huge_input_is_refused_without_listing_its_tokens(words_bundle):
     tr = Translator.from_bundle(words_bundle)
-    with pytest.raises(InputTooLong, match="input 1: 2000001 tokens with <eos>"):
+    with pytest.raises(InputTooLong, match="input 0: 2000001 tokens with <eos>"):
         tr.translations(["alpha " * 2_000_000])
+    with pytest.raises(InputTooLong, match="input 1: 1025 ids, over the limit of 1024"):
+        Translator.from_bundle(words_bundle, max_src_tokens=1024).translate_ids([[4], [4] * 1025])
 
 
 # --- s2s-translate: limits ---------------------------------------------------------------------------

@@ -144,16 +144,24 @@ class Translator:
         if n <= self.max_src_tokens:  # a cut line of few but huge tokens
             raise InputTooLong(f"{where}: more than {MAX_LINE_CHARS} characters, the most one input may have: "
                                "split it, or cut inputs (--truncate / truncate=True)")
-        raise InputTooLong(
-            f"{where}: {n} tokens{' with <eos>' if extra else ''}, over the limit of {self.max_src_tokens} tokens "
-            f"per input: raise it (--max-input-tokens / max_src_tokens, at most {MAX_SRC_TOKENS_CEILING}), "
+        raise self._too_long(where, f"{n} tokens{' with <eos>' if extra else ''}")
+
+    def _too_long(self, where: str, what: str) -> InputTooLong:
+        return InputTooLong(
+            f"{where}: {what}, over the limit of {self.max_src_tokens} tokens per input: raise it "
+            f"(--max-input-tokens / max_src_tokens, at most {MAX_SRC_TOKENS_CEILING}), "
             "or cut inputs (--truncate / truncate=True)"
         )
 
     def translate_ids(self, seqs: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Source id lists (as the model sees them) -> target id lists without <sos>/<eos>."""
+        """Source id lists (as the model sees them) -> target id lists without <sos>/<eos>.
+
+        A list longer than max_src_tokens raises InputTooLong naming its index.
+        """
         size = len(self.text.src)
         for i, s in enumerate(seqs):
+            if len(s) > self.max_src_tokens:
+                raise self._too_long(f"input {i}", f"{len(s)} ids")
             if s and not (0 <= min(s) and max(s) < size):
                 raise VocabError(f"input {i}: source ids must lie in [0, {size}), got {list(s)}")
         tgt = self.text.tgt
@@ -177,7 +185,7 @@ class Translator:
         """
         if attention:
             require_attention(self.backend)
-        fitted = [self.fit(t, truncate=truncate, where=f"input {i + 1}") for i, t in enumerate(texts)]
+        fitted = [self.fit(t, truncate=truncate, where=f"input {i}") for i, t in enumerate(texts)]
         texts = [f.text for f in fitted]
         cut = [f.truncated for f in fitted]
         encoded = [self.text.encode_source(t) for t in texts]
