@@ -50,6 +50,7 @@ def _bound_cases():
     cases = [
         ("translate", ["--threads", "5000"], "'--threads': 5000 is not in the range 1<=x<=256"),
         ("bench", ["--threads", "257"], "'--threads': 257 is not in the range 1<=x<=256"),
+        ("bench", ["--threads", "0"], "'--threads': 0 is not in the range 1<=x<=256"),
         ("train", [*TRAIN_TINY, "--threads", "5000"], "'--threads': 5000 is not in the range 0<=x<=256"),
         ("verify", ["--seed", "-1"], "'--seed': -1 is not in the range x>=0"),
     ]
