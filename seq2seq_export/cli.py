@@ -253,9 +253,9 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
     stdin = text_stream(sys.stdin.buffer)
     if texts:
         lines, where, chunk = (InputLine(i, t) for i, t in enumerate(texts, 1)), "TEXT argument", TRANSLATE_CHUNK
-    else:  # interactive: answer each line at once
+    else:
         lines, where = read_lines(stdin, translator.text.src.tokenizer), "standard input line"
-        chunk = 1 if stdin.isatty() else TRANSLATE_CHUNK
+        chunk = 1 if stdin.isatty() else TRANSLATE_CHUNK  # interactive: answer each line at once
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
