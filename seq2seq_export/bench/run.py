@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from ..config import ModelConfig
+from ..constants import MAX_THREADS
 from ..errors import ConfigError
 from ..manifest import load_bundle
 from ..runtime import decode_in_batches, open_backend
-from .machine import DEVICES, backend_options, gemm_limit, machine_info
+from .machine import DEVICES, backend_options, gemm_limit, machine_info, require_device
 from .probe import probe_load
 from .report import BenchResult, LoadRow, Row, TokenCheck
 from .workload import decode_options, decoder_steps, load_samples, sequence_flops
@@ -47,6 +48,8 @@ class BenchConfig:
         for name in ("threads", "samples", "repeat"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads > MAX_THREADS:
+            raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads}")
 
 
 class _BatchClock:
@@ -126,6 +129,7 @@ def _interleaved_runs(cfg: BenchConfig, backends: dict, seqs: list[list[int]], o
 def run_benchmark(cfg: BenchConfig) -> BenchResult:
     """Time every backend at every batch size; ratios and the token check come from the same invocation."""
     bundle = load_bundle(cfg.bundle)
+    require_device(cfg.device, cfg.backends)
     seqs = sorted(load_samples(bundle, cfg.data, cfg.samples, cfg.seed), key=len)  # stable, as decode_in_batches
     if not seqs:
         raise ConfigError(f"--data {cfg.data} gave no source sequences")

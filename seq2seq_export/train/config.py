@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig
-from ..constants import DEFAULT_ARTIFACTS_DIR
+from ..constants import DEFAULT_ARTIFACTS_DIR, MAX_THREADS
 from ..errors import ConfigError
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -64,6 +64,8 @@ class TrainConfig:
         for name in ("max_tokens", "encoder_hidden_dim", "max_minutes", "max_steps", "warmup_steps", "clip", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train config: {name} must be >= 0, got {getattr(self, name)!r}")
+        if self.threads > MAX_THREADS:
+            raise ConfigError(f"train config: threads must be at most {MAX_THREADS}, got {self.threads!r}")
         if not self.lr > 0:
             raise ConfigError(f"train config: lr must be > 0, got {self.lr!r}")
         if not 0.0 <= self.teacher_forcing <= 1.0:

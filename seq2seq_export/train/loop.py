@@ -101,12 +101,6 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but CUDA is not available; use --device auto or cpu")
-    return select_device(name)
-
-
 def train(
     cfg: TrainConfig, *, resume: bool = False, force: bool = False, log: Callable[[str], None] | None = None,
     progress: bool = True,
@@ -127,7 +121,7 @@ def train(
 def _train(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], progress: bool) -> TrainResult:
     out = cfg.out_dir
     check_run_dir(out, resume, force)
-    device = _resolve_device(cfg.device)
+    device = select_device(cfg.device)
     data = load_dataset(
         cfg.dataset, cfg.seed, src_tokenizer=cfg.src_tokenizer or None, tgt_tokenizer=cfg.tgt_tokenizer or None,
         max_tokens=cfg.max_tokens or None,
