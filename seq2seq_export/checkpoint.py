@@ -7,6 +7,7 @@ Written atomically, read with torch.load(weights_only=True).
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from .config import ModelConfig
 from .constants import CHECKPOINT_FORMAT_VERSION
 from .errors import CheckpointError, Seq2SeqExportError
-from .fsutil import atomic_file
+from .fsutil import atomic_file, write_bytes
 from .model import Seq2Seq
 from .vocab import TextPipeline
 
@@ -48,8 +49,10 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         "state_dict": {k: v.detach().cpu() for k, v in ckpt.state_dict.items()},
         "training": ckpt.training,
     }
+    buffer = io.BytesIO()  # torch.save to a path aborts in C++ on a full disk; Python IO raises OSError
+    torch.save(payload, buffer)
     with atomic_file(path) as tmp:
-        torch.save(payload, tmp)
+        write_bytes(tmp, buffer.getvalue())
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
