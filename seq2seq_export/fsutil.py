@@ -150,6 +150,38 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     _kill_point("file-written")
 
 
+def _make_parents(d: Path, created: list[Path]) -> None:
+    """Create directory `d` and its missing parents, appending each one created to `created`."""
+    missing = []
+    while not os.path.lexists(d):
+        missing.append(d)
+        d = d.parent
+    for m in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by someone else: not ours to remove
+            os.mkdir(m)
+            created.append(m)
+
+
+@contextlib.contextmanager
+def _staging(path: Path, option: str, log: Log | None) -> Iterator[Path]:
+    """What atomic_file and atomic_dir share: clean leftovers, create missing parent directories
+    and yield the temp name; on any error delete the temp and the directories made for it."""
+    tmp = _sibling(path, "tmp")
+    created: list[Path] = []
+    with _write_errors(path, tmp, option):
+        clean_leftovers(path, log)
+        try:
+            _make_parents(path.parent, created)
+            yield tmp
+        except BaseException:
+            _remove(tmp)
+            for d in reversed(created):
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)
+            raise
+        _fsync(path.parent)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, option: str = "--out") -> Iterator[Path]:
     """Yield a temp path beside `path`; on success rename it over `path`, on error delete it.
@@ -158,19 +190,11 @@ def atomic_file(path: str | os.PathLike, option: str = "--out") -> Iterator[Path
     and advises about `option`, the command-line option that chose it.
     """
     path = Path(path)
-    tmp = _sibling(path, "tmp")
-    with _write_errors(path, tmp, option):
-        clean_leftovers(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            yield tmp
-            _fsync(tmp)
-            _kill_point("file-complete")
-            os.replace(tmp, path)
-        except BaseException:
-            _remove(tmp)
-            raise
-        _fsync(path.parent)
+    with _staging(path, option, None) as tmp:
+        yield tmp
+        _fsync(tmp)
+        _kill_point("file-complete")
+        os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -182,26 +206,18 @@ def atomic_dir(path: str | os.PathLike, replace: bool = False, log: Log | None =
     runs are cleaned first (clean_leftovers, reported through `log`); OSErrors are OutputErrors.
     """
     path = Path(path)
-    tmp = _sibling(path, "tmp")
-    with _write_errors(path, tmp, option):
-        clean_leftovers(path, log)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with _staging(path, option, log) as tmp:
         _remove(tmp)
         os.mkdir(tmp, 0o700)
-        try:
-            yield tmp
-            for file in tmp.rglob("*"):
-                _fsync(file)
-            _fsync(tmp)
-            _kill_point("dir-complete")
-            if replace and os.path.lexists(path):
-                replace_dir(tmp, path)
-            else:
-                os.rename(tmp, path)  # fails if path appeared meanwhile and is not an empty dir
-        except BaseException:
-            _remove(tmp)
-            raise
-        _fsync(path.parent)
+        yield tmp
+        for file in tmp.rglob("*"):
+            _fsync(file)
+        _fsync(tmp)
+        _kill_point("dir-complete")
+        if replace and os.path.lexists(path):
+            replace_dir(tmp, path)
+        else:
+            os.rename(tmp, path)  # fails if path appeared meanwhile and is not an empty dir
 
 
 def replace_dir(new: Path, path: Path) -> None:

@@ -35,6 +35,18 @@ def test_atomic_file_replaces_whole_and_leaves_no_temp(tmp_path):
     assert target.read_text() == "one" and sorted(p.name for p in target.parent.iterdir()) == ["report.json"]
 
 
+def test_a_failed_write_removes_the_directories_it_made(tmp_path):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(RuntimeError), atomic_file(tmp_path / "a" / "b" / "c" / "f") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert _names(tmp_path) == ["a"] and _names(tmp_path / "a") == []
+
+
+def _names(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
 def test_atomic_dir_moves_a_complete_directory_in(tmp_path):
     with atomic_dir(tmp_path / "b") as tmp:
         write_bytes(tmp / "x", b"1")
