@@ -132,7 +132,8 @@ def test_a_killed_import_leaves_the_old_checkpoint_and_the_next_one_cleans_up(st
 def _tmpfs(path: Path, options: str) -> Iterator[Path]:
     path.mkdir()
     try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=False,
+                              capture_output=True, text=True)
         problem = proc.stderr.strip() if proc.returncode else None
     except FileNotFoundError:
         problem = "no mount command"
@@ -181,7 +182,10 @@ def _writers(tmp_path: Path, bundle: Path, d: Path) -> dict[str, tuple[list, str
     """{command: (arguments, the path its error names (a regex), the option named in the advice)}"""
     _, sd, src, tgt = write_seed_model(tmp_path / "seed", layers=1)
     ckpt = make_checkpoint(tmp_path / "ck.pt")
-    file_in = lambda name: re.escape(str(d / name)) + r"(/[\w.]+)?"  # noqa: E731
+
+    def file_in(name: str) -> str:
+        return re.escape(str(d / name)) + r"(/[\w.]+)?"
+
     return {
         "export": (["export", "--checkpoint", ckpt, "--out", d / "bundle", "--exporter", "legacy", "--no-verify"],
                    file_in("bundle"), "--out"),

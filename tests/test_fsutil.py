@@ -16,7 +16,8 @@ from seq2seq_export.fsutil import atomic_dir, atomic_file, clean_leftovers, outp
 
 def _dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True,
+                          text=True)
     return int(proc.stdout)
 
 
@@ -100,9 +101,9 @@ def test_replace_dir_passes_other_errors_on(tmp_path, monkeypatch):
     monkeypatch.setattr(fsutil, "_exchange", denied)
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "keep").write_text("k")
-    with pytest.raises(OutputError, match=r"b: cannot write \(Permission denied\); choose a writable --out$"):
-        with atomic_dir(tmp_path / "b", replace=True) as tmp:
-            write_bytes(tmp / "v", b"2")
+    denied = r"b: cannot write \(Permission denied\); choose a writable --out$"
+    with pytest.raises(OutputError, match=denied), atomic_dir(tmp_path / "b", replace=True) as tmp:
+        write_bytes(tmp / "v", b"2")
     assert _tree(tmp_path / "b") == {"keep": b"k"} and sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
