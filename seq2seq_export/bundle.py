@@ -116,7 +116,7 @@ def export_bundle(
     # Graphs are device independent; exporting from CPU keeps the files loadable everywhere.
     modules = graph_modules(ckpt.build_model("cpu"))
     specs = graph_specs(ckpt.config)
-    with atomic_dir(out, replace=force, log=log) as tmp:
+    with atomic_dir(out, replace=force) as tmp:
         tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
         graph_files: dict[str, dict[str, dict]] = {}
         for name, spec in specs.items():

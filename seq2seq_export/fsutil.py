@@ -33,6 +33,7 @@ _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _NOT_ALLOWED = {errno.EROFS, errno.EACCES, errno.EPERM}
 # The exchange is not offered here (old kernel, filesystem, non-Linux): fall back to two renames.
 _NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+_NO_FSYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}  # e.g. directories on some network filesystems
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # from <fcntl.h> and <linux/fs.h>
 _SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276}  # for a libc without the renameat2 wrapper (glibc < 2.28)
 
@@ -87,6 +88,8 @@ def _inside(path: Path, root: Path) -> bool:
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():  # our own pid on a leftover: an earlier process that had it is gone
         return False
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there; never guess
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -107,7 +110,7 @@ def _remove(path: Path) -> None:
 def clean_leftovers(path: str | os.PathLike, log: Log | None = None) -> None:
     """Remove `.NAME.<pid>.tmp|old` siblings of `path` left by killed writers (their pid is gone),
     logging one line for each; a `.old` (a replaced directory moved aside, see replace_dir) is put
-    back when `path` itself is missing. Nothing else is ever touched."""
+    back when `path` itself is missing. Nothing else is ever touched, and nothing here raises."""
     path = Path(path)
     log = log or (lambda _msg: None)
     try:
@@ -118,21 +121,33 @@ def clean_leftovers(path: str | os.PathLike, log: Log | None = None) -> None:
         m = _LEFTOVER.fullmatch(child.name)
         if not m or m["name"] != path.name:
             continue
-        pid = int(m["pid"])
-        if _pid_alive(pid):
-            log(f"{child}: left by process {pid}, which is still running; not touched")
-        elif child.name.endswith(".old") and not os.path.lexists(path):
+        log(_clean_one(child, path, int(m["pid"])))
+
+
+def _clean_one(child: Path, path: Path, pid: int) -> str:
+    """Deal with one leftover `child` of `path`; returns the line that says what was done."""
+    if _pid_alive(pid):
+        return f"{child}: left by process {pid}, which is still running; not touched"
+    if child.name.endswith(".old") and not os.path.lexists(path):
+        try:
             os.rename(child, path)
-            log(f"{path}: restored from {child.name}, moved aside by a killed run (pid {pid})")
-        else:
-            _remove(child)
-            log(f"{child}: removed, left by a killed run (pid {pid})")
+        except OSError as e:
+            return f"{child}: moved aside by a killed run (pid {pid}), could not be put back ({e.strerror})"
+        return f"{path}: restored from {child.name}, moved aside by a killed run (pid {pid})"
+    _remove(child)
+    if os.path.lexists(child):
+        return f"{child}: left by a killed run (pid {pid}), could not be removed"
+    return f"{child}: removed, left by a killed run (pid {pid})"
 
 
 def _fsync(path: Path) -> None:
+    """Flush a file or directory to disk; a full disk or I/O error raises, "not supported here" does not."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as e:
+        if e.errno not in _NO_FSYNC:
+            raise
     finally:
         os.close(fd)
 
@@ -163,13 +178,13 @@ def _make_parents(d: Path, created: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def _staging(path: Path, option: str, log: Log | None) -> Iterator[Path]:
+def _staging(path: Path, option: str) -> Iterator[Path]:
     """What atomic_file and atomic_dir share: clean leftovers, create missing parent directories
     and yield the temp name; on any error delete the temp and the directories made for it."""
     tmp = _sibling(path, "tmp")
     created: list[Path] = []
     with _write_errors(path, tmp, option):
-        clean_leftovers(path, log)
+        clean_leftovers(path)
         try:
             _make_parents(path.parent, created)
             yield tmp
@@ -190,7 +205,7 @@ def atomic_file(path: str | os.PathLike, option: str = "--out") -> Iterator[Path
     and advises about `option`, the command-line option that chose it.
     """
     path = Path(path)
-    with _staging(path, option, None) as tmp:
+    with _staging(path, option) as tmp:
         yield tmp
         _fsync(tmp)
         _kill_point("file-complete")
@@ -198,15 +213,15 @@ def atomic_file(path: str | os.PathLike, option: str = "--out") -> Iterator[Path
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, replace: bool = False, log: Log | None = None,
-               option: str = "--out") -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, replace: bool = False, option: str = "--out") -> Iterator[Path]:
     """Yield an empty temp directory beside `path`; on success move it to `path`, on error delete it.
 
     With replace=True an existing `path` is replaced whole (replace_dir). Leftovers of killed
-    runs are cleaned first (clean_leftovers, reported through `log`); OSErrors are OutputErrors.
+    runs are cleaned first, silently (call clean_leftovers before to report them); OSErrors are
+    OutputErrors, as in atomic_file.
     """
     path = Path(path)
-    with _staging(path, option, log) as tmp:
+    with _staging(path, option) as tmp:
         _remove(tmp)
         os.mkdir(tmp, 0o700)
         yield tmp

@@ -229,3 +229,19 @@ def test_force_onto_a_read_only_bundle_is_one_line_and_keeps_it(tmp_path):
         r = _export(ckpt, out, 6, "--force")
         _one_line_error(r, re.escape(str(out)), READ_ONLY[0], READ_ONLY[1] + " --out")
         assert load_bundle(out).max_len == 5 and _names(fs) == ["bundle"]
+
+
+def test_a_leftover_on_a_read_only_filesystem_is_reported_not_hidden(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "ck.pt")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True,
+                          text=True)
+    leftover = f".bundle.{int(dead.stdout)}.tmp"
+    with _tmpfs(tmp_path / "fs", "size=64k") as fs:
+        (fs / leftover).mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
+        r = _export(ckpt, fs / "bundle", 5)
+        assert r.rc == 2 and r.stderr.splitlines() == [
+            f"{fs / leftover}: left by a killed run (pid {int(dead.stdout)}), could not be removed",
+            f"Error: {fs / 'bundle'}: cannot write (Read-only file system); choose a writable --out",
+        ]
+        assert _names(fs) == [leftover]
