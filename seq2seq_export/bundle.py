@@ -117,7 +117,7 @@ def export_bundle(
     modules = graph_modules(ckpt.build_model("cpu"))
     specs = graph_specs(ckpt.config)
     with atomic_dir(out, replace=force) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
+        tmp.chmod(0o755)  # private while it is built; a finished bundle is meant to be shared
         graph_files: dict[str, dict[str, dict]] = {}
         for name, spec in specs.items():
             files = GRAPH_FILES[name]
