@@ -24,7 +24,7 @@ import torch
 from .config import ModelConfig
 from .constants import CHECKPOINT_FORMAT_VERSION, MANIFEST_SCHEMA_FILE
 from .errors import CheckpointError, Seq2SeqExportError
-from .fsutil import atomic_file
+from .fsutil import atomic_file, write_bytes
 from .model import Seq2Seq
 from .vocab import TextPipeline
 from .weights import check_model_size, check_tensor_mapping, check_weights
@@ -58,8 +58,10 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         "state_dict": {k: v.detach().cpu() for k, v in ckpt.state_dict.items()},
         "training": ckpt.training,
     }
+    buffer = io.BytesIO()  # torch.save to a path aborts in C++ on a full disk; Python IO raises OSError
+    torch.save(payload, buffer)
     with atomic_file(path) as tmp:
-        torch.save(payload, tmp)
+        write_bytes(tmp, buffer.getvalue())
 
 
 def read_torch_file(path: Path, data: bytes | None, error: type[Seq2SeqExportError], what: str) -> Any:

@@ -110,7 +110,7 @@ def _write_text(path: Path, text: str) -> None:
     """A --json report, written atomically (a reader never sees half of it)."""
     from .fsutil import atomic_file
 
-    with atomic_file(path) as tmp:
+    with atomic_file(path, option="--json") as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -461,7 +461,8 @@ def export_cmd(checkpoint_path: Path, fmt: str, out_dir: Path | None, opset: int
     formats = FORMATS if fmt == "all" else (fmt,)
     hook = None if no_verify or no_reference else export_check
     out = export_bundle(checkpoint_path, out_dir, formats=formats, opset=opset or DEFAULT_OPSET, exporter=exporter,
-                        force=force, reference=not no_reference, max_len=max_len, verify=hook)
+                        force=force, reference=not no_reference, max_len=max_len, verify=hook,
+                        log=lambda note: click.echo(note, err=True))
     elapsed = time.perf_counter() - start
     click.echo(f"bundle: {out}")
     for path in sorted(out.iterdir()):
