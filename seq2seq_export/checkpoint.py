@@ -7,6 +7,7 @@ Written atomically, read with torch.load(weights_only=True).
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,13 +53,15 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read and validate a checkpoint; any problem is a one-line CheckpointError naming the file."""
+def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> Checkpoint:
+    """Read and validate a checkpoint; any problem is a one-line CheckpointError naming the file.
+
+    data: the file's bytes, already read (and checked) by the caller; parsed instead of `path`."""
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = torch.load(path if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # arbitrary bytes make torch.load raise almost anything (KeyError, EOFError, ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file): {first}") from None

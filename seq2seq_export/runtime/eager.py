@@ -40,7 +40,7 @@ class EagerBackend(TorchGraphBackend):
         if bundle.reference is None:
             raise BundleError(f"{bundle.root}: bundle has no reference checkpoint; the eager backend needs one")
         try:
-            ckpt = load_checkpoint(bundle.reference)
+            ckpt = load_checkpoint(bundle.reference, data=bundle.read_checked("reference"))
         except CheckpointError as e:
             raise BundleError(str(e)) from None
         if ckpt.config != bundle.config or ckpt.text != bundle.text:
