@@ -93,7 +93,7 @@ def parse_manifest(mpath: Path, data: bytes) -> dict:
     version = manifest.get("format_version")
     if type(version) is not int or version not in SUPPORTED_MANIFEST_VERSIONS:
         raise BundleError(
-            f"{mpath}: manifest format_version {str(version)[:40]!r} is not supported (supported: "
+            f"{mpath}: manifest format_version {repr(version)[:40]} is not supported (supported: "
             f"{', '.join(map(str, SUPPORTED_MANIFEST_VERSIONS))}); upgrade seq2seq-export or re-export"
         )
     return manifest
@@ -186,12 +186,13 @@ def _check_io(mpath: Path, graphs: dict[str, GraphSpec], config: ModelConfig) ->
 def _check_carried(mpath: Path, manifest: dict, graphs: dict[str, GraphSpec]) -> None:
     """The state and memory entries connect the two graphs: each takes an encoder output, and every
     decoder_step input but prev_tokens is fed by one of them (runtime/state.py checks the rest)."""
-    entries = manifest["state"] + manifest.get("memory", [])
+    entries = [(f"{key}.{i}", e) for key in ("state", "memory") for i, e in enumerate(manifest.get(key, []))]
     outputs = graphs["encoder"].output_names
-    for e in entries:
-        if e.get("encoder_output") not in outputs:
-            raise BundleError(f"{mpath}: manifest entry {e!r} names no output of the encoder graph ({', '.join(outputs)})")
-    fed = {e.get("decoder_input") for e in entries}
+    for where, e in entries:
+        if e["encoder_output"] not in outputs:
+            raise BundleError(f"{mpath}: {where}.encoder_output: {e['encoder_output']!r} names no output of the "
+                              f"encoder graph ({', '.join(outputs)})")
+    fed = {e["decoder_input"] for _, e in entries}
     for name in graphs["decoder_step"].input_names:
         if name != PREV_TOKENS and name not in fed:
             raise BundleError(f"{mpath}: decoder_step input {name!r} is fed by no state or memory entry")
