@@ -6,9 +6,11 @@ Pure Python (json + jsonschema): the torch-free onnx runtime loads bundles throu
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,10 @@ from .iospec import GRAPH_NAMES, PREV_TOKENS, ROLE_SIDES, GraphSpec, graph_specs
 from .vocab import TextPipeline
 
 READ_CHUNK = 1 << 20
-MESSAGE_CHARS = 200  # a schema error quotes the offending value; longer quotes are cut here
+MESSAGE_CHARS = 200
+# The best of the first few schema errors is reported: collecting every error of a hostile manifest
+# (a million bad tokens) would take minutes; jsonschema finds errors lazily, so this bounds the time.
+SCHEMA_ERRORS = 16  # a schema error quotes the offending value; longer quotes are cut here
 
 
 def read_bounded(path: Path, limit: int, follow: bool = True, digest: Any = None, keep: bool = True) -> bytes | None:
@@ -107,7 +112,35 @@ def schema_validator() -> Any:
     schema = json.loads((Path(__file__).parent / MANIFEST_SCHEMA_FILE).read_text(encoding="utf-8"))
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine("integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool))
-    return jsonschema.validators.extend(base, type_checker=checker)(schema)
+    keywords = {"items": functools.partial(_items, base.VALIDATORS["items"])}
+    cls = jsonschema.validators.extend(base, validators=keywords, type_checker=checker)
+    return cls(_inline_refs(schema, schema["$defs"]))
+
+
+def _inline_refs(node: Any, defs: dict) -> Any:
+    """The schema with every bare {"$ref": "#/$defs/X"} replaced by X itself (the schema is not
+    recursive): the same rules, without a reference lookup for each of a million tokens."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if len(node) == 1 and ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref[len("#/$defs/"):]], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items()}
+    return [_inline_refs(v, defs) for v in node] if isinstance(node, list) else node
+
+
+PLAIN_STRING = {"type", "minLength", "maxLength", "pattern", "description"}
+
+
+def _items(exact: Any, validator: Any, items: Any, instance: Any, schema: dict) -> Any:
+    """The "items" keyword, fast for long arrays of plain strings (vocabularies): one loop with the
+    item schema's own length bounds and pattern; any miss falls back to the exact per-item errors."""
+    plain = isinstance(items, dict) and items.get("type") == "string" and set(items) <= PLAIN_STRING
+    if plain and isinstance(instance, list) and "prefixItems" not in schema:
+        lo, hi, pattern = items.get("minLength", 0), items.get("maxLength", math.inf), re.compile(items.get("pattern", ""))
+        if set(map(type, instance)) <= {str} and lo <= min(map(len, instance), default=lo) and \
+                max(map(len, instance), default=0) <= hi and all(map(pattern.search, instance)):
+            return  # (map: the loops run in C)
+    yield from exact(validator, items, instance, schema)
 
 
 def validate_schema(mpath: Path, manifest: dict) -> None:
@@ -115,7 +148,7 @@ def validate_schema(mpath: Path, manifest: dict) -> None:
     from jsonschema.exceptions import best_match
 
     try:
-        error = best_match(schema_validator().iter_errors(manifest))
+        error = best_match(itertools.islice(schema_validator().iter_errors(manifest), SCHEMA_ERRORS))
     except RecursionError:
         raise BundleError(f"{mpath}: nested too deeply to be a manifest") from None
     if error is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,19 @@ def test_size_cap_refuses_before_reading(tmp_path):
         f.truncate(MAX_MANIFEST_BYTES)
     with pytest.raises(BundleError, match="not valid JSON"):  # at the cap: read and parsed
         load_bundle(tmp_path)
+
+
+def test_a_manifest_full_of_schema_errors_is_refused_without_collecting_them(tmp_path):
+    """1.2M bad tokens and 1M bad state entries, under the size cap: collecting every error took
+    minutes; the loader reports the best of the first few (about 1 s; the bound only catches that)."""
+    head = b'{"format_version": 2, "text": {"source": {"tokenizer": "char", "tokens": ['
+    data = head + b'"\\u0001",' * 1_200_000 + b'"x"]}}, "state": [' + b"{}," * 1_000_000 + b"{}]}"
+    assert len(data) < MAX_MANIFEST_BYTES
+    (tmp_path / "manifest.json").write_bytes(data)
+    start = time.monotonic()
+    with pytest.raises(BundleError, match="manifest.json: top level: '.*' is a required property"):
+        load_bundle(tmp_path)
+    assert time.monotonic() - start < 30
 
 
 def test_schema_is_valid_and_repeats_the_ceilings():
