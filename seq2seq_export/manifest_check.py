@@ -30,7 +30,7 @@ SCHEMA_ERRORS = 16  # a schema error quotes the offending value; longer quotes a
 
 def read_bounded(path: Path, limit: int, follow: bool = True, digest: Any = None, keep: bool = True) -> bytes | None:
     """A regular file's bytes, or None when it holds more than `limit` (by its size, or by what is
-    read: at most limit + 1 bytes). Never blocks on a FIFO; follow=False never follows a final
+    read: never more than limit + 1 bytes). Never blocks on a FIFO; follow=False never follows a final
     symlink; `digest` (a hashlib object) sees every byte read; keep=False keeps none (returns b"")."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
     try:
@@ -43,14 +43,18 @@ def read_bounded(path: Path, limit: int, follow: bool = True, digest: Any = None
             raise BundleError(f"{path}: not a regular file")
         if info.st_size > limit:
             return None
-        parts, total = [], 0
-        while total <= limit and (block := f.read(min(READ_CHUNK, limit + 1 - total))):
-            total += len(block)
+        if keep:  # one buffer the file's size (+1: a file that grew since fstat reads differently)
+            data = f.read(info.st_size + 1)
+            total = len(data)
             if digest is not None:
-                digest.update(block)
-            if keep:
-                parts.append(block)
-    return None if total > limit else b"".join(parts)
+                digest.update(data)
+        else:
+            total, data = 0, b""
+            while total <= limit and (block := f.read(min(READ_CHUNK, limit + 1 - total))):
+                total += len(block)
+                if digest is not None:
+                    digest.update(block)
+    return None if total > limit else data
 
 
 def read_manifest(mpath: Path) -> bytes:

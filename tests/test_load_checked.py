@@ -7,6 +7,7 @@ swapped file passes every check but the checksum, and would decode differently i
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -166,3 +167,23 @@ def test_external_data_outside_its_file_is_refused(lively_bundle, tmp_path):
     (root / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=rf"tensor '.*' reads bytes {size}\.\.\d+ of a {size}-byte external file"):
         open_backend(load_bundle(root), "onnx")
+
+
+def test_read_checked_returns_the_checked_bytes(tiny_bundle, tmp_path):
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.read_checked("encoder", "onnx") == (tiny_bundle / ENCODER_ONNX).read_bytes()
+    assert bundle.read_checked("reference") == (tiny_bundle / REFERENCE_CHECKPOINT).read_bytes()
+    root = shutil.copytree(tiny_bundle, tmp_path / "b")
+    bundle = load_bundle(root)
+    with open(root / ENCODER_TS, "ab") as f:
+        f.write(b"\0")  # one byte more than recorded
+    with pytest.raises(BundleError, match=rf"{ENCODER_TS}: checksum mismatch \(graphs.encoder.files.torchscript\)"):
+        bundle.read_checked("encoder", "torchscript")
+
+
+def test_a_fifo_in_place_of_a_graph_is_refused_without_blocking(tiny_bundle, tmp_path):
+    root = shutil.copytree(tiny_bundle, tmp_path / "b")
+    (root / DECODER_ONNX).unlink()
+    os.mkfifo(root / DECODER_ONNX)  # opening it to read would wait for a writer forever
+    with pytest.raises(BundleError, match=rf"{DECODER_ONNX}: not a regular file"):
+        load_bundle(root)
