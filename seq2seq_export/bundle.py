@@ -24,10 +24,13 @@ from .constants import (
     DECODER_ONNX,
     DECODER_TS,
     DEFAULT_MAX_LEN,
+    DEFAULT_MAX_SRC_TOKENS,
     DEFAULT_OPSET,
     ENCODER_ONNX,
     ENCODER_TS,
     MANIFEST_FILE,
+    MAX_LEN_CEILING,
+    MAX_SRC_TOKENS_CEILING,
     REFERENCE_CHECKPOINT,
 )
 from .errors import ExportError
@@ -51,7 +54,20 @@ def resolve_max_len(ckpt: Checkpoint, max_len: int | None) -> int:
     value = max_len if max_len is not None else (ckpt.training or {}).get("max_len", DEFAULT_MAX_LEN)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ExportError(f"max_len must be a positive integer, got {value!r}")
+    if value > MAX_LEN_CEILING:
+        raise ExportError(f"max_len {value} is above the ceiling of {MAX_LEN_CEILING} decoding steps")
     return value
+
+
+def resolve_max_src_tokens(ckpt: Checkpoint) -> int:
+    """The longest training source as the model saw it (training records it), else DEFAULT_MAX_SRC_TOKENS
+    (imports, older checkpoints); never above MAX_SRC_TOKENS_CEILING."""
+    value = (ckpt.training or {}).get("max_src_tokens")
+    if value is None:
+        return DEFAULT_MAX_SRC_TOKENS
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ExportError(f"checkpoint training max_src_tokens must be a positive integer, got {value!r}")
+    return min(value, MAX_SRC_TOKENS_CEILING)
 
 
 def _check_target(out: Path, force: bool) -> None:
@@ -112,7 +128,7 @@ def export_bundle(
     clean_leftovers(out, log)
     _check_target(out, force)
     ckpt = load_checkpoint(checkpoint_path)
-    limit = resolve_max_len(ckpt, max_len)
+    limit, src_limit = resolve_max_len(ckpt, max_len), resolve_max_src_tokens(ckpt)
     # Graphs are device independent; exporting from CPU keeps the files loadable everywhere.
     modules = graph_modules(ckpt.build_model("cpu"))
     specs = graph_specs(ckpt.config)
@@ -132,7 +148,7 @@ def export_bundle(
             write_bytes(tmp / REFERENCE_CHECKPOINT, Path(checkpoint_path).read_bytes())
             ref = file_entry(tmp, REFERENCE_CHECKPOINT)
         producer = _producer(formats, opset, exporter)
-        write_manifest(tmp, build_manifest(ckpt.config, ckpt.text, limit, producer, graph_files, ref))
+        write_manifest(tmp, build_manifest(ckpt.config, ckpt.text, limit, producer, graph_files, ref, src_limit))
         if verify is not None:
             verify(tmp)
     return out

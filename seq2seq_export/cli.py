@@ -114,6 +114,12 @@ def _write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+expect_digest_option = click.option(
+    "--expect-digest", metavar="sha256:HEX",
+    help="Refuse the bundle (exit 2) unless its digest is this one: pin a bundle with what s2s-export or "
+         "s2s-verify --digest printed.")
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="seq2seq-export")
 def main() -> None:
@@ -157,9 +163,10 @@ def _csv(value: str, option: str, convert: Callable[[str], Any] = str) -> tuple:
               help="Also write the full result (rows, loads, machine, GEMM limit, token check) as JSON here.")
 @click.option("--no-load-probe", is_flag=True,
               help="Skip measuring load time and peak RSS of each backend in a fresh process (faster).")
+@expect_digest_option
 @library_errors
 def bench_cmd(bundle_dir: Path, backends: str, batch_sizes: str, threads: int, device: str, samples: int, data: str,
-              repeat: int, json_path: Path | None, no_load_probe: bool) -> None:
+              repeat: int, json_path: Path | None, no_load_probe: bool, expect_digest: str | None) -> None:
     """Benchmark every backend of a bundle: throughput, latency, load time, memory, share of the GEMM limit.
 
     Exit 1 if the backends do not produce identical tokens (the table and JSON are still written).
@@ -168,6 +175,7 @@ def bench_cmd(bundle_dir: Path, backends: str, batch_sizes: str, threads: int, d
     cfg = BenchConfig(
         bundle=bundle_dir, backends=_csv(backends, "--backends"), batch_sizes=_csv(batch_sizes, "--batch-sizes", int),
         threads=threads, device=device, samples=samples, data=data, repeat=repeat, probe_loads=not no_load_probe,
+        expect_digest=expect_digest,
     )
     result = run_benchmark(cfg)
     if json_path is not None:
@@ -233,10 +241,12 @@ def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
 @click.option("--attention-out", "attention", is_flag=True,
               help="With --json: add \"attention\", one row per output token of weights over the source tokens "
                    "(models with attention).")
+@expect_digest_option
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
 @library_errors
 def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int | None, max_src_tokens: int | None,
-                  truncate: bool, threads: int | None, as_json: bool, attention: bool, texts: tuple[str, ...]) -> None:
+                  truncate: bool, threads: int | None, as_json: bool, attention: bool, expect_digest: str | None,
+                  texts: tuple[str, ...]) -> None:
     """Translate each TEXT, or each line of standard input, to one output line, in input order.
 
     Standard input is UTF-8, streamed in chunks (any size of input, constant memory); only \\n ends
@@ -244,11 +254,13 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
     lines give empty outputs. A progress bar appears on stderr when it is a terminal.
     """
     from .lines import InputLine, read_lines, text_stream
+    from .manifest import load_bundle
     from .runtime.translator import Translator
 
     if attention and not as_json:
         raise click.UsageError("--attention-out needs --json (the weights are written into each JSON line)")
-    translator = Translator.from_bundle(bundle_dir, backend, batch_size=batch_size, max_len=max_len,
+    bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
+    translator = Translator.from_bundle(bundle, backend, batch_size=batch_size, max_len=max_len,
                                         max_src_tokens=max_src_tokens, threads=threads)
     stdin = text_stream(sys.stdin.buffer)
     if texts:
@@ -318,20 +330,30 @@ main.add_command(translate_cmd, "translate")
               help="Seed for random sources and probe inputs.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the report (every check, figures, per-step differences) as JSON here.")
+@click.option("--digest", "digest_only", is_flag=True,
+              help="Check every file of the bundle, print its digest (sha256:HEX, to pin with --expect-digest) "
+                   "and exit 0 without running the checks.")
+@expect_digest_option
 @library_errors
 def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: float, exact_factor: float,
-               backends: str | None, seed: int, json_path: Path | None) -> None:
+               backends: str | None, seed: int, json_path: Path | None, digest_only: bool,
+               expect_digest: str | None) -> None:
     """Prove a bundle's ONNX and TorchScript graphs decode exactly like its eager reference.
 
     Checks graph outputs, teacher-forced steps, free-running greedy tokens, batch invariance and
     the ONNX export lint; prints one row per check. Exit 0 if all pass, 1 if any fails, 2 for
     unusable input.
     """
+    if digest_only:
+        from .manifest import load_bundle
+
+        click.echo(load_bundle(bundle_dir, expect_digest=expect_digest).digest)
+        return
     from .verify import format_report, verify
 
     chosen = None if backends is None else _csv(backends, "--backends")
     report = verify(bundle_dir, samples=samples, data=data, atol=atol, rtol=rtol, exact_factor=exact_factor,
-                    backends=chosen, seed=seed)
+                    backends=chosen, seed=seed, expect_digest=expect_digest)
     if json_path is not None:
         _write_text(json_path, report.to_json() + "\n")
     click.echo(format_report(report))
@@ -469,6 +491,7 @@ def export_cmd(checkpoint_path: Path, fmt: str, out_dir: Path | None, opset: int
         click.echo(f"  {path.name:<20} {path.stat().st_size / 1e6:9.3f} MB")
     bundle = load_bundle(out)
     click.echo(f"formats: {', '.join(bundle.formats)}; max_len {bundle.max_len}; exported in {elapsed:.1f} s")
+    click.echo(f"digest: {bundle.digest}")
     click.echo("verified: quick s2s-verify passed" if hook else "not verified: run s2s-verify --bundle on it")
 
 

@@ -18,6 +18,17 @@ ENCODER_OUTPUTS, SRC_MASK = "encoder_outputs", "src_mask"  # attention memory (M
 ATTENTION_KEYS = "attention_keys"  # Bahdanau memory: the key projection of encoder_outputs
 ATTENTION = "attention"  # attention models' last decoder_step output: weights over source positions
 
+GRAPH_NAMES = ("encoder", "decoder_step")
+# Where each manifest role lives: {role: (graph, "inputs" | "outputs")}. Drivers find IO by role.
+ROLE_SIDES = {
+    "src_tokens": ("encoder", "inputs"),
+    "src_lengths": ("encoder", "inputs"),
+    "prev_tokens": ("decoder_step", "inputs"),
+    "logits": ("decoder_step", "outputs"),
+    "next_tokens": ("decoder_step", "outputs"),
+    "attention": ("decoder_step", "outputs"),
+}
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -108,3 +119,9 @@ def decoder_step_spec(cfg: ModelConfig) -> GraphSpec:
 
 def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
     return {"encoder": encoder_spec(cfg), "decoder_step": decoder_step_spec(cfg)}
+
+
+def io_roles(cfg: ModelConfig) -> dict[str, str | None]:
+    """The manifest's roles: {role: the graph input or output that plays it}; attention None without attention."""
+    return {"src_tokens": SRC_TOKENS, "src_lengths": SRC_LENGTHS, "prev_tokens": PREV_TOKENS, "logits": LOGITS,
+            "next_tokens": NEXT_TOKENS, "attention": ATTENTION if cfg.memory_names else None}

@@ -1,41 +1,52 @@
-"""The bundle contract: `manifest.json` schema, writing it, and loading a bundle without trusting it.
+"""The bundle contract: `manifest.json`, writing it, and loading a bundle without trusting it.
 
-Pure Python (json + hashlib): the torch-free onnx runtime loads bundles through this module.
+Pure Python (json, hashlib, jsonschema): the torch-free onnx runtime loads bundles through this module.
 
-Schema (format_version 1), documented for driver authors in the README:
+Format 2, written by this version; manifest.schema.json (in the package) is its normative form, and
+manifest_check.py adds the rules between fields. Format 1 bundles still load (memory, roles and
+decoding.max_src_tokens were optional there).
 
-    format_version   int, 1
+    format_version   int, 2
     producer         {package, version, torch, onnx, opset, exporter}
     model_config     ModelConfig fields
     text             {source: VOCAB, target: VOCAB, src_append_eos: bool}
                      VOCAB = {tokenizer: "char"|"space", tokens: [str], specials: {pad, unk, sos, eos: id|null}}
-    decoding         {strategy: "greedy", max_len: int, start_id: int, end_id: int}
+    decoding         {strategy: "greedy", max_len: int, max_src_tokens: int, start_id: int, end_id: int}
+                     max_src_tokens: the longest source the model saw in training, as it sees it (an
+                     appended <eos> included): the default cap on tokens per input
     state            [{encoder_output, decoder_input, decoder_output}]  how the recurrent state flows
     memory           [{encoder_output, decoder_input}]  encoder outputs fed unchanged to every decoder
-                     step (attention models: encoder_outputs, src_mask, + attention_keys for
-                     Bahdanau); [] or absent when none
+                     step (attention models: encoder_outputs, src_mask, + attention_keys for Bahdanau)
+    roles            {src_tokens, src_lengths, prev_tokens, logits, next_tokens, attention}: the graph
+                     input or output playing each part (attention: null without attention)
     graphs           {encoder|decoder_step: {inputs: [IO], outputs: [IO], files: {onnx|torchscript: FILE}}}
-                     IO = {name, dtype, shape: [int | dim name]}
+                     IO = {name, dtype, shape: [int | dim name]}; an onnx FILE may add external_data: [FILE]
     reference        FILE or null   the eager checkpoint, for verification and the eager backend
     FILE = {path: relative path inside the bundle, sha256: hex, size: bytes}
+
+The bundle digest, "sha256:" + the sha256 of manifest.json's exact bytes, stands for the whole
+bundle: the manifest pins every file by its sha256, and loading checks every one of them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig
-from .constants import MANIFEST_FILE, MANIFEST_FORMAT_VERSION, SUPPORTED_MANIFEST_VERSIONS
-from .errors import BundleError, Seq2SeqExportError
+from .constants import DEFAULT_MAX_SRC_TOKENS, MANIFEST_FILE, MANIFEST_FORMAT_VERSION
+from .errors import BundleError, ConfigError
 from .fsutil import sha256_file
-from .iospec import PREV_TOKENS, STATE_OUT_SUFFIX, GraphSpec, graph_specs
+from .iospec import GRAPH_NAMES, STATE_OUT_SUFFIX, GraphSpec, graph_specs, io_roles
+from .manifest_check import check_manifest, parse_manifest, read_bounded, read_manifest
 from .vocab import TextPipeline
 
-GRAPH_NAMES = ("encoder", "decoder_step")
 FORMATS = ("onnx", "torchscript")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def file_entry(root: Path, relpath: str) -> dict:
@@ -51,6 +62,7 @@ def build_manifest(
     producer: dict,
     graph_files: dict[str, dict[str, dict]],
     reference: dict | None,
+    max_src_tokens: int = DEFAULT_MAX_SRC_TOKENS,
 ) -> dict:
     """Assemble the manifest dict; graph_files is {graph name: {format: FILE}}."""
     specs = graph_specs(config)
@@ -63,11 +75,13 @@ def build_manifest(
             "target": text.tgt.to_dict(),
             "src_append_eos": text.src_append_eos,
         },
-        "decoding": {"strategy": "greedy", "max_len": max_len, "start_id": text.tgt.sos_id, "end_id": text.tgt.eos_id},
+        "decoding": {"strategy": "greedy", "max_len": max_len, "max_src_tokens": max_src_tokens,
+                     "start_id": text.tgt.sos_id, "end_id": text.tgt.eos_id},
         "state": [
             {"encoder_output": s, "decoder_input": s, "decoder_output": s + STATE_OUT_SUFFIX} for s in config.state_names
         ],
         "memory": [{"encoder_output": m, "decoder_input": m} for m in config.memory_names],
+        "roles": io_roles(config),
         "graphs": {
             name: {**specs[name].to_dict(), "files": graph_files.get(name, {})} for name in GRAPH_NAMES
         },
@@ -79,9 +93,39 @@ def write_manifest(root: Path, manifest: dict) -> None:
     (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
+def read_listed(root: Path, entry: dict, where: str, keep: bool = True) -> bytes:
+    """A file the manifest lists, read once: inside the bundle, a regular file, with the recorded
+    sha256 (and so size). Returns those bytes (b"" with keep=False: check only)."""
+    full = root / entry["path"]
+    try:
+        resolved = full.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise BundleError(f"{full}: file listed in the manifest ({where}) is missing") from None
+    if root.resolve() not in resolved.parents:
+        raise BundleError(f"{full}: {where} resolves to {resolved}, outside the bundle directory")
+    digest = hashlib.sha256()
+    data = read_bounded(resolved, entry["size"], follow=False, digest=digest, keep=keep)
+    if data is None or digest.hexdigest() != entry["sha256"]:
+        raise BundleError(f"{full}: checksum mismatch ({where}): the file was changed or corrupted after export")
+    return data
+
+
+def file_records(manifest: dict) -> list[tuple[str, dict]]:
+    """(where, FILE) for every file the manifest lists: graphs, their external data, the reference."""
+    records = []
+    for g in GRAPH_NAMES:
+        for fmt, entry in manifest["graphs"][g]["files"].items():
+            records.append((f"graphs.{g}.files.{fmt}", entry))
+            records += [(f"graphs.{g}.files.{fmt}.external_data.{i}", e) for i, e in enumerate(entry.get("external_data", []))]
+    if manifest.get("reference") is not None:
+        records.append(("reference", manifest["reference"]))
+    return records
+
+
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded, checked bundle: every file it lists exists inside `root` with the recorded sha256."""
+    """A loaded, checked bundle. Its files are read through read_checked, which checks the very bytes
+    it returns, so nothing changed on disk after load_bundle is ever parsed."""
 
     root: Path
     manifest: dict[str, Any]
@@ -89,6 +133,7 @@ class Bundle:
     text: TextPipeline
     graphs: dict[str, GraphSpec]
     max_len: int
+    digest: str  # "sha256:" + sha256 of manifest.json's bytes: pins the whole bundle
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -96,11 +141,29 @@ class Bundle:
         files = [set(self.manifest["graphs"][g]["files"]) for g in GRAPH_NAMES]
         return tuple(f for f in FORMATS if all(f in s for s in files))
 
-    def graph_file(self, graph: str, fmt: str) -> Path:
-        entry = self.manifest["graphs"][graph]["files"].get(fmt)
+    def record(self, what: str, fmt: str | None = None) -> tuple[str, dict]:
+        """(where, FILE) of a graph's file in `fmt`, or of what="reference"."""
+        if what == "reference":
+            if self.manifest.get("reference") is None:
+                raise BundleError(f"{self.root}: bundle has no reference checkpoint")
+            return "reference", self.manifest["reference"]
+        entry = self.manifest["graphs"][what]["files"].get(fmt)
         if entry is None:
-            raise BundleError(f"{self.root}: bundle has no {fmt} file for the {graph} graph (formats: {', '.join(self.formats) or 'none'})")
-        return self.root / entry["path"]
+            raise BundleError(f"{self.root}: bundle has no {fmt} file for the {what} graph (formats: {', '.join(self.formats) or 'none'})")
+        return f"graphs.{what}.files.{fmt}", entry
+
+    def graph_file(self, graph: str, fmt: str) -> Path:
+        """Where a graph's file lies, for messages; read it with read_checked, never by this path."""
+        return self.root / self.record(graph, fmt)[1]["path"]
+
+    def read_checked(self, what: str, fmt: str | None = None) -> bytes:
+        """A graph's file in `fmt` (or what="reference"), read once and checked: parse these bytes."""
+        where, entry = self.record(what, fmt)
+        return read_listed(self.root, entry, where)
+
+    def read_listed(self, entry: dict, where: str) -> bytes:
+        """Any FILE record of this manifest (e.g. an ONNX graph's external data), read once and checked."""
+        return read_listed(self.root, entry, where)
 
     @property
     def reference(self) -> Path | None:
@@ -113,93 +176,43 @@ class Bundle:
 
     @property
     def memory(self) -> list[dict]:
-        """The manifest's memory entries; [] for bundles written before the key existed."""
+        """The manifest's memory entries; [] for format-1 bundles written before the key existed."""
         return self.manifest.get("memory", [])
 
-
-def _check_file(root: Path, entry: Any, where: str) -> None:
-    if not isinstance(entry, dict) or not all(k in entry for k in ("path", "sha256", "size")):
-        raise BundleError(f"{root / MANIFEST_FILE}: {where} is not a file record with path, sha256 and size")
-    rel = entry["path"]
-    if not isinstance(rel, str) or not rel or os.path.isabs(rel) or ".." in Path(rel).parts or "\\" in rel:
-        raise BundleError(f"{root / MANIFEST_FILE}: {where} path {rel!r} must be a relative path inside the bundle")
-    full = root / rel
-    try:
-        resolved = full.resolve(strict=True)
-    except (FileNotFoundError, RuntimeError):
-        raise BundleError(f"{full}: file listed in the manifest ({where}) is missing") from None
-    if root.resolve() not in resolved.parents:
-        raise BundleError(f"{full}: {where} resolves to {resolved}, outside the bundle directory")
-    if not resolved.is_file():
-        raise BundleError(f"{full}: {where} is not a regular file")
-    if resolved.stat().st_size != entry["size"] or sha256_file(resolved) != entry["sha256"]:
-        raise BundleError(f"{full}: checksum mismatch ({where}): the file was changed or corrupted after export")
+    @property
+    def max_src_tokens(self) -> int:
+        """Tokens per input the model saw at most in training; DEFAULT_MAX_SRC_TOKENS when not recorded."""
+        return self.manifest["decoding"].get("max_src_tokens", DEFAULT_MAX_SRC_TOKENS)
 
 
-def _file_records(manifest: dict) -> list[tuple[str, Any]]:
-    records = []
-    for g in GRAPH_NAMES:
-        for fmt, entry in manifest["graphs"][g].get("files", {}).items():
-            if fmt not in FORMATS:
-                raise BundleError(f"graph {g}: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-            records.append((f"graphs.{g}.files.{fmt}", entry))
-    if manifest.get("reference") is not None:
-        records.append(("reference", manifest["reference"]))
-    return records
+def _check_digest(mpath: Path, digest: str, expected: str) -> None:
+    if not isinstance(expected, str) or not DIGEST_RE.fullmatch(expected.lower()):
+        raise ConfigError(f"expected bundle digest {expected!r} is not of the form sha256:<64 hex digits>")
+    if digest != expected.lower():
+        raise BundleError(f"{mpath}: bundle digest {digest} differs from the expected {expected.lower()}")
 
 
-def _check_carried(mpath: Path, manifest: dict, graphs: dict[str, GraphSpec]) -> None:
-    """The state and memory entries connect the two graphs: each takes an encoder output, and every
-    decoder_step input but prev_tokens is fed by one of them (runtime/state.py checks the rest)."""
-    memory = manifest.get("memory", [])
-    if not isinstance(manifest["state"], list) or not isinstance(memory, list):
-        raise BundleError(f"{mpath}: manifest state and memory must be lists of entries")
-    entries = manifest["state"] + memory
-    outputs = graphs["encoder"].output_names
-    for e in entries:
-        if e.get("encoder_output") not in outputs:
-            raise BundleError(f"{mpath}: manifest entry {e!r} names no output of the encoder graph ({', '.join(outputs)})")
-    fed = {e.get("decoder_input") for e in entries}
-    for name in graphs["decoder_step"].input_names:
-        if name != PREV_TOKENS and name not in fed:
-            raise BundleError(f"{mpath}: decoder_step input {name!r} is fed by no state or memory entry")
-
-
-def load_bundle(path: str | os.PathLike) -> Bundle:
-    """Check the manifest version and every listed file (location, size, sha256) before parsing more."""
+def load_bundle(path: str | os.PathLike, expect_digest: str | None = None) -> Bundle:
+    """Check the manifest (size, JSON, schema, rules between fields; its digest if one is expected)
+    and every listed file (location, size, sha256), before any graph is parsed."""
     root = Path(path)
     mpath = root / MANIFEST_FILE
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle directory")
     if not mpath.is_file():
         raise BundleError(f"{mpath}: missing; is {root} a bundle written by s2s-export?")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{mpath}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{mpath}: top level must be a JSON object")
-    version = manifest.get("format_version")
-    if version not in SUPPORTED_MANIFEST_VERSIONS:
-        raise BundleError(
-            f"{mpath}: manifest format_version {version!r} is not supported (supported: "
-            f"{', '.join(map(str, SUPPORTED_MANIFEST_VERSIONS))}); upgrade seq2seq-export or re-export"
-        )
-    try:
-        for where, entry in _file_records(manifest):
-            _check_file(root, entry, where)
-        config = ModelConfig.from_dict(manifest["model_config"])
-        t = manifest["text"]
-        text = TextPipeline.from_dict({"src": t["source"], "tgt": t["target"], "src_append_eos": t["src_append_eos"]})
-        graphs = {g: GraphSpec.from_dict(g, manifest["graphs"][g]) for g in GRAPH_NAMES}
-        max_len = int(manifest["decoding"]["max_len"])
-        _check_carried(mpath, manifest, graphs)
-    except BundleError:
-        raise
-    except Seq2SeqExportError as e:
-        raise BundleError(f"{mpath}: {e}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise BundleError(f"{mpath}: malformed manifest: missing or bad field {e}") from None
-    if len(text.src) != config.src_vocab_size or len(text.tgt) != config.tgt_vocab_size:
-        raise BundleError(f"{mpath}: vocabulary sizes do not match model_config (wrong vocabulary?)")
-    return Bundle(root=root, manifest=manifest, config=config, text=text, graphs=graphs, max_len=max_len)
+    data = read_manifest(mpath)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    if expect_digest is not None:
+        _check_digest(mpath, digest, expect_digest)
+    manifest = parse_manifest(mpath, data)
+    config, text, graphs = check_manifest(mpath, manifest)
+    for where, entry in file_records(manifest):
+        read_listed(root, entry, where, keep=False)  # early errors; readers check again what they read
+    max_len = manifest["decoding"]["max_len"]
+    return Bundle(root=root, manifest=manifest, config=config, text=text, graphs=graphs, max_len=max_len, digest=digest)
+
+
+def bundle_digest(path: str | os.PathLike) -> str:
+    """The digest of a bundle whose every file has been checked: "sha256:" + 64 hex digits."""
+    return load_bundle(path).digest

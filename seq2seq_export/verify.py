@@ -114,13 +114,14 @@ def sample_sources(bundle: Bundle, data: str, samples: int, seed: int) -> list[t
 
 def _lint(bundle: Bundle) -> list[CheckResult]:
     """export/onnx.py's lint (the one every export passes) over both graphs, one row per graph."""
-    from .export.onnx import check_onnx_file
+    from .export.onnx import check_onnx_bytes
+    from .runtime.onnx_bytes import checked_onnx_bytes
 
     opset = bundle.manifest.get("producer", {}).get("opset")
     results = []
     for graph in GRAPH_NAMES:
-        try:
-            problems = check_onnx_file(bundle.graph_file(graph, "onnx"), bundle.graphs[graph], opset)
+        try:  # the checked bytes, with any listed external data inlined: what onnxruntime runs
+            problems = check_onnx_bytes(checked_onnx_bytes(bundle, graph), bundle.graphs[graph], opset)
         except Exception as e:  # e.g. a file onnx cannot parse: a failed check like any other
             problems = [fail_line(e)]
         results.append(
@@ -155,8 +156,10 @@ def verify(
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     seed: int = 0,
     quick: bool = False,
+    expect_digest: str | None = None,
 ) -> VerifyReport:
-    """Run every check on every backend; quick=True is the small post-export run."""
+    """Run every check on every backend; quick=True is the small post-export run; expect_digest
+    ("sha256:...") refuses a bundle whose digest differs."""
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"samples must be a positive integer, got {samples!r}")
     if not 0 < atol < math.inf or not 0 <= rtol < math.inf:  # an infinite tolerance would pass every value
@@ -168,7 +171,7 @@ def verify(
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if not batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batch_sizes):
         raise ConfigError(f"batch sizes must be positive integers, got {list(batch_sizes)!r}")
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_path, expect_digest=expect_digest)
     if bundle.reference is None:
         raise BundleError(f"{bundle.root}: bundle has no reference checkpoint; re-export it with the reference to verify it")
     names = _backend_names(bundle, backends)

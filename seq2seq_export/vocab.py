@@ -92,11 +92,10 @@ class Vocab:
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
             raise VocabError(f"unknown tokenizer {self.tokenizer!r}: use one of {', '.join(TOKENIZERS)}")
-        index: dict[str, int] = {}
-        for i, tok in enumerate(self.tokens):
-            if tok in index:
-                raise VocabError(f"token {tok!r} appears twice in the vocabulary (ids {index[tok]} and {i})")
-            index[tok] = i
+        index = dict(zip(self.tokens, range(len(self.tokens))))  # C loop: vocabularies may have 10^6 tokens
+        if len(index) != len(self.tokens):
+            i, tok = next((i, t) for i, t in enumerate(self.tokens) if index[t] != i)
+            raise VocabError(f"token {tok!r} appears twice in the vocabulary (ids {i} and {index[tok]})")
         for name in ("pad_id", "unk_id", "sos_id", "eos_id"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < len(self.tokens):

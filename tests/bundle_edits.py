@@ -36,6 +36,19 @@ def rehash(root: Path) -> None:
     (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
 
 
+def as_format_1(root: Path, drop_memory: bool = False) -> None:
+    """Rewrite a bundle's format-2 manifest as format 1 wrote it: no roles, no decoding.max_src_tokens
+    (and, with drop_memory, no memory: bundles from before attention)."""
+    manifest = json.loads((root / MANIFEST_FILE).read_text())
+    assert manifest["format_version"] == 2
+    manifest["format_version"] = 1
+    del manifest["roles"], manifest["decoding"]["max_src_tokens"]
+    if drop_memory:
+        assert manifest["memory"] == []
+        del manifest["memory"]
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+
+
 def edit_onnx(root: Path, edit: Callable[[onnx.ModelProto], None], name: str = DECODER_ONNX) -> None:
     """Apply `edit` to one ONNX graph of the bundle in place and re-hash."""
     path = root / name

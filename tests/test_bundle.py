@@ -11,10 +11,11 @@ import pytest
 import torch
 
 import seq2seq_export
+from bundle_edits import as_format_1
 from conftest import make_checkpoint
 from seq2seq_export.bundle import export_bundle
 from seq2seq_export.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from seq2seq_export.constants import DEFAULT_MAX_LEN, DEFAULT_OPSET
+from seq2seq_export.constants import DEFAULT_MAX_LEN, DEFAULT_MAX_SRC_TOKENS, DEFAULT_OPSET, MAX_SRC_TOKENS_CEILING
 from seq2seq_export.errors import BundleError, CheckpointError, ExportError
 from seq2seq_export.iospec import graph_specs
 from seq2seq_export.manifest import load_bundle
@@ -40,6 +41,11 @@ def test_tiny_bundle_is_complete_and_self_describing(tiny_bundle, tiny_checkpoin
         "onnx": onnx.__version__, "opset": DEFAULT_OPSET, "exporter": "legacy",
     }
     assert bundle.formats == ("onnx", "torchscript") and bundle.max_len == DEFAULT_MAX_LEN
+    assert m["format_version"] == 2 and m["memory"] == []
+    assert m["decoding"]["max_src_tokens"] == bundle.max_src_tokens == DEFAULT_MAX_SRC_TOKENS  # not recorded in training
+    assert m["roles"] == {"src_tokens": "src_tokens", "src_lengths": "src_lengths", "prev_tokens": "prev_tokens",
+                          "logits": "logits", "next_tokens": "next_tokens", "attention": None}
+    assert bundle.digest == "sha256:" + _sha(tiny_bundle / "manifest.json")
     assert bundle.config == ckpt.config and bundle.text == ckpt.text
     assert m["reference"]["sha256"] == _sha(tiny_checkpoint)
     assert bundle.graphs == graph_specs(ckpt.config)
@@ -58,7 +64,28 @@ def test_max_len_precedence(tmp_path):
     assert load_bundle(export_bundle(ckpt_path, tmp_path / "b", max_len=7, **opts)).max_len == 7
     with pytest.raises(ExportError, match="max_len must be a positive integer, got 0"):
         export_bundle(ckpt_path, tmp_path / "c", max_len=0, **opts)
+    with pytest.raises(ExportError, match="max_len 4097 is above the ceiling of 4096"):
+        export_bundle(ckpt_path, tmp_path / "c", max_len=4097, **opts)
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("recorded, written", [(12, 12), (10**6, MAX_SRC_TOKENS_CEILING), (None, DEFAULT_MAX_SRC_TOKENS)])
+def test_max_src_tokens_comes_from_training_under_the_ceiling(tmp_path, recorded, written):
+    ckpt_path = make_checkpoint(tmp_path / "ck.pt")
+    ckpt = load_checkpoint(ckpt_path)
+    training = None if recorded is None else {"max_src_tokens": recorded}
+    save_checkpoint(ckpt_path, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training=training))
+    bundle = load_bundle(export_bundle(ckpt_path, tmp_path / "b", formats=("torchscript",), reference=False))
+    assert bundle.manifest["decoding"]["max_src_tokens"] == bundle.max_src_tokens == written
+
+
+def test_bad_recorded_max_src_tokens_is_an_export_error(tmp_path):
+    ckpt_path = make_checkpoint(tmp_path / "ck.pt")
+    ckpt = load_checkpoint(ckpt_path)
+    save_checkpoint(ckpt_path, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training={"max_src_tokens": "9"}))
+    with pytest.raises(ExportError, match="max_src_tokens must be a positive integer, got '9'"):
+        export_bundle(ckpt_path, tmp_path / "b", formats=("torchscript",))
+    assert not (tmp_path / "b").exists()
 
 
 def test_default_out_dir_is_beside_the_checkpoint_and_reference_is_optional(tmp_path):
@@ -161,22 +188,41 @@ def test_attention_bundle_manifest_describes_state_and_memory(attention_bundle):
     assert bundle.graphs["decoder_step"].output_names[-1] == "attention"
 
 
-def test_bundles_without_memory_key_still_load(tiny_bundle, tmp_path):
-    """Bundles written before attention existed have no "memory" key: they load and have none;
-    a memory that is not a list is refused."""
+@pytest.mark.parametrize("backend", ["onnx", "torchscript", "eager"])
+def test_format_1_bundles_load_and_decode_as_before(attention_bundle, tmp_path, backend):
+    """Format 1 (no roles, no decoding.max_src_tokens) loads, with the default input cap, and decodes alike."""
     from seq2seq_export.runtime import Translator
 
-    assert load_bundle(tiny_bundle).manifest["memory"] == []
+    old = tmp_path / "old"
+    shutil.copytree(attention_bundle, old)
+    as_format_1(old)
+    bundle = load_bundle(old)
+    assert bundle.manifest["format_version"] == 1 and "roles" not in bundle.manifest
+    assert bundle.max_src_tokens == DEFAULT_MAX_SRC_TOKENS and bundle.memory == load_bundle(attention_bundle).memory
+    words = ["abc", "hgfedcba", "", "aaaa", "bad"]
+    new = Translator.from_bundle(attention_bundle, backend).translations(words)
+    assert Translator.from_bundle(bundle, backend).translations(words) == new
+
+
+def test_format_1_bundles_without_memory_key_still_load(tiny_bundle, tmp_path):
+    """Format-1 bundles written before attention existed have no "memory" key: they load and have none;
+    format 2 requires it, and a memory that is not a list is refused."""
+    from seq2seq_export.runtime import Translator
+
     old = tmp_path / "old"
     shutil.copytree(tiny_bundle, old)
-    manifest = json.loads((old / "manifest.json").read_text())
-    del manifest["memory"]
-    (old / "manifest.json").write_text(json.dumps(manifest))
+    as_format_1(old, drop_memory=True)
     assert load_bundle(old).memory == []
     assert Translator.from_bundle(old).translate(["abc"]) == Translator.from_bundle(tiny_bundle).translate(["abc"])
+    manifest = json.loads((old / "manifest.json").read_text())
     manifest["memory"] = {"encoder_output": "encoder_outputs"}
     (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="state and memory must be lists of entries"):
+    with pytest.raises(BundleError, match=r"manifest.json: memory: \{.*\} is not of type 'array'"):
+        load_bundle(old)
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    del manifest["memory"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="manifest.json: top level: 'memory' is a required property"):
         load_bundle(old)
 
 
@@ -199,9 +245,9 @@ def test_state_and_memory_entries_must_connect_the_graphs(attention_bundle, tmp_
         load_bundle(broken)
 
 
-def test_eager_backend_refuses_a_bundle_whose_io_this_version_does_not_export(attention_bundle, tmp_path):
-    """A Bahdanau bundle from before attention_keys (memory: encoder_outputs, src_mask only) passes
-    load_bundle's own checks, but the eager reference (and so s2s-verify) names what to do."""
+def test_a_bundle_whose_io_this_version_does_not_export_is_refused(attention_bundle, tmp_path):
+    """A Bahdanau bundle from before attention_keys (memory: encoder_outputs, src_mask only): no
+    backend could run it, so load_bundle refuses it and names what to do."""
     from seq2seq_export.runtime.eager import EagerBackend
 
     old = tmp_path / "old"
@@ -212,7 +258,7 @@ def test_eager_backend_refuses_a_bundle_whose_io_this_version_does_not_export(at
         spec = manifest["graphs"][graph]
         spec[side] = [t for t in spec[side] if t["name"] != "attention_keys"]
     (old / "manifest.json").write_text(json.dumps(manifest))
-    bundle = load_bundle(old)
-    with pytest.raises(BundleError, match=r"differ from the ones this version of seq2seq-export exports .* re-export it"):
-        EagerBackend.from_bundle(bundle)
+    with pytest.raises(BundleError, match=r"graphs.encoder.outputs .* differ from the ones this version of "
+                                          r"seq2seq-export exports .* re-export it"):
+        load_bundle(old)
     EagerBackend.from_bundle(load_bundle(attention_bundle))  # the untouched bundle is fine

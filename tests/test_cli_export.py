@@ -29,7 +29,8 @@ def test_export_prints_what_it_wrote(tiny_checkpoint, tmp_path):
         "checkpoint.pt", "decoder_step.onnx", "decoder_step.pt", "encoder.onnx", "encoder.pt", "manifest.json",
     ]
     assert re.fullmatch(r"formats: onnx, torchscript; max_len 21; exported in \d+\.\d s", lines[7])
-    assert lines[8] == "verified: quick s2s-verify passed" and len(lines) == 9  # no exporter chatter
+    assert lines[8] == f"digest: {load_bundle(out).digest}" and re.fullmatch(r"digest: sha256:[0-9a-f]{64}", lines[8])
+    assert lines[9] == "verified: quick s2s-verify passed" and len(lines) == 10  # no exporter chatter
     assert load_bundle(out).manifest["producer"]["exporter"] == "legacy"
 
 

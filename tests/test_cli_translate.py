@@ -105,10 +105,11 @@ def _symlink_out(root: Path, tmp: Path) -> None:
 BROKEN = {
     "tampered": (_tamper, "checksum mismatch"),
     "missing": (_remove, "is missing"),
-    "dotdot": (_edit(lambda m: m["graphs"]["encoder"]["files"]["onnx"].update(path="../x")), "must be a relative path inside"),
+    "dotdot": (_edit(lambda m: m["graphs"]["encoder"]["files"]["onnx"].update(path="../x")),
+               "path: '../x' breaks the rule: A relative '/'-separated path inside the bundle"),
     "symlink": (_symlink_out, "outside the bundle directory"),
     "version": (_edit(lambda m: m.update(format_version=99)), "format_version 99 is not supported"),
-    "vocabulary": (_edit(lambda m: m["text"]["target"]["tokens"].append("EXTRA")), "vocabulary sizes do not match"),
+    "vocabulary": (_edit(lambda m: m["text"]["target"]["tokens"].append("EXTRA")), "differs from the target vocabulary's"),
 }
 
 

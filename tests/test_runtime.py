@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_edits import copy_bundle, edit_onnx
 
 from seq2seq_export.constants import SPECIAL_TOKENS
 from seq2seq_export.errors import BundleError, ConfigError
@@ -152,15 +153,28 @@ def test_onnx_backend_checks_graph_against_manifest(tiny_bundle, tmp_path):
     def rename(m):
         m["graphs"]["decoder_step"]["outputs"][1]["name"] = "argmax"
 
-    with pytest.raises(BundleError, match="graph outputs .* differ from the manifest's"):
-        open_backend(load_bundle(edit_manifest(tiny_bundle, tmp_path / "renamed", rename)), "onnx")
+    with pytest.raises(BundleError, match=r"graphs.decoder_step.outputs \(.*'argmax'.*\) differ from the ones"):
+        load_bundle(edit_manifest(tiny_bundle, tmp_path / "renamed", rename))  # no longer what its config exports
 
-    def grow_vocabulary(m):  # consistent with model_config, so only the graph itself can tell
+    def rename_in_graph(model):  # the manifest stays right, so only the graph itself can tell
+        for node in model.graph.node:
+            outputs = ["argmax" if o == "next_tokens" else o for o in node.output]
+            del node.output[:]
+            node.output.extend(outputs)
+        model.graph.output[1].name = "argmax"
+
+    renamed = copy_bundle(tiny_bundle, tmp_path / "renamed_graph")
+    edit_onnx(renamed, rename_in_graph)
+    with pytest.raises(BundleError, match="graph outputs .* differ from the manifest's"):
+        open_backend(load_bundle(renamed), "onnx")
+
+    def grow_vocabulary(m):  # consistent with model_config and the IO, so only the graph itself can tell
         m["text"]["target"]["tokens"].append("EXTRA")
         m["model_config"]["tgt_vocab_size"] += 1
+        m["graphs"]["decoder_step"]["outputs"][0]["shape"][1] += 1
 
     bundle = load_bundle(edit_manifest(tiny_bundle, tmp_path / "grown", grow_vocabulary))
-    with pytest.raises(BundleError, match="logits has shape .* but model_config says .*wrong vocabulary"):
+    with pytest.raises(BundleError, match="logits has shape .* but the manifest says .*wrong vocabulary"):
         open_backend(bundle, "onnx")
     with pytest.raises(BundleError, match="model config or vocabularies differ from the manifest"):
         open_backend(bundle, "eager")

@@ -23,10 +23,11 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def probe_load(bundle: Path, backend: str, options: dict, batch: Sequence[Sequence[int]]) -> dict:
-    """{load_s, rss_loaded_mb, peak_rss_mb, torch_imported} of open_backend(bundle, backend, **options) in a fresh process."""
+def probe_load(bundle: Path, backend: str, options: dict, batch: Sequence[Sequence[int]], digest: str | None = None) -> dict:
+    """{load_s, rss_loaded_mb, peak_rss_mb, torch_imported} of open_backend(bundle, backend, **options) in a fresh
+    process; with digest, the process refuses a bundle that is not the one measured elsewhere."""
     cmd = [sys.executable, "-m", "seq2seq_export.bench.probe", str(bundle), backend]
-    feed = json.dumps({"options": options, "batch": [list(s) for s in batch]})
+    feed = json.dumps({"options": options, "batch": [list(s) for s in batch], "digest": digest})
     try:
         proc = subprocess.run(cmd, input=feed, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -44,7 +45,7 @@ def _main(bundle_dir: str, name: str) -> dict:
     from ..runtime import decode_in_batches, open_backend
     from .workload import decode_options
 
-    bundle = load_bundle(bundle_dir)
+    bundle = load_bundle(bundle_dir, expect_digest=feed.get("digest"))
     backend = open_backend(bundle, name, **feed["options"])
     load_s = time.perf_counter() - t0
     rss_loaded = _maxrss_mb()

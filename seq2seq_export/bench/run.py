@@ -36,6 +36,7 @@ class BenchConfig:
     repeat: int = 5  # timed runs per backend and batch size, after one warm-up run
     seed: int = 0  # random inputs and dataset shuffling
     probe_loads: bool = True  # measure load time and peak RSS of each backend in a fresh process
+    expect_digest: str | None = None  # refuse a bundle whose digest differs ("sha256:...")
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.backends if b not in BACKENDS]
@@ -128,7 +129,7 @@ def _interleaved_runs(cfg: BenchConfig, backends: dict, seqs: list[list[int]], o
 
 def run_benchmark(cfg: BenchConfig) -> BenchResult:
     """Time every backend at every batch size; ratios and the token check come from the same invocation."""
-    bundle = load_bundle(cfg.bundle)
+    bundle = load_bundle(cfg.bundle, expect_digest=cfg.expect_digest)
     require_device(cfg.device, cfg.backends)
     seqs = sorted(load_samples(bundle, cfg.data, cfg.samples, cfg.seed), key=len)  # stable, as decode_in_batches
     if not seqs:
@@ -137,7 +138,7 @@ def run_benchmark(cfg: BenchConfig) -> BenchResult:
     machine = machine_info(cfg.threads)
     longest = seqs[-max(cfg.batch_sizes) :]  # the probes' peak RSS comes from the largest batch of the longest inputs
     loads = tuple(
-        LoadRow(name, **probe_load(bundle.root, name, backend_options(name, cfg.threads, cfg.device), longest))
+        LoadRow(name, **probe_load(bundle.root, name, backend_options(name, cfg.threads, cfg.device), longest, bundle.digest))
         for name in cfg.backends
         if cfg.probe_loads
     )

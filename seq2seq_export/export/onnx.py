@@ -259,7 +259,12 @@ def check_onnx_model(model: onnx.ModelProto, spec: GraphSpec, opset: int | None 
 
 def check_onnx_file(path: Path, spec: GraphSpec, opset: int | None = None) -> list[str]:
     """check_onnx_model on a file, which must be self-contained (no external data)."""
-    model = onnx.load(str(path), load_external_data=False)
+    return check_onnx_bytes(Path(path).read_bytes(), spec, opset)
+
+
+def check_onnx_bytes(data: bytes, spec: GraphSpec, opset: int | None = None) -> list[str]:
+    """check_onnx_model on a serialized model, which must be self-contained (no external data)."""
+    model = onnx.load_model_from_string(data)
     external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     if external:
         return [f"weights stored as external data ({len(external)} tensors); a bundle graph must be one file"]

@@ -15,6 +15,7 @@ from ..constants import MAX_THREADS
 from ..errors import BundleError, ConfigError
 from ..iospec import NEXT_TOKENS, PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
 from ..manifest import GRAPH_NAMES, Bundle
+from .onnx_bytes import checked_onnx_bytes
 from .state import memory_flows, state_flows
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -80,8 +81,9 @@ class OnnxBackend:
         self.sessions: dict[str, ort.InferenceSession] = {}
         for name in GRAPH_NAMES:
             path = bundle.graph_file(name, "onnx")
+            data = checked_onnx_bytes(bundle, name)  # never the path: the file may have changed since
             try:
-                sess = ort.InferenceSession(str(path), opts, providers=list(providers or default_providers()))
+                sess = ort.InferenceSession(data, opts, providers=list(providers or default_providers()))
             except Exception as e:  # onnxruntime raises its own untyped errors for unreadable graphs
                 raise BundleError(f"{path}: onnxruntime cannot load this graph: {str(e).splitlines()[0]}") from None
             _check_io(sess, bundle.graphs[name], path, "the manifest")

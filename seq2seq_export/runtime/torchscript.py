@@ -1,6 +1,8 @@
 """TorchScript backend: `torch.jit.load` of the bundle's encoder.pt and decoder_step.pt."""
 from __future__ import annotations
 
+import io
+
 import torch
 
 from ..errors import BundleError
@@ -18,8 +20,9 @@ class TorchScriptBackend(TorchGraphBackend):
         modules = {}
         for name in GRAPH_NAMES:
             path = bundle.graph_file(name, "torchscript")
+            data = bundle.read_checked(name, "torchscript")  # never the path: the file may have changed since
             try:
-                modules[name] = torch.jit.load(str(path), map_location=device).eval()
+                modules[name] = torch.jit.load(io.BytesIO(data), map_location=device).eval()
             except (RuntimeError, ValueError) as e:
                 raise BundleError(f"{path}: torch.jit.load cannot read this module: {str(e).strip().splitlines()[0]}") from None
         self.modules = modules

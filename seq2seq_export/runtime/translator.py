@@ -33,11 +33,6 @@ def _positive_int(name: str, value: Any, ceiling: int | None = None) -> int:
     return value
 
 
-def bundle_max_src_tokens(bundle: Bundle) -> int:
-    """The bundle's cap on tokens per input (format 1 bundles have none: DEFAULT_MAX_SRC_TOKENS)."""
-    return bundle.manifest["decoding"].get("max_src_tokens", DEFAULT_MAX_SRC_TOKENS)
-
-
 def open_backend(bundle: Bundle, name: str = "onnx", *, threads: int | None = None, **opts: Any) -> Backend:
     """Build backend `name` for a loaded bundle.
 
@@ -119,7 +114,7 @@ class Translator:
         """
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
         max_len = bundle.max_len if max_len is None else max_len
-        max_src_tokens = bundle_max_src_tokens(bundle) if max_src_tokens is None else max_src_tokens
+        max_src_tokens = bundle.max_src_tokens if max_src_tokens is None else max_src_tokens
         _positive_int("max_len", max_len)
         _positive_int("batch_size", batch_size)
         _positive_int("max_src_tokens", max_src_tokens, MAX_SRC_TOKENS_CEILING)
