@@ -79,11 +79,11 @@ def test_max_src_tokens_comes_from_training_under_the_ceiling(tmp_path, recorded
     assert bundle.manifest["decoding"]["max_src_tokens"] == bundle.max_src_tokens == written
 
 
-def test_bad_recorded_max_src_tokens_is_an_export_error(tmp_path):
+def test_bad_recorded_max_src_tokens_is_a_checkpoint_error(tmp_path):
     ckpt_path = make_checkpoint(tmp_path / "ck.pt")
     ckpt = load_checkpoint(ckpt_path)
     save_checkpoint(ckpt_path, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training={"max_src_tokens": "9"}))
-    with pytest.raises(ExportError, match="max_src_tokens must be a positive integer, got '9'"):
+    with pytest.raises(CheckpointError, match="max_src_tokens'\\] must be a positive integer, got '9'"):
         export_bundle(ckpt_path, tmp_path / "b", formats=("torchscript",))
     assert not (tmp_path / "b").exists()
 
