@@ -1,6 +1,6 @@
 """Train the cmudict preset for its budget; print training words/s and test-split WER / PER.
 
-    .venv/bin/python benchmarks/train_cmudict.py [--preset NAME|PATH] [--out DIR] [--max-minutes M] [--threads N]
+    .venv/bin/python benchmarks/train_cmudict.py [--preset NAME|PATH] [--out DIR] [--max-minutes M] [--threads N] [--force]
 
 WER = 1 - exact match, PER = phoneme edit distance / reference phonemes, both on the test split
 (hash-split, 6,337 words). The load average and the process's CPU seconds are printed too: the
@@ -25,10 +25,11 @@ def main() -> None:
     ap.add_argument("--out", default="artifacts/bench_cmudict", help="output folder (checkpoint, last.pt, metrics.json)")
     ap.add_argument("--max-minutes", type=float, default=None, help="time budget in minutes, on the preset's clock (CPU time for the shipped presets) [default: the preset's]")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: the preset's]")
+    ap.add_argument("--force", action="store_true", help="replace an earlier run in --out (otherwise refused)")
     args = ap.parse_args()
     cfg = load_config(args.preset, out=args.out, max_minutes=args.max_minutes, threads=args.threads)
     load_before, start = os.getloadavg()[0], time.monotonic()
-    result = train(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    result = train(cfg, force=args.force, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     cpu_s = resource.getrusage(resource.RUSAGE_SELF).ru_utime
     encoder = f" (encoder {cfg.encoder_hidden_dim} per direction)" if cfg.encoder_hidden_dim else ""
     print(f"config: hidden {cfg.hidden_dim}{encoder}, emb {cfg.emb_dim}, layers {cfg.num_layers}, batch {cfg.batch_size}, "

@@ -8,7 +8,7 @@ BIN=.venv/bin
 OUT=artifacts/demo
 
 echo "== 1/4 s2s-train --preset toy (3 epochs, 90-second cap) -> $OUT"
-"$BIN/s2s-train" --preset toy --out "$OUT" --max-minutes 1.5
+"$BIN/s2s-train" --preset toy --out "$OUT" --max-minutes 1.5 --force  # replaces an earlier demo run
 
 echo
 echo "== 2/4 s2s-export -> $OUT/bundle"

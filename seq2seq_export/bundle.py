@@ -6,14 +6,15 @@
       encoder.pt, decoder_step.pt        with --format torchscript|all
       checkpoint.pt                      the reference checkpoint, unless reference=False
 
-Everything is written into a temporary directory beside the target and renamed into place only
-when complete (and verified, if a verify hook is given), so a failure leaves no bundle behind and
-an existing bundle is replaced all at once or not at all.
+Everything is written into a temporary directory beside the target and moved into place only
+when complete (and verified, if a verify hook is given), so a failure leaves no bundle behind; an
+existing bundle is swapped for the new one in one atomic step (fsutil.atomic_dir), so a crash at
+any instant leaves the complete old or the complete new bundle. A full disk or read-only target is
+a one-line OutputError, with nothing left behind.
 """
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -30,7 +31,7 @@ from .constants import (
     REFERENCE_CHECKPOINT,
 )
 from .errors import ExportError
-from .fsutil import atomic_dir
+from .fsutil import Log, atomic_dir, clean_leftovers, write_bytes
 from .iospec import graph_specs
 from .manifest import FORMATS, build_manifest, file_entry, write_manifest
 
@@ -89,11 +90,13 @@ def export_bundle(
     reference: bool = True,
     max_len: int | None = None,
     verify: Callable[[Path], None] | None = None,
+    log: Log | None = None,
 ) -> Path:
     """Export a checkpoint's encoder and decoder step as a bundle; returns the bundle directory.
 
     verify, if given, is called on the finished temporary directory before it is moved into
-    place; if it raises, no bundle is left.
+    place; if it raises, no bundle is left. log, if given, gets one line per leftover of a killed
+    export to the same directory that this one removes (or restores).
     """
     from .export.graphs import example_inputs, graph_modules
     from .export.onnx import EXPORTERS, export_onnx
@@ -106,6 +109,7 @@ def export_bundle(
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown ONNX exporter {exporter!r}: use one of {', '.join(EXPORTERS)}")
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint_path)
+    clean_leftovers(out, log)
     _check_target(out, force)
     ckpt = load_checkpoint(checkpoint_path)
     limit = resolve_max_len(ckpt, max_len)
@@ -113,7 +117,7 @@ def export_bundle(
     modules = graph_modules(ckpt.build_model("cpu"))
     specs = graph_specs(ckpt.config)
     with atomic_dir(out, replace=force) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
+        tmp.chmod(0o755)  # private while it is built; a finished bundle is meant to be shared
         graph_files: dict[str, dict[str, dict]] = {}
         for name, spec in specs.items():
             files = GRAPH_FILES[name]
@@ -125,7 +129,7 @@ def export_bundle(
             graph_files[name] = {fmt: file_entry(tmp, files[fmt]) for fmt in FORMATS if fmt in formats}
         ref = None
         if reference:
-            shutil.copyfile(checkpoint_path, tmp / REFERENCE_CHECKPOINT)
+            write_bytes(tmp / REFERENCE_CHECKPOINT, Path(checkpoint_path).read_bytes())
             ref = file_entry(tmp, REFERENCE_CHECKPOINT)
         producer = _producer(formats, opset, exporter)
         write_manifest(tmp, build_manifest(ckpt.config, ckpt.text, limit, producer, graph_files, ref))

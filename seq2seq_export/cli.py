@@ -1,21 +1,32 @@
 """The command-line layer: parse options, call the library, format results. Nothing else.
 
-Exit codes, for every command: 0 success; 1 a check failed (e.g. s2s-verify found a difference);
-2 unusable input (bad option, file, bundle or checkpoint), reported as one line on stderr.
+Exit codes, for every command (console script or `python -m seq2seq_export`):
+  0    success;
+  1    a check failed (s2s-verify found a difference, s2s-bench saw backends disagree);
+  2    unusable input (bad option, file, bundle, checkpoint, or an input over the token limit),
+       reported as one line on stderr;
+  130  interrupted (SIGINT, Ctrl-C): one line on stderr, no traceback; s2s-train first saves last.pt;
+  141  standard output closed early (`s2s-translate ... | head -1`): quiet, as a shell reports a
+       process ended by SIGPIPE.
 Heavy imports (torch above all) happen inside commands, so `s2s-translate --backend onnx` never
 imports torch.
 """
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from .config import ATTENTION_SCORES, ATTENTION_TYPES, RNN_TYPES
-from .constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL
+from .constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL, MAX_SRC_TOKENS_CEILING, MAX_THREADS
 from .errors import Seq2SeqExportError, VerificationFailed
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a program stopped by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cmd | head` when head exits first
 
 
 class InputError(click.ClickException):
@@ -28,6 +39,56 @@ class CheckFailed(click.ClickException):
     """One line on stderr, exit 1: the input was fine but a check failed."""
 
     exit_code = 1
+
+
+class Interrupted(click.ClickException):
+    """One line on stderr, exit 130: SIGINT (Ctrl-C)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class _Exits:
+    """Every command and the group: arguments must be UTF-8; Ctrl-C and a closed stdout pipe end with
+    their Unix exit codes."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, arg in enumerate(args, 1):
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:  # bytes the locale could not decode, kept as surrogate escapes
+                raise InputError(f"argument {i} is not valid UTF-8 ({os.fsencode(arg)!r}): every argument, "
+                                 "path or text, must be") from None
+        return super().parse_args(ctx, args)  # type: ignore[misc]
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)  # type: ignore[misc]
+        except KeyboardInterrupt:
+            if sys.stderr.isatty():
+                click.echo(err=True)  # end the terminal's "^C" line first
+            raise Interrupted("interrupted") from None
+        except BrokenPipeError:
+            # Nobody reads any more: later writes (and the flush at exit) go to /dev/null, quietly.
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+            ctx.exit(EXIT_BROKEN_PIPE)
+
+
+class Command(_Exits, click.Command):
+    pass
+
+
+class Group(_Exits, click.Group):
+    pass
+
+
+def command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
+    """@click.command with the project's exits and help options."""
+    return click.command(name, cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+
+
+THREADS = click.IntRange(1, MAX_THREADS)
 
 
 def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -49,11 +110,11 @@ def _write_text(path: Path, text: str) -> None:
     """A --json report, written atomically (a reader never sees half of it)."""
     from .fsutil import atomic_file
 
-    with atomic_file(path) as tmp:
+    with atomic_file(path, option="--json") as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="seq2seq-export")
 def main() -> None:
     """seq2seq-export: train, export, translate, verify and benchmark GRU seq2seq models.
@@ -76,14 +137,14 @@ def _csv(value: str, option: str, convert: Callable[[str], Any] = str) -> tuple:
     return items
 
 
-@click.command("bench", context_settings={"help_option_names": ["-h", "--help"]})
+@command("bench")
 @click.option("--bundle", "bundle_dir", required=True, type=click.Path(path_type=Path),
               help="Bundle directory written by s2s-export (needs its reference checkpoint for eager).")
 @click.option("--backends", default="eager,torchscript,onnx", show_default=True,
               help="Comma-separated backends, timed side by side; eager is the reference for ratios.")
 @click.option("--batch-sizes", default="1,16,64,256", show_default=True,
               help="Comma-separated batch sizes; each backend runs at each.")
-@click.option("--threads", default=1, show_default=True, type=int,
+@click.option("--threads", default=1, show_default=True, type=THREADS,
               help="Intra-op threads for every backend (torch.set_num_threads, onnxruntime intra_op_num_threads).")
 @click.option("--device", default="cpu", show_default=True,
               help="cpu, cuda or auto (CUDA when available), for every backend and the GEMM limit.")
@@ -121,21 +182,38 @@ main.add_command(bench_cmd, "bench")
 # --- s2s-translate --------------------------------------------------------------------------------
 
 TRANSLATE_CHUNK = 512  # stdin lines translated and written per round: bounded memory, batches stay full
+TRANSLATE_CHUNK_CHARS = 1 << 22  # and at most about this many characters per round, however long the lines
 
 
-def _chunks(lines: Any, size: int) -> Any:
-    """Lists of up to `size` items from an iterator, without reading ahead of the current chunk."""
-    chunk: list[str] = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) == size:
+def _chunks(items: Any, size: int, chars: int = TRANSLATE_CHUNK_CHARS) -> Any:
+    """Lists of up to `size` (text, ...) items and about `chars` characters, never reading ahead of the chunk."""
+    chunk: list[Any] = []
+    held = 0
+    for item in items:
+        chunk.append(item)
+        held += len(item[0])
+        if len(chunk) == size or held >= chars:
             yield chunk
-            chunk = []
+            chunk, held = [], 0
     if chunk:
         yield chunk
 
 
-@click.command("translate", context_settings={"help_option_names": ["-h", "--help"]})
+def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
+    """(text, truncated) per input line, each within the translator's token limit (or InputTooLong)."""
+    from .constants import MAX_LINE_CHARS
+
+    for line in lines:
+        label = f"{where} {line.number}"
+        fit = translator.fit(line.text, truncate=truncate, where=label, tokens=line.tokens)
+        if fit.truncated:
+            limit = translator.max_src_tokens
+            click.echo(f"{label}: truncated to {limit} tokens (it has {fit.tokens})" if fit.tokens > limit
+                       else f"{label}: truncated to its first {MAX_LINE_CHARS} characters", err=True)
+        yield fit.text, fit.truncated
+
+
+@command("translate")
 @click.option("--bundle", "bundle_dir", required=True, type=click.Path(path_type=Path),
               help="Bundle directory written by s2s-export (checked: version, paths, sha256).")
 @click.option("--backend", default="onnx", show_default=True,
@@ -143,40 +221,49 @@ def _chunks(lines: Any, size: int) -> Any:
 @click.option("--batch-size", default=32, show_default=True, type=int,
               help="Sequences per batch (sorted by length); results do not depend on it.")
 @click.option("--max-len", type=int, help="Decoding steps at most per sequence [default: the bundle's].")
-@click.option("--threads", type=int, help="Compute threads (onnxruntime intra-op / torch) [default: the library's].")
+@click.option("--max-input-tokens", "max_src_tokens", type=click.IntRange(1, MAX_SRC_TOKENS_CEILING),
+              help=f"Tokens at most per input, <eos> included, 1-{MAX_SRC_TOKENS_CEILING}; a longer input is an "
+                   "error (exit 2) naming its line, unless --truncate [default: the bundle's].")
+@click.option("--truncate", is_flag=True,
+              help="Cut an input over --max-input-tokens to its first tokens instead of stopping; each cut is "
+                   "reported on stderr (and with --json as \"truncated\": true).")
+@click.option("--threads", type=THREADS, help=f"Compute threads (onnxruntime intra-op / torch), 1-{MAX_THREADS} "
+                                              "[default: the library's].")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object per line: {input, output, ids}.")
 @click.option("--attention-out", "attention", is_flag=True,
               help="With --json: add \"attention\", one row per output token of weights over the source tokens "
                    "(models with attention).")
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
 @library_errors
-def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int | None, threads: int | None,
-                  as_json: bool, attention: bool, texts: tuple[str, ...]) -> None:
+def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int | None, max_src_tokens: int | None,
+                  truncate: bool, threads: int | None, as_json: bool, attention: bool, texts: tuple[str, ...]) -> None:
     """Translate each TEXT, or each line of standard input, to one output line, in input order.
 
-    Standard input is streamed in chunks (any size of input, constant memory); empty lines give
-    empty outputs. A progress bar appears on stderr when it is a terminal.
+    Standard input is UTF-8, streamed in chunks (any size of input, constant memory); only \\n ends
+    a line (\\r\\n too; a lone \\r is a character), a leading byte-order mark is dropped, and empty
+    lines give empty outputs. A progress bar appears on stderr when it is a terminal.
     """
-    import io
-    import sys
-
+    from .lines import InputLine, read_lines, text_stream
     from .runtime.translator import Translator
 
     if attention and not as_json:
         raise click.UsageError("--attention-out needs --json (the weights are written into each JSON line)")
-    translator = Translator.from_bundle(bundle_dir, backend, batch_size=batch_size, max_len=max_len, threads=threads)
-    # UTF-8 and universal newlines whatever the locale, as the Node and C++ drivers read it.
-    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict", newline=None)
-    out = click.get_text_stream("stdout")
-    lines = texts if texts else (line.rstrip("\n") for line in stdin)
-    chunk = 1 if not texts and stdin.isatty() else TRANSLATE_CHUNK  # interactive: answer each line at once
+    translator = Translator.from_bundle(bundle_dir, backend, batch_size=batch_size, max_len=max_len,
+                                        max_src_tokens=max_src_tokens, threads=threads)
+    stdin = text_stream(sys.stdin.buffer)
+    if texts:
+        lines, where, chunk = (InputLine(i, t) for i, t in enumerate(texts, 1)), "TEXT argument", TRANSLATE_CHUNK
+    else:
+        lines, where = read_lines(stdin, translator.text.src.tokenizer), "standard input line"
+        chunk = 1 if stdin.isatty() else TRANSLATE_CHUNK  # interactive: answer each line at once
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=len(texts) or None, unit="line", file=sys.stderr)
     try:
-        _translate_stream(translator, _chunks(iter(lines), chunk), out, as_json, attention, bar)
+        inputs = _chunks(_fitted(translator, lines, truncate, where), chunk)
+        _translate_stream(translator, inputs, as_json, attention, bar)
     except UnicodeDecodeError:
         raise InputError("standard input is not valid UTF-8") from None
     finally:
@@ -184,15 +271,19 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
             bar.close()
 
 
-def _translate_stream(translator: Any, chunks: Any, out: Any, as_json: bool, attention: bool, bar: Any) -> None:
+def _translate_stream(translator: Any, chunks: Any, as_json: bool, attention: bool, bar: Any) -> None:
     import json
 
+    out = click.get_text_stream("stdout")
     for batch in chunks:
-        for t in translator.translations(batch, attention=attention):
+        results = translator.translations([text for text, _ in batch], attention=attention)
+        for t, (_, truncated) in zip(results, batch):
             if as_json:
                 record: dict[str, Any] = {"input": t.input, "output": t.output, "ids": list(t.ids)}
                 if attention:
                     record["attention"] = [[round(w, 6) for w in row] for row in t.attention]
+                if truncated:
+                    record["truncated"] = True
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 out.write(t.output + "\n")
@@ -207,7 +298,7 @@ main.add_command(translate_cmd, "translate")
 # --- s2s-verify -----------------------------------------------------------------------------------
 
 
-@click.command("verify", context_settings={"help_option_names": ["-h", "--help"]})
+@command("verify")
 @click.option("--bundle", "bundle_dir", required=True, type=click.Path(path_type=Path),
               help="Bundle directory written by s2s-export; it must include its reference checkpoint.")
 @click.option("--samples", default=200, show_default=True, type=click.IntRange(min=1),
@@ -223,7 +314,8 @@ main.add_command(translate_cmd, "translate")
                    "atol + this factor x eager's own distance from the model run in float64. 0 turns it off.")
 @click.option("--backends", default=None,
               help="Comma-separated backends to check against eager: onnx, torchscript [default: every format in the bundle].")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for random sources and probe inputs.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed for random sources and probe inputs.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the report (every check, figures, per-step differences) as JSON here.")
 @library_errors
@@ -252,10 +344,12 @@ main.add_command(verify_cmd, "verify")
 # --- s2s-train ------------------------------------------------------------------------------------
 
 
-@click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@command("train")
 @click.option("--preset", default=None, help="Preset name (toy, cmudict) or path to a TOML preset [default: cmudict].")
 @click.option("--dataset", help="toy, cmudict or tsv:PATH (source<TAB>target per line) [default: the preset's].")
-@click.option("--out", help="Output folder for checkpoint.pt, last.pt and metrics.json [default: artifacts/<preset>].")
+@click.option("--out", help="Output folder for checkpoint.pt, last.pt and metrics.json; one that already holds a run "
+              "is refused without --resume or --force [default: artifacts/<preset>, or artifacts/<preset>-<dataset> "
+              "(the TSV file's name) for another dataset than the preset's].")
 @click.option("--epochs", type=int, help="Passes over the train split at most [default: the preset's].")
 @click.option("--max-minutes", type=float, help="Time budget for the whole run, 0 for none [default: the preset's].")
 @click.option("--clock", type=click.Choice(["wall", "cpu"]),
@@ -276,7 +370,8 @@ main.add_command(verify_cmd, "verify")
               help="Validate every N epochs (and always when the run stops): validation spends budget time too [default: the preset's].")
 @click.option("--seed", type=int, help="Seed for weights, data order, dropout and the toy data [default: 0].")
 @click.option("--device", help="auto (CUDA when available), cpu or cuda [default: auto].")
-@click.option("--threads", type=int, help="CPU threads for torch, 0 for torch's default; 1 is fastest on a busy machine.")
+@click.option("--threads", type=click.IntRange(0, MAX_THREADS),
+              help="CPU threads for torch, 0 for torch's default; 1 is fastest on a busy machine.")
 @click.option("--emb-dim", type=int, help="Embedding size [default: the preset's].")
 @click.option("--hidden-dim", type=int, help="Recurrent state size [default: the preset's].")
 @click.option("--encoder-hidden-dim", type=int,
@@ -293,9 +388,12 @@ main.add_command(verify_cmd, "verify")
 @click.option("--reverse-source/--no-reverse-source", "reverse_source", default=None,
               help="Encoder reads each source backwards; helps models without attention [default: the preset's].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last.pt (same settings).")
+@click.option("--force", is_flag=True,
+              help="Replace the run in --out: deletes its checkpoint.pt, last.pt, metrics.json and bundle/ "
+                   "(the default export of that checkpoint) before training starts.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines; only the summary.")
 @library_errors
-def train_cmd(preset: str | None, resume: bool, quiet: bool, **options: Any) -> None:
+def train_cmd(preset: str | None, resume: bool, force: bool, quiet: bool, **options: Any) -> None:
     """Train a seq2seq model (GRU or LSTM, optionally bidirectional with attention); the best checkpoint goes to OUT/checkpoint.pt.
 
     Each epoch reports validation loss, exact match and token error rate (WER and PER for
@@ -306,7 +404,7 @@ def train_cmd(preset: str | None, resume: bool, quiet: bool, **options: Any) -> 
     from .train import load_config, train
 
     cfg = load_config(preset or DEFAULT_PRESET, **options)
-    result = train(cfg, resume=resume, log=None if quiet else lambda msg: click.echo(msg, err=True),
+    result = train(cfg, resume=resume, force=force, log=None if quiet else lambda msg: click.echo(msg, err=True),
                    progress=not quiet)
     v, t = result.valid, result.test
     click.echo(f"checkpoint: {result.checkpoint}")
@@ -314,6 +412,9 @@ def train_cmd(preset: str | None, resume: bool, quiet: bool, **options: Any) -> 
                f"(stopped by {result.stopped_by}); {result.words_per_s:.0f} training pairs/s")
     click.echo(f"valid: exact match {v['exact_match']:.2%}, token error rate {v['token_error_rate']:.2%} ({v['count']} pairs)")
     click.echo(f"test:  exact match {t['exact_match']:.2%}, token error rate {t['token_error_rate']:.2%} ({t['count']} pairs)")
+    if result.stopped_by == "interrupt":  # saved and summarized, but the run did not end: exit as interrupted
+        click.echo(f"interrupted: continue with --resume --out {result.out_dir}", err=True)
+        click.get_current_context().exit(EXIT_INTERRUPTED)
 
 
 main.add_command(train_cmd, "train")
@@ -322,7 +423,7 @@ main.add_command(train_cmd, "train")
 # --- s2s-export / s2s-import ----------------------------------------------------------------------
 
 
-@click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
+@command("export")
 @click.option("--checkpoint", "checkpoint_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint written by s2s-train or s2s-import.")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript", "all"]), default="all", show_default=True,
@@ -360,7 +461,8 @@ def export_cmd(checkpoint_path: Path, fmt: str, out_dir: Path | None, opset: int
     formats = FORMATS if fmt == "all" else (fmt,)
     hook = None if no_verify or no_reference else export_check
     out = export_bundle(checkpoint_path, out_dir, formats=formats, opset=opset or DEFAULT_OPSET, exporter=exporter,
-                        force=force, reference=not no_reference, max_len=max_len, verify=hook)
+                        force=force, reference=not no_reference, max_len=max_len, verify=hook,
+                        log=lambda note: click.echo(note, err=True))
     elapsed = time.perf_counter() - start
     click.echo(f"bundle: {out}")
     for path in sorted(out.iterdir()):
@@ -373,7 +475,7 @@ def export_cmd(checkpoint_path: Path, fmt: str, out_dir: Path | None, opset: int
 main.add_command(export_cmd, "export")
 
 
-@click.command("import", context_settings={"help_option_names": ["-h", "--help"]})
+@command("import")
 @click.argument("state_dict", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--src-vocab", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Source vocabulary file: one token per line, the line number (from 0) is its id.")

@@ -32,22 +32,22 @@ class ModelConfig:
         for name in ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_dim", "num_layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"model config: {name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"model config: {name} must be a positive integer, got {value!r:.60}")
         if self.encoder_hidden_dim is not None:
             value = self.encoder_hidden_dim
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"model config: encoder_hidden_dim must be a positive integer or null, got {value!r}")
+                raise ConfigError(f"model config: encoder_hidden_dim must be a positive integer or null, got {value!r:.60}")
             if value != self.hidden_dim and not self.bidirectional_encoder:
                 raise ConfigError("model config: encoder_hidden_dim may differ from hidden_dim only with a "
                                   "bidirectional encoder (its bridge maps the encoder's states to the decoder's size)")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ConfigError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model config: dropout must be a number in [0, 1), got {self.dropout!r:.60}")
         for name in ("reverse_source", "bidirectional_encoder"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"model config: {name} must be true or false, got {getattr(self, name)!r}")
+                raise ConfigError(f"model config: {name} must be true or false, got {getattr(self, name)!r:.60}")
         for name, allowed in (("rnn", RNN_TYPES), ("attention", ATTENTION_TYPES), ("attention_score", ATTENTION_SCORES)):
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"model config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                raise ConfigError(f"model config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r:.60}")
         if self.attention_score == "dot" and self.attention != "luong":
             raise ConfigError(f"model config: attention_score 'dot' applies to luong attention only, not {self.attention!r}")
         if self.attention_score == "dot" and self.encoder_output_dim != self.hidden_dim:
@@ -85,7 +85,7 @@ class ModelConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"model config must be a mapping, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(str(k) for k in set(d) - known)
         if unknown:
             raise ConfigError(f"model config: unknown field(s) {', '.join(unknown)}")
         try:

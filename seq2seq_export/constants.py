@@ -28,7 +28,12 @@ MAX_VOCAB_SIZE = 1 << 20
 MAX_MODEL_DIM = 16384  # emb_dim, hidden_dim, encoder_hidden_dim
 MAX_LAYERS = 64
 MAX_PARAMETERS = 2_000_000_000  # refused before allocation: 8 GB of float32 weights
-MAX_THREADS = 1024  # compute threads for any backend
+# Compute threads for any backend: far above the cores of one machine; at 5000, onnxruntime's
+# thread pool took minutes to start and stop.
+MAX_THREADS = 256
+# Characters of one input line held in memory: a line past this is read in pieces, counted and
+# dropped (refused, or cut with --truncate). Far above MAX_SRC_TOKENS_CEILING words of any language.
+MAX_LINE_CHARS = 1 << 20
 
 # Fixed file names inside a bundle, so drivers in any language find the graphs without search.
 MANIFEST_FILE = "manifest.json"

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .attention import BahdanauAttention, LuongAttention
 from .config import ModelConfig
+from .errors import ConfigError
 
 
 def reverse_rows(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -262,7 +263,14 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int, labe
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cpu' / 'cuda' as asked."""
+    """'auto' -> CUDA when available, else CPU; 'cpu' / 'cuda' as asked (ConfigError if there is no CUDA)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available to this torch "
+                          f"({torch.__version__}): use --device cpu or auto")
+    return device

@@ -8,19 +8,17 @@ id. Dimensions and layer count are read from the weight shapes.
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, check_vocabularies, read_torch_file
 from .config import ModelConfig
 from .constants import EOS, PAD, SOS, UNK
-from .errors import Seq2SeqExportError, SeedImportError
-from .model import Seq2Seq
+from .errors import SeedImportError, Seq2SeqExportError
 from .vocab import TextPipeline, Vocab
+from .weights import check_model_size, check_tensor_mapping, check_weights
 
 _LAYER_KEY = re.compile(r"encoder\.rnn\.weight_ih_l(\d+)$")
 
@@ -44,24 +42,28 @@ def read_vocab_file(path: str | os.PathLike) -> list[str]:
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise SeedImportError(f"{path}: no such state_dict file")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise SeedImportError(f"{path}: not a readable torch state_dict: {first}") from None
-    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
-        raise SeedImportError(f"{path}: expected torch.save(model.state_dict()), a mapping of names to tensors")
+    raw = read_torch_file(path, None, SeedImportError, "torch state_dict")
+    if not isinstance(raw, dict):
+        found = f"a {type(raw).__name__}"
+    else:
+        found = next((f"{k!r:.60} holding a {type(v).__name__}" for k, v in raw.items()
+                      if not isinstance(v, torch.Tensor)), "")
+    if found:
+        raise SeedImportError(f"{path}: expected torch.save(model.state_dict()), a mapping of names to tensors, "
+                              f"found {found}")
+    check_tensor_mapping(raw, str(path), SeedImportError)
     return dict(raw)
 
 
 def _config_from_weights(sd: dict[str, torch.Tensor], path: Path) -> ModelConfig:
-    """Vocab sizes, embedding and hidden dims, layers, all from the weight shapes."""
+    """Vocab sizes, embedding and hidden dims, layers, all from the weight shapes (matrices checked 2-D first)."""
     need = ("encoder.embedding.weight", "decoder.embedding.weight", "encoder.rnn.weight_hh_l0")
     missing = [k for k in need if k not in sd]
     if missing:
         raise SeedImportError(f"{path}: missing key(s) {', '.join(missing)}; is this the seed's Seq2Seq state_dict?")
+    for key in need:
+        if sd[key].dim() != 2:
+            raise SeedImportError(f"{path}: {key} has shape {tuple(sd[key].shape)}, expected a matrix (2-D)")
     layers = sum(1 for k in sd if _LAYER_KEY.match(k))
     try:
         return ModelConfig(
@@ -76,18 +78,10 @@ def _config_from_weights(sd: dict[str, torch.Tensor], path: Path) -> ModelConfig
 
 
 def _check_weights(sd: dict[str, torch.Tensor], cfg: ModelConfig, path: Path) -> None:
-    """Exactly the keys and shapes our model of that config has: a clear error otherwise."""
-    expected = {k: tuple(v.shape) for k, v in Seq2Seq(cfg).state_dict().items()}
-    missing = sorted(set(expected) - set(sd))
-    extra = sorted(set(sd) - set(expected))
-    if missing or extra:
-        parts = ([f"missing key(s) {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected key(s) {', '.join(extra)}"] if extra else []
-        )
-        raise SeedImportError(f"{path}: {'; '.join(parts)} (for {cfg.num_layers} layer(s) read from the encoder)")
-    for k, shape in expected.items():
-        if tuple(sd[k].shape) != shape:
-            raise SeedImportError(f"{path}: {k} has shape {tuple(sd[k].shape)}, expected {shape} (dims read from the encoder)")
+    """Sizes under the ceilings, then exactly the keys, shapes and dtype our model of that config has."""
+    shapes = check_model_size(cfg, str(path), SeedImportError)
+    check_weights(sd, shapes, str(path), SeedImportError, what="",
+                  hint=f" (for {cfg.num_layers} layer(s) read from the encoder)")
 
 
 def _special_ids(
@@ -147,4 +141,5 @@ def import_seed(
         )
     except Seq2SeqExportError as e:
         raise SeedImportError(f"{src_path}, {tgt_path}: {e}") from None
+    check_vocabularies(text.to_dict(), Path(f"{src_path}, {tgt_path}"), SeedImportError)  # what a checkpoint may hold
     return Checkpoint(config=cfg, text=text, state_dict=sd, training=None)

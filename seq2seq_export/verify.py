@@ -11,6 +11,7 @@ Every check runs; failures are collected into the report, never raised half-way.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
@@ -158,10 +159,13 @@ def verify(
     """Run every check on every backend; quick=True is the small post-export run."""
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"samples must be a positive integer, got {samples!r}")
-    if not atol > 0 or not rtol >= 0:
-        raise ConfigError(f"atol must be positive and rtol non-negative, got atol={atol!r}, rtol={rtol!r}")
-    if not exact_factor >= 0:
-        raise ConfigError(f"exact_factor must be non-negative (0 turns the float64 budget off), got {exact_factor!r}")
+    if not 0 < atol < math.inf or not 0 <= rtol < math.inf:  # an infinite tolerance would pass every value
+        raise ConfigError(f"atol must be positive and rtol non-negative, both finite, got atol={atol!r}, rtol={rtol!r}")
+    if not 0 <= exact_factor < math.inf:
+        raise ConfigError(
+            f"exact_factor must be finite and non-negative (0 turns the float64 budget off), got {exact_factor!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if not batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batch_sizes):
         raise ConfigError(f"batch sizes must be positive integers, got {list(batch_sizes)!r}")
     bundle = load_bundle(bundle_path)

@@ -85,7 +85,6 @@ def test_bench_fails_when_backends_disagree(tiny_bundle, tmp_path):
         (["--backends", "onnx,onnx"], "backends must be distinct names"),
         (["--batch-sizes", "1,x"], "--batch-sizes: expected a comma-separated list"),
         (["--batch-sizes", "0"], "batch sizes must be positive"),
-        (["--threads", "0"], "threads must be >= 1"),
         (["--device", "tpu"], "device must be one of cpu, cuda, auto"),
         (["--repeat", "0"], "repeat must be >= 1"),
         (["--data", "wiki"], "unknown --data 'wiki'"),

@@ -39,3 +39,48 @@ def test_python_dash_m_runs_the_group():
     assert proc.returncode == 0
     for name in COMMANDS:
         assert name in proc.stdout
+
+
+TRAIN_TINY = ["--preset", "toy", "--emb-dim", "8", "--hidden-dim", "16", "--max-steps", "1", "--quiet"]
+NO_CUDA = "torch.cuda.is_available() is True here: nothing to refuse"
+
+
+def _bound_cases():
+    """(command, extra args, message) for every option bound the commands share."""
+    cases = [
+        ("translate", ["--threads", "5000"], "'--threads': 5000 is not in the range 1<=x<=256"),
+        ("bench", ["--threads", "257"], "'--threads': 257 is not in the range 1<=x<=256"),
+        ("bench", ["--threads", "0"], "'--threads': 0 is not in the range 1<=x<=256"),
+        ("train", [*TRAIN_TINY, "--threads", "5000"], "'--threads': 5000 is not in the range 0<=x<=256"),
+        ("verify", ["--seed", "-1"], "'--seed': -1 is not in the range x>=0"),
+    ]
+    for value in ("inf", "nan", "-inf"):
+        cases += [("verify", ["--atol", value], "atol must be positive and rtol non-negative, both finite"),
+                  ("verify", ["--rtol", value], "atol must be positive and rtol non-negative, both finite"),
+                  ("verify", ["--exact-factor", value], "exact_factor must be finite and non-negative")]
+    return cases
+
+
+@pytest.mark.parametrize("name, args, message", _bound_cases())
+def test_option_bounds_are_one_line_exit_2(name, args, message, tiny_bundle, tmp_path):
+    bundle = [] if name == "train" else ["--bundle", str(tiny_bundle)]
+    out = ["--out", str(tmp_path / "run")] if name == "train" else []
+    result = CliRunner().invoke(main, [name, *bundle, *out, *args, *(["abc"] if name == "translate" else [])])
+    assert result.exit_code == 2, result.output
+    error = result.stderr.splitlines()[-1]  # after click's usage lines, for a bad option value
+    assert error.startswith("Error: ") and message in error and "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["bench", "train"])
+def test_device_cuda_without_cuda_is_one_line(name, tiny_bundle, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip(NO_CUDA)
+    args = [*TRAIN_TINY, "--out", str(tmp_path / "run")] if name == "train" else ["--bundle", str(tiny_bundle)]
+    proc = subprocess.run([sys.executable, "-m", "seq2seq_export", name, *args, "--device", "cuda"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Error: device 'cuda' was asked for but CUDA is not available to this torch")
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""

@@ -75,3 +75,64 @@ def test_every_option_has_help():
             assert getattr(param, "help", None), param.name
     result = CliRunner().invoke(train_cmd, ["--help"])
     assert result.exit_code == 0 and "--max-minutes" in result.output and "--resume" in result.output
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_second_run_into_the_same_folder_is_refused_and_the_first_is_untouched(tmp_path):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(train_cmd, [*TINY, "--max-steps", "1", "--out", str(out)]).exit_code == 0
+    before = _snapshot(out)
+    line = _one_line_exit_2([*TINY, "--max-steps", "2", "--out", str(out)])
+    assert line == (f"Error: {out} already holds a run (checkpoint.pt, last.pt, metrics.json): pass --out DIR for a "
+                    f"new run, --resume to continue it, or --force to replace it")
+    assert _snapshot(out) == before  # byte for byte
+    (out / "metrics.json").unlink()
+    (out / "checkpoint.pt").unlink()
+    assert "already holds a run (last.pt)" in _one_line_exit_2([*TINY, "--out", str(out)])  # any one file is a run
+    assert "pass one of them" in _one_line_exit_2([*TINY, "--out", str(out), "--resume", "--force"])
+
+
+def test_force_replaces_the_run_and_its_default_bundle(tmp_path):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(train_cmd, [*TINY, "--max-steps", "1", "--out", str(out)]).exit_code == 0
+    (out / "bundle").mkdir()
+    (out / "bundle" / "manifest.json").write_text("{}")  # the first run's export, out of step with a new checkpoint
+    (out / "notes.txt").write_text("mine")
+    before = _snapshot(out)
+    assert "unknown dataset" in _one_line_exit_2([*TINY, "--out", str(out), "--force", "--dataset", "wmt"])
+    assert _snapshot(out) == before  # a run that fails before training deletes nothing
+    result = CliRunner().invoke(train_cmd, [*TINY, "--max-steps", "2", "--out", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "last.pt", "metrics.json", "notes.txt"]
+    assert "deletes its checkpoint.pt, last.pt, metrics.json and bundle/" in " ".join(
+        CliRunner().invoke(train_cmd, ["--help"]).output.split())
+
+
+def test_another_dataset_without_out_gets_its_own_folder(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    preset_run = tmp_path / "artifacts" / "toy"
+    preset_run.mkdir(parents=True)
+    (preset_run / "checkpoint.pt").write_bytes(b"the preset's own run")
+    # Sources of 1..7 tokens, 30 of each: the train split surely holds a 7-token one.
+    lines = [" ".join(f"w{(i + k) % 9}" for k in range(1 + i % 7)) for i in range(210)]
+    (tmp_path / "pairs.tsv").write_text("".join(f"{s}\t{s[::-1]}\n" for s in lines), encoding="utf-8")
+    result = CliRunner().invoke(train_cmd, [*TINY, "--dataset", "tsv:pairs.tsv", "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "checkpoint: artifacts/toy-pairs/checkpoint.pt"
+    assert (preset_run / "checkpoint.pt").read_bytes() == b"the preset's own run"
+    for name in ("checkpoint.pt", "last.pt"):  # the longest source, as the exporter's default input cap
+        training = torch.load(tmp_path / "artifacts" / "toy-pairs" / name, weights_only=True)["training"]
+        assert training["max_src_tokens"] == 7, name
+    assert json.loads((tmp_path / "artifacts" / "toy-pairs" / "metrics.json").read_text())["max_src_tokens"] == 7
+
+
+def test_force_that_cannot_delete_is_one_line(tmp_path):
+    (tmp_path / "checkpoint.pt").mkdir()  # not a file: unlink fails (even for root, unlike a read-only folder)
+    line = _one_line_exit_2([*TINY, "--max-steps", "1", "--out", str(tmp_path), "--force"])
+    assert line.startswith(f"Error: {tmp_path}: cannot replace the earlier run (") and "permissions" in line

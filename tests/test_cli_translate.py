@@ -131,7 +131,10 @@ def test_bundle_problem_is_one_line_and_exit_2(case, tiny_bundle, tmp_path):
     [
         (["--backend", "tflite"], "unknown backend 'tflite'"),
         (["--batch-size", "0"], "batch_size must be a positive integer"),
-        (["--threads", "0"], "threads must be a positive integer"),
+        (["--threads", "0"], "'--threads': 0 is not in the range 1<=x<=256"),
+        (["--threads", "5000"], "'--threads': 5000 is not in the range 1<=x<=256"),
+        (["--max-input-tokens", "0"], "'--max-input-tokens': 0 is not in the range 1<=x<=4096"),
+        (["--max-input-tokens", "4097"], "'--max-input-tokens': 4097 is not in the range 1<=x<=4096"),
     ],
 )
 def test_bad_options_exit_2(args, message, tiny_bundle):
@@ -144,9 +147,11 @@ def test_not_a_bundle_exit_2(tmp_path):
     assert result.exit_code == 2 and "manifest.json: missing" in result.stderr
 
 
-def test_stdin_universal_newlines_and_invalid_utf8(lively_bundle):
-    expected = Translator.from_bundle(lively_bundle).translate(["ab", "cd", "ef"])
-    result = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle)], input=b"ab\r\ncd\ref\n")
+def test_stdin_line_ends_bom_and_invalid_utf8(lively_bundle):
+    """Only \\n ends a line (\\r\\n is one end, a lone \\r is a character); a leading BOM is dropped."""
+    expected = Translator.from_bundle(lively_bundle).translate(["ab", "cd\ref", "gh"])
+    assert expected[1] != Translator.from_bundle(lively_bundle).translate(["cd"])[0]  # the \r is seen
+    result = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle)], input=b"\xef\xbb\xbfab\r\ncd\ref\ngh")
     assert result.exit_code == 0, result.output
     assert result.stdout.split("\n") == expected + [""]
     result = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle)], input=b"ab\n\xff\xfe\n")

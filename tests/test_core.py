@@ -9,7 +9,13 @@ import pytest
 from conftest import LIVELY_SRC
 
 from seq2seq_export.errors import ConfigError
-from seq2seq_export.iospec import BATCH, NEXT_TOKENS, PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS
+from seq2seq_export.iospec import (
+    BATCH,
+    NEXT_TOKENS,
+    PREV_TOKENS,
+    SRC_LENGTHS,
+    SRC_TOKENS,
+)
 from seq2seq_export.manifest import load_bundle
 from seq2seq_export.runtime import (
     BACKENDS,
@@ -150,16 +156,16 @@ def test_decode_options_from_the_bundle_and_from_the_vocabularies(lively_bundle)
 @pytest.mark.parametrize(
     "fields, message",
     [
-        (dict(max_len=0), "max_len must lie in"),
-        (dict(max_len=100_000), "max_len must lie in"),
-        (dict(max_len=2.0), "max_len must be an integer"),
-        (dict(start_id=-1), "ids must be >= 0"),
-        (dict(end_id=-2), "end_id may be -1"),
-        (dict(pad_id=True), "pad_id must be an integer"),
-        (dict(beam_size=0), "num_hypotheses <= beam_size"),
-        (dict(beam_size=2, num_hypotheses=3), "num_hypotheses <= beam_size"),
-        (dict(length_penalty=-0.5), "length_penalty must be a finite number"),
-        (dict(length_penalty=float("nan")), "length_penalty must be a finite number"),
+        ({"max_len": 0}, "max_len must lie in"),
+        ({"max_len": 100_000}, "max_len must lie in"),
+        ({"max_len": 2.0}, "max_len must be an integer"),
+        ({"start_id": -1}, "ids must be >= 0"),
+        ({"end_id": -2}, "end_id may be -1"),
+        ({"pad_id": True}, "pad_id must be an integer"),
+        ({"beam_size": 0}, "num_hypotheses <= beam_size"),
+        ({"beam_size": 2, "num_hypotheses": 3}, "num_hypotheses <= beam_size"),
+        ({"length_penalty": -0.5}, "length_penalty must be a finite number"),
+        ({"length_penalty": float("nan")}, "length_penalty must be a finite number"),
     ],
 )
 def test_decode_options_reject_bad_values(fields, message):

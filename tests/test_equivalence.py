@@ -12,7 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seq2seq_export.constants import DEFAULT_ATOL, SPECIAL_TOKENS
-from seq2seq_export.runtime import DecodeOptions, greedy_decode, open_backend, teacher_forced_steps
+from seq2seq_export.runtime import (
+    DecodeOptions,
+    greedy_decode,
+    open_backend,
+    teacher_forced_steps,
+)
 
 MAX_LEN = 12  # decoding steps per example: enough for state errors to compound
 CONFIGS = st.fixed_dictionaries(

@@ -117,6 +117,8 @@ def test_validation_every_n_epochs_and_always_at_the_end(tmp_path):
     train(cfg, progress=False)
     history = load_checkpoint(tmp_path / "last.pt").training["history"]
     assert [row["epoch"] for row in history] == [2.0, 4.0, 5.0]
+    for name in ("last.pt", "checkpoint.pt"):  # the longest train source: toy sources hold 3-10 digits
+        assert load_checkpoint(tmp_path / name).training["max_src_tokens"] == 10, name
     with pytest.raises(ConfigError, match="validate_every must be >= 1"):
         load_config("toy", validate_every=0)
 
@@ -128,3 +130,20 @@ def test_every_shipped_preset_builds_a_model_config():
         assert (model_cfg.rnn, model_cfg.attention, model_cfg.num_layers) == (cfg.rnn, cfg.attention, cfg.num_layers)
     assert {"toy", "cmudict", "cmudict-attention", "tsv-attention"} <= set(preset_names())
     assert load_config("cmudict-attention").model_config(40, 50).memory_names  # attention: carries memory
+
+
+def test_default_output_folder_follows_the_dataset(tmp_path):
+    assert load_config("toy").out_dir.as_posix() == "artifacts/toy"
+    assert load_config("toy", dataset="toy").out_dir.as_posix() == "artifacts/toy"  # the preset's own dataset
+    assert load_config("cmudict", dataset="toy").out_dir.as_posix() == "artifacts/cmudict-toy"
+    assert load_config("cmudict", dataset="tsv:data/eng-fra.tsv").out_dir.as_posix() == "artifacts/cmudict-eng-fra"
+    assert load_config("cmudict", dataset="toy", out=str(tmp_path)).out_dir == tmp_path  # --out wins
+
+
+def test_a_run_into_a_folder_holding_a_run_is_refused_unless_forced(tmp_path):
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(ConfigError, match="already holds a run \\(metrics.json\\)"):
+        train(load_config("toy", out=str(tmp_path), max_steps=1, **TINY), progress=False)
+    assert (tmp_path / "metrics.json").read_text() == "{}"
+    result = train(load_config("toy", out=str(tmp_path), max_steps=1, **TINY), force=True, progress=False)
+    assert result.steps == 1 and result.max_src_tokens == 10  # toy sources: 3-10 digits, no <eos> appended

@@ -86,3 +86,15 @@ def test_one_translator_shared_by_four_threads(backend, lively_bundle):
         results = list(pool.map(work, orders))
     assert all(r == expected for r in results)
     assert len(set(expected)) > 20
+
+
+def test_thread_counts_have_a_ceiling(tiny_bundle):
+    from seq2seq_export.constants import MAX_THREADS
+    from seq2seq_export.runtime import open_backend
+
+    bundle = load_bundle(tiny_bundle)
+    with pytest.raises(ConfigError, match=f"threads must be at most {MAX_THREADS}, got 5000"):
+        Translator.from_bundle(bundle, threads=5000)
+    with pytest.raises(ConfigError, match=f"intra_op_num_threads must be a positive integer, at most {MAX_THREADS}, got"):
+        open_backend(bundle, "onnx", intra_op_threads=MAX_THREADS + 1)
+    assert Translator.from_bundle(bundle, threads=MAX_THREADS).translate(["abc"])  # the ceiling itself is allowed

@@ -6,6 +6,8 @@ import platform
 import time
 from importlib import metadata
 
+from ..errors import ConfigError
+
 GEMM_SIZES = (256, 512, 1024)  # square fp32 matmuls timed for the limit: large enough for the BLAS peak
 GEMM_TRIALS = 7  # best of these; interference from other processes only ever slows a trial down
 LIBRARIES = ("seq2seq-export", "torch", "onnxruntime", "onnx", "numpy")
@@ -54,6 +56,19 @@ def machine_info(threads: int) -> dict:
 
 DEVICES = ("cpu", "cuda", "auto")
 ORT_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"], "auto": None}
+
+
+def require_device(device: str, backends: tuple[str, ...]) -> None:
+    """ConfigError unless every backend (and torch, which measures the GEMM limit) can run on `device`."""
+    from ..model import select_device
+
+    select_device(device)
+    if device == "cuda" and "onnx" in backends:
+        import onnxruntime as ort
+
+        if ORT_PROVIDERS["cuda"][0] not in ort.get_available_providers():
+            raise ConfigError("device 'cuda' was asked for but this onnxruntime has no CUDAExecutionProvider "
+                              "(install onnxruntime-gpu), or bench without onnx, or use --device cpu")
 
 
 def backend_options(name: str, threads: int, device: str) -> dict:

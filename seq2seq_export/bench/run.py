@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ModelConfig
+from ..constants import MAX_THREADS
 from ..errors import ConfigError
 from ..manifest import load_bundle
 from ..runtime import DecodeOptions, decode_in_batches, greedy_decode, open_backend
 from ..runtime.core import Backend, Seqs, Strategy, length_order
-from .machine import DEVICES, backend_options, gemm_limit, machine_info
+from .machine import DEVICES, backend_options, gemm_limit, machine_info, require_device
 from .probe import probe_load
 from .report import BenchResult, LoadRow, Row, TokenCheck
 from .workload import decoder_steps, load_samples, sequence_flops
@@ -47,6 +48,8 @@ class BenchConfig:
         for name in ("threads", "samples", "repeat"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads > MAX_THREADS:
+            raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads}")
 
 
 def _clocked(marks: list[float]) -> Strategy:
@@ -124,6 +127,7 @@ def _interleaved_runs(
 def run_benchmark(cfg: BenchConfig) -> BenchResult:
     """Time every backend at every batch size; ratios and the token check come from the same invocation."""
     bundle = load_bundle(cfg.bundle)
+    require_device(cfg.device, cfg.backends)
     samples = load_samples(bundle, cfg.data, cfg.samples, cfg.seed)
     seqs = [samples[i] for i in length_order(samples)]  # the order decode_in_batches batches them in
     if not seqs:

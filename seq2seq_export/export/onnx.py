@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from ..constants import MIN_OPSET
 from ..errors import ExportError
+from ..fsutil import write_bytes
 from ..iospec import GraphSpec
 
 EXPORTERS = ("dynamo", "legacy")
@@ -110,7 +111,7 @@ def export_onnx(
     apply_io_spec(model, spec)
     if model.ByteSize() >= 2**31 - 1:
         raise ExportError(f"{spec.name}: the graph is over 2 GB and cannot be a single ONNX file")
-    onnx.save_model(model, str(path))
+    write_bytes(path, model.SerializeToString())  # Python IO: a full disk is an OSError, not an abort
     problems = check_onnx_file(path, spec, opset)
     if problems:
         raise ExportError(f"{path.name}: " + "; ".join(problems))

@@ -5,12 +5,14 @@ the files load with torch.jit.load in Python or torch::jit::load in C++.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from ..errors import ExportError
+from ..fsutil import write_bytes
 from ..iospec import GraphSpec
 
 
@@ -21,4 +23,6 @@ def export_torchscript(module: nn.Module, spec: GraphSpec, path: Path) -> None:
     except Exception as e:  # TorchScript frontend errors come in several types
         detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ExportError(f"{spec.name}: torch.jit.script failed: {detail}") from None
-    torch.jit.save(scripted, str(path))
+    buffer = io.BytesIO()  # torch.jit.save to a path aborts in C++ on a full disk; Python IO raises OSError
+    torch.jit.save(scripted, buffer)
+    write_bytes(path, buffer.getvalue())

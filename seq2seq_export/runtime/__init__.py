@@ -1,5 +1,13 @@
 """Runtimes that drive an exported bundle. Importing this package never imports torch."""
-from .core import Backend, Carry, DecodeOptions, batch_indices, decode_in_batches, pad_batch, teacher_forced_steps
+from .core import (
+    Backend,
+    Carry,
+    DecodeOptions,
+    batch_indices,
+    decode_in_batches,
+    pad_batch,
+    teacher_forced_steps,
+)
 from .greedy import greedy_decode
 from .translator import BACKENDS, Translation, Translator, open_backend
 

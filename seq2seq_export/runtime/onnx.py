@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from ..constants import MAX_THREADS
 from ..errors import BundleError, ConfigError
 from ..iospec import NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
 from ..manifest import GRAPH_NAMES, Bundle
@@ -31,8 +32,9 @@ def session_options(intra_op_threads: int | None = None, inter_op_threads: int |
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # two small chains of ops: no inter-op parallelism
     for name, value in (("intra_op_num_threads", intra_op_threads), ("inter_op_num_threads", inter_op_threads)):
         if value is not None:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"onnx backend: {name} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_THREADS:
+                raise ConfigError(
+                    f"onnx backend: {name} must be a positive integer, at most {MAX_THREADS}, got {value!r}")
             setattr(opts, name, value)
     # Idle pool threads would otherwise busy-wait between the many tiny per-step runs and steal
     # the CPU from the Python loop that drives them.

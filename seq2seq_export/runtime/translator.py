@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
-from ..errors import ConfigError, VocabError
+from ..constants import DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
+from ..errors import ConfigError, InputTooLong, VocabError
 from ..manifest import Bundle, load_bundle
-from ..vocab import TextPipeline
+from ..vocab import TextPipeline, count_tokens, first_tokens
 from .alignment import attention_weights, require_attention
 from .core import Backend, DecodeOptions, batch_indices, decode_in_batches
 from .greedy import greedy_decode
@@ -26,10 +27,17 @@ BACKEND_OPTIONS = {
 }
 
 
-def _positive_int(name: str, value: Any) -> int:
+def _positive_int(name: str, value: Any, ceiling: int | None = None) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if ceiling is not None and value > ceiling:
+        raise ConfigError(f"{name} must be at most {ceiling}, got {value}")
     return value
+
+
+def bundle_max_src_tokens(bundle: Bundle) -> int:
+    """The bundle's cap on tokens per input (format 1 bundles have none: DEFAULT_MAX_SRC_TOKENS)."""
+    return bundle.manifest["decoding"].get("max_src_tokens", DEFAULT_MAX_SRC_TOKENS)
 
 
 def open_backend(bundle: Bundle, name: str = "onnx", *, threads: int | None = None, **opts: Any) -> Backend:
@@ -44,7 +52,7 @@ def open_backend(bundle: Bundle, name: str = "onnx", *, threads: int | None = No
     if unknown:
         raise ConfigError(f"backend {name} takes no option(s) {', '.join(unknown)} (it takes: {', '.join(BACKEND_OPTIONS[name])})")
     if threads is not None:
-        _positive_int("threads", threads)
+        _positive_int("threads", threads, MAX_THREADS)
     if name == "onnx":
         from .onnx import OnnxBackend
 
@@ -63,6 +71,14 @@ def open_backend(bundle: Bundle, name: str = "onnx", *, threads: int | None = No
     return EagerBackend.from_bundle(bundle, **opts)
 
 
+class Fit(NamedTuple):
+    """An input made to fit max_src_tokens (Translator.fit)."""
+
+    text: str  # the input, or its cut head
+    tokens: int  # the whole input's tokens as the model sees them (<eos> included)
+    truncated: bool  # text is a cut head
+
+
 @dataclass(frozen=True)
 class Translation:
     input: str
@@ -71,6 +87,7 @@ class Translation:
     # With attention=True: one row per id, the weights over the source tokens as the model saw them
     # (one per character or word, plus <eos> when the bundle appends it), each row summing to 1.
     attention: tuple[tuple[float, ...], ...] | None = None
+    truncated: bool = False  # cut to max_src_tokens (translations(truncate=True)); `input` is then the cut text
 
 
 @dataclass(frozen=True)
@@ -81,10 +98,12 @@ class Translator:
     text: TextPipeline
     max_len: int  # decoding steps at most, per sequence
     batch_size: int = 32  # sequences per backend call; results never depend on it
+    max_src_tokens: int = DEFAULT_MAX_SRC_TOKENS  # tokens per input as the model sees them (<eos> included)
 
     def __post_init__(self) -> None:
         _positive_int("max_len", self.max_len)
         _positive_int("batch_size", self.batch_size)
+        _positive_int("max_src_tokens", self.max_src_tokens, MAX_SRC_TOKENS_CEILING)
 
     @classmethod
     def from_bundle(
@@ -93,14 +112,48 @@ class Translator:
         backend: str = "onnx",
         batch_size: int = 32,
         max_len: int | None = None,
+        max_src_tokens: int | None = None,
         **backend_opts: Any,
     ) -> "Translator":
-        """Load and check the bundle (version, paths, sha256) and open `backend` on it."""
+        """Load and check the bundle (version, paths, sha256) and open `backend` on it.
+
+        max_len and max_src_tokens default to the bundle's.
+        """
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
         max_len = bundle.max_len if max_len is None else max_len
+        max_src_tokens = bundle_max_src_tokens(bundle) if max_src_tokens is None else max_src_tokens
         _positive_int("max_len", max_len)
         _positive_int("batch_size", batch_size)
-        return cls(open_backend(bundle, backend, **backend_opts), bundle.text, max_len, batch_size)
+        _positive_int("max_src_tokens", max_src_tokens, MAX_SRC_TOKENS_CEILING)
+        return cls(open_backend(bundle, backend, **backend_opts), bundle.text, max_len, batch_size, max_src_tokens)
+
+    def fit(self, text: str, *, truncate: bool = False, where: str = "input", tokens: int | None = None) -> Fit:
+        """`text` made to fit max_src_tokens.
+
+        An input over the limit raises InputTooLong naming `where`, or with truncate is cut to its
+        first tokens (the appended <eos>, if any, still follows). `tokens`, when given, says that
+        `text` is only the head of a longer input (lines.read_lines cuts lines past MAX_LINE_CHARS)
+        and how many tokens the whole input has: such an input is never translated whole.
+        """
+        extra = int(self.text.src_append_eos)
+        kind = self.text.src.tokenizer
+        n = (count_tokens(text, kind) if tokens is None else tokens) + extra
+        cut = tokens is not None
+        if n <= self.max_src_tokens and not cut:
+            return Fit(text, n, False)
+        if truncate:
+            return Fit(first_tokens(text, kind, self.max_src_tokens - extra), n, True)
+        if n <= self.max_src_tokens:  # a cut line of few but huge tokens
+            raise InputTooLong(f"{where}: more than {MAX_LINE_CHARS} characters, the most one input may have: "
+                               "split it, or cut inputs (--truncate / truncate=True)")
+        raise self._too_long(where, f"{n} tokens{' with <eos>' if extra else ''}")
+
+    def _too_long(self, where: str, what: str) -> InputTooLong:
+        return InputTooLong(
+            f"{where}: {what}, over the limit of {self.max_src_tokens} tokens per input: raise it "
+            f"(--max-input-tokens / max_src_tokens, at most {MAX_SRC_TOKENS_CEILING}), "
+            "or cut inputs (--truncate / truncate=True)"
+        )
 
     @cached_property
     def options(self) -> DecodeOptions:
@@ -108,21 +161,31 @@ class Translator:
         return DecodeOptions.from_text(self.text, self.max_len)
 
     def translate_ids(self, seqs: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Source id lists (as the model sees them) -> target id lists without <sos>/<eos>."""
+        """Source id lists (as the model sees them) -> target id lists without <sos>/<eos>.
+
+        A list longer than max_src_tokens raises InputTooLong naming its index.
+        """
         size = len(self.text.src)
         for i, s in enumerate(seqs):
+            if len(s) > self.max_src_tokens:
+                raise self._too_long(f"input {i}", f"{len(s)} ids")
             if s and not (0 <= min(s) and max(s) < size):
                 raise VocabError(f"input {i}: source ids must lie in [0, {size}), got {list(s)}")
         return decode_in_batches(self.backend, seqs, self.options, batch_size=self.batch_size, strategy=greedy_decode)
 
-    def translations(self, texts: Sequence[str], attention: bool = False) -> list[Translation]:
+    def translations(self, texts: Sequence[str], attention: bool = False, truncate: bool = False) -> list[Translation]:
         """Texts -> Translation records. An input with no tokens (empty line) gives an empty output.
 
-        attention=True also returns each output token's attention weights (models with attention
-        only, else ConfigError); it re-runs the decoder steps, so it costs about one more decode.
+        An input over max_src_tokens raises InputTooLong (see `fit`); with truncate=True it is cut
+        and its record says so. attention=True also returns each output token's attention weights
+        (models with attention only, else ConfigError); it re-runs the decoder steps, so it costs
+        about one more decode.
         """
         if attention:
             require_attention(self.backend)
+        fitted = [self.fit(t, truncate=truncate, where=f"input {i}") for i, t in enumerate(texts)]
+        texts = [f.text for f in fitted]
+        cut = [f.truncated for f in fitted]
         encoded = [self.text.encode_source(t) for t in texts]
         blank = int(self.text.src_append_eos)  # an empty input encodes to [] or to [<eos>]
         todo = [i for i, ids in enumerate(encoded) if len(ids) > blank]
@@ -133,7 +196,8 @@ class Translator:
         if attention:
             for i, w in zip(todo, self._attention([encoded[i] for i in todo], [out[i] for i in todo])):
                 weights[i] = tuple(tuple(float(x) for x in row) for row in w)
-        return [Translation(t, self.text.decode_target(ids), tuple(ids), w) for t, ids, w in zip(texts, out, weights)]
+        return [Translation(t, self.text.decode_target(ids), tuple(ids), w, c)
+                for t, ids, w, c in zip(texts, out, weights, cut)]
 
     def _attention(self, seqs: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> list[Any]:
         """alignment.attention_weights in batches of batch_size: (T, S) per sequence."""
@@ -142,5 +206,5 @@ class Translator:
             found += attention_weights(self.backend, [seqs[i] for i in idx], [outputs[i] for i in idx], self.options)
         return found
 
-    def translate(self, texts: Sequence[str]) -> list[str]:
-        return [t.output for t in self.translations(texts)]
+    def translate(self, texts: Sequence[str], truncate: bool = False) -> list[str]:
+        return [t.output for t in self.translations(texts, truncate=truncate)]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig
-from ..constants import DEFAULT_ARTIFACTS_DIR
+from ..constants import DEFAULT_ARTIFACTS_DIR, MAX_THREADS
 from ..errors import ConfigError
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -25,7 +25,7 @@ class TrainConfig:
     src_tokenizer: str = ""  # char | space; "" = the dataset's default
     tgt_tokenizer: str = ""  # char | space; "" = the dataset's default
     max_tokens: int = 0  # drop pairs with a side longer than this (0 = keep all)
-    out: str = ""  # output folder; "" = artifacts/<preset>
+    out: str = ""  # output folder; "" = artifacts/<preset>, or artifacts/<preset>-<dataset> for another dataset
     emb_dim: int = 128  # embedding size, both sides
     hidden_dim: int = 256  # recurrent state size
     num_layers: int = 1  # stacked recurrent layers, both sides
@@ -64,6 +64,8 @@ class TrainConfig:
         for name in ("max_tokens", "encoder_hidden_dim", "max_minutes", "max_steps", "warmup_steps", "clip", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train config: {name} must be >= 0, got {getattr(self, name)!r}")
+        if self.threads > MAX_THREADS:
+            raise ConfigError(f"train config: threads must be at most {MAX_THREADS}, got {self.threads!r}")
         if not self.lr > 0:
             raise ConfigError(f"train config: lr must be > 0, got {self.lr!r}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
@@ -151,7 +153,17 @@ def load_config(preset: str, **overrides: Any) -> TrainConfig:
     unknown = sorted(set(given) - set(cfg.to_dict()))
     if unknown:
         raise ConfigError(f"unknown train option(s) {', '.join(unknown)}")
-    return TrainConfig.from_dict({**cfg.to_dict(), **given}, where="train options")
+    final = TrainConfig.from_dict({**cfg.to_dict(), **given}, where="train options")
+    if not final.out and final.dataset != cfg.dataset:
+        # Another dataset than the preset's gets its own folder: a run never lands on the preset's own run.
+        out = Path(DEFAULT_ARTIFACTS_DIR) / f"{final.preset}-{dataset_name(final.dataset)}"
+        final = TrainConfig.from_dict({**final.to_dict(), "out": str(out)}, where="train options")
+    return final
+
+
+def dataset_name(spec: str) -> str:
+    """'tsv:data/eng-fra.tsv' -> 'eng-fra'; 'toy' -> 'toy'."""
+    return Path(spec[4:]).stem if spec.startswith("tsv:") else spec
 
 
 __all__ = ["TrainConfig", "load_config", "preset_names"]

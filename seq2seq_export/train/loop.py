@@ -18,16 +18,18 @@ from tqdm import tqdm
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..constants import MAX_LEN_MARGIN
 from ..data import load_dataset
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..fsutil import atomic_file
 from ..model import Seq2Seq, select_device, sequence_loss
 from ..vocab import TextPipeline, Vocab
+from ..weights import check_model_size
 from .averaging import WeightAverage
 from .batching import EncodedPairs, collate, epoch_batches
 from .config import TrainConfig
 from .metrics import evaluate, validation_loss
+from .resume import check_average, load_resumable, restore, rng_state
+from .rundir import BEST_FILE, LAST_FILE, METRICS_FILE, check_run_dir, clear_run
 
-BEST_FILE, LAST_FILE, METRICS_FILE = "checkpoint.pt", "last.pt", "metrics.json"
 SAVE_EVERY_S = 300.0  # also write last.pt this often mid-epoch, so a killed run loses little
 
 
@@ -41,6 +43,7 @@ class TrainResult:
     words_per_s: float  # training pairs per second of optimizer-step time (same clock)
     stopped_by: str  # "epochs", "time", "steps" or "interrupt"
     max_len: int  # decoding limit: longest train target + MAX_LEN_MARGIN
+    max_src_tokens: int  # longest train source in tokens as the model sees them (with <eos> if appended)
     valid: dict[str, Any]  # the best checkpoint's validation metrics
     test: dict[str, Any]  # test-split metrics of the best checkpoint
 
@@ -74,20 +77,6 @@ def _stop_on_sigint() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _rng_state(tf_gen: torch.Generator, device: torch.device) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "teacher_forcing": tf_gen.get_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], tf_gen: torch.Generator, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    tf_gen.set_state(state["teacher_forcing"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
                 cfg: TrainConfig, tf_gen: torch.Generator, pad: int) -> torch.Tensor:
     """One optimizer step on a collated batch; returns the detached loss."""
@@ -112,28 +101,27 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but CUDA is not available; use --device auto or cpu")
-    return select_device(name)
-
-
 def train(
-    cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] | None = None, progress: bool = True
+    cfg: TrainConfig, *, resume: bool = False, force: bool = False, log: Callable[[str], None] | None = None,
+    progress: bool = True,
 ) -> TrainResult:
-    """Train per `cfg`, writing OUT/checkpoint.pt (best), OUT/last.pt (resumable) and OUT/metrics.json."""
+    """Train per `cfg`, writing OUT/checkpoint.pt (best), OUT/last.pt (resumable) and OUT/metrics.json.
+
+    An OUT that already holds a run is refused unless `resume` (continue it) or `force` (replace it).
+    """
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, resume, log or (lambda _msg: None), progress)
+        return _train(cfg, resume, force, log or (lambda _msg: None), progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress: bool) -> TrainResult:
+def _train(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], progress: bool) -> TrainResult:
     out = cfg.out_dir
-    device = _resolve_device(cfg.device)
+    check_run_dir(out, resume, force)
+    device = select_device(cfg.device)
     data = load_dataset(
         cfg.dataset, cfg.seed, src_tokenizer=cfg.src_tokenizer or None, tgt_tokenizer=cfg.tgt_tokenizer or None,
         max_tokens=cfg.max_tokens or None,
@@ -141,13 +129,7 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
     torch.manual_seed(cfg.seed)
     tf_gen = torch.Generator().manual_seed(cfg.seed + 1)
     if resume:
-        last = load_checkpoint(out / LAST_FILE) if (out / LAST_FILE).exists() else None
-        if last is None or not last.training or "cursor" not in last.training:
-            raise ConfigError(f"{out / LAST_FILE}: nothing to resume (no resumable last.pt); train without --resume")
-        stored = TrainConfig.from_dict(last.training["train_config"], where=str(out / LAST_FILE))
-        diffs = cfg.differences(stored)
-        if diffs:
-            raise ConfigError(f"--resume with different settings than the interrupted run ({'; '.join(diffs)})")
+        last = load_resumable(out / LAST_FILE, cfg)
         text, mcfg, state = last.text, last.config, last.training
     else:
         text = TextPipeline(
@@ -155,6 +137,7 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
             Vocab.build((t for _, t in data.train), data.tgt_tokenizer),
         )
         mcfg = cfg.model_config(len(text.src), len(text.tgt))
+        check_model_size(mcfg, "train options", ConfigError)
         state = {"cursor": {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "train_s": 0.0, "words": 0},
                  "best": None, "history": []}
     model = Seq2Seq(mcfg)
@@ -164,17 +147,17 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
     optimizer = make_optimizer(model, cfg)
     average = None
     if cfg.ema_decay:
-        if resume and "average" not in state:
-            raise CheckpointError(f"{out / LAST_FILE}: ema_decay is set but the file holds no weight average")
-        average = WeightAverage(model, cfg.ema_decay, state["average"] if resume else None)
-    if resume:
-        optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"], tf_gen, device)
+        average = WeightAverage(model, cfg.ema_decay, check_average(out / LAST_FILE, state, model) if resume else None)
 
     train_enc = EncodedPairs.from_text(text, data.train)
     valid_enc = EncodedPairs.from_text(text, data.valid)
     max_len = max(len(t) for t in train_enc.tgt) - 2 + MAX_LEN_MARGIN  # minus <sos>, <eos>
+    max_src_tokens = max(1, *(len(s) for s in train_enc.src))  # as the model sees them: with <eos> if appended
     steps_per_epoch = len(epoch_batches(train_enc, cfg.batch_size, cfg.seed, 0))
+    if resume:
+        restore(out / LAST_FILE, state, model, optimizer, tf_gen, device, steps_per_epoch)
+    else:
+        clear_run(out, force)
     total_steps = cfg.epochs * steps_per_epoch
     budget_s = cfg.max_minutes * 60.0
     cur = dict(state["cursor"])
@@ -185,8 +168,9 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
         f"device {device}; {steps_per_epoch} steps/epoch" + (f"; resuming at step {cur['step']}" if resume else ""))
 
     def save_last() -> None:
-        training = {"train_config": cfg.to_dict(), "max_len": max_len, "cursor": dict(cur), "best": best,
-                    "history": history, "optimizer": optimizer.state_dict(), "rng": _rng_state(tf_gen, device)}
+        training = {"train_config": cfg.to_dict(), "max_len": max_len, "max_src_tokens": max_src_tokens,
+                    "cursor": dict(cur), "best": best, "history": history, "optimizer": optimizer.state_dict(),
+                    "rng": rng_state(tf_gen, device)}
         if average is not None:
             training["average"] = average.state()
         save_checkpoint(out / LAST_FILE, Checkpoint(mcfg, text, model.state_dict(), training))
@@ -206,7 +190,8 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
         key = (m.exact_match, -m.token_error_rate, -vloss)
         if best is None or key > (best["exact_match"], -best["token_error_rate"], -best["valid_loss"]):
             best = row
-            training = {"train_config": cfg.to_dict(), "max_len": max_len, "valid": row}
+            training = {"train_config": cfg.to_dict(), "max_len": max_len, "max_src_tokens": max_src_tokens,
+                        "valid": row}
             save_checkpoint(out / BEST_FILE, Checkpoint(mcfg, text, model.state_dict(), training))
         log(f"epoch {epoch:.2f} step {cur['step']}: valid loss {vloss:.4f}, exact match {m.exact_match:.2%}, "
             f"token error rate {m.token_error_rate:.2%}, {cur['elapsed_s'] / 60:.1f} min"
@@ -267,21 +252,25 @@ def _train(cfg: TrainConfig, resume: bool, log: Callable[[str], None], progress:
     if best is None:
         raise ConfigError("training stopped before its first validation; raise --max-minutes or --max-steps")
     epochs = round(cur["epoch"] + cur["batch"] / steps_per_epoch, 4)
-    return _finish(cfg, out, device, data.test, cur, epochs, stopped_by, max_len, best)
+    return _finish(cfg, out, device, data.test, cur, epochs, stopped_by, (max_len, max_src_tokens), best)
 
 
 def _finish(cfg: TrainConfig, out: Path, device: torch.device, test_pairs: list, cur: dict, epochs: float,
-            stopped_by: str, max_len: int, best: dict) -> TrainResult:
-    """Score the best checkpoint on the test split; store the figures in it and in metrics.json."""
+            stopped_by: str, limits: tuple[int, int], best: dict) -> TrainResult:
+    """Score the best checkpoint on the test split; store the figures in it and in metrics.json.
+
+    limits = (max_len, max_src_tokens), stored again: a best checkpoint from before a resumption may lack them."""
+    max_len, max_src_tokens = limits
     ckpt = load_checkpoint(out / BEST_FILE)
     model = ckpt.build_model(device)
     test = evaluate(model, ckpt.text, test_pairs, max_len=max_len, batch_size=cfg.eval_batch_size, device=device)
-    training = {**ckpt.training, "test": test.to_dict()}
+    training = {**ckpt.training, "max_len": max_len, "max_src_tokens": max_src_tokens, "test": test.to_dict()}
     save_checkpoint(out / BEST_FILE, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training))
     result = TrainResult(
         out_dir=out, checkpoint=out / BEST_FILE, epochs=epochs,
         steps=cur["step"], elapsed_s=cur["elapsed_s"], words_per_s=cur["words"] / max(cur["train_s"], 1e-9),
-        stopped_by=stopped_by, max_len=max_len, valid=best, test=test.to_dict(),
+        stopped_by=stopped_by, max_len=max_len, max_src_tokens=max_src_tokens, valid=best,
+        test=test.to_dict(),
     )
     with atomic_file(out / METRICS_FILE) as tmp:
         tmp.write_text(json.dumps({**result.__dict__, "out_dir": str(out), "checkpoint": str(out / BEST_FILE)}, indent=2))
