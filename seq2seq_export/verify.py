@@ -14,7 +14,7 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -180,27 +180,25 @@ def verify(
         sizes = dict(QUICK)
         samples = min(samples, sizes.pop("samples"))
     seqs = tuple(sample_sources(bundle, data, samples, seed))
-    ref = Reference(
-        bundle, None, None, seqs, (), atol=float(atol), rtol=float(rtol), exact_factor=float(exact_factor), seed=seed, **sizes
-    )
+    settings = dict(atol=float(atol), rtol=float(rtol), exact_factor=float(exact_factor), seed=seed, **sizes)
     import torch
 
     torch_threads = torch.get_num_threads()
     try:
-        checks = _run_checks(ref, names)
+        checks = _run_checks(bundle, seqs, settings, names)
     finally:
         torch.set_num_threads(torch_threads)  # open_backend(threads=...) set it process-wide
     return VerifyReport(str(bundle.root), data, len(seqs), float(atol), float(rtol), float(exact_factor), tuple(checks))
 
 
-def _run_checks(ref: Reference, names: list[str]) -> list[CheckResult]:
-    """Open the backends on ref.bundle, decode the reference tokens with eager, run every check."""
-    from .runtime.eager import Float64Backend
+def _run_checks(bundle: Bundle, seqs: tuple[tuple[int, ...], ...], settings: dict[str, Any], names: list[str]) -> list[CheckResult]:
+    """Open the backends on the bundle, decode the reference tokens with eager, run every check."""
+    from .runtime.eager import EagerBackend, Float64Backend
     from .runtime.translator import open_backend
 
-    bundle, seqs = ref.bundle, ref.seqs
     eager = open_backend(bundle, "eager", threads=THREADS)
-    ref = replace(ref, eager=eager, exact=Float64Backend(eager))
+    assert isinstance(eager, EagerBackend)
+    ref = Reference(bundle, eager, Float64Backend(eager), seqs, (), **settings)
     ref = replace(ref, tokens=tuple(map(tuple, decode_mixed(ref, eager, seqs, ref.decode_batch))))
 
     checks: list[CheckResult] = []

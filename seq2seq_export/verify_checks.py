@@ -6,39 +6,17 @@ shared greedy loop (free-running checks), exactly as a deployed driver would run
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .iospec import BATCH, LOGITS, PREV_TOKENS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
+from .iospec import BATCH, LOGITS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
 from .manifest import GRAPH_NAMES, Bundle
-from .runtime.greedy import greedy_decode, pad_batch
-from .runtime.state import MemoryFlow, StateFlow, memory_flows, state_flows
+from .runtime.core import Backend, Carry, DecodeOptions, batch_indices, decode_in_batches, pad_batch, teacher_forced_steps
+from .runtime.greedy import greedy_decode
 
 Seqs = Sequence[Sequence[int]]
-
-
-@dataclass(frozen=True)
-class Carry:
-    """What a decode carries between graph calls: the state (replaced every step) and the memory
-    (attention models: encoder outputs fed unchanged to every step), as the manifest describes."""
-
-    state: tuple[StateFlow, ...]
-    memory: tuple[MemoryFlow, ...]
-
-    @classmethod
-    def of(cls, bundle: Bundle) -> "Carry":
-        decoder = bundle.graphs["decoder_step"]
-        return cls(state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder))
-
-    def first(self, encoded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The first step's carried inputs, from the encoder's outputs."""
-        return {f.decoder_input: encoded[f.encoder_output] for f in self.state + self.memory}
-
-    def next(self, inputs: dict[str, np.ndarray], stepped: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The next step's carried inputs: this step's new state, the same memory."""
-        return {**{m.decoder_input: inputs[m.decoder_input] for m in self.memory},
-                **{f.decoder_input: stepped[f.decoder_output] for f in self.state}}
 
 
 @dataclass(frozen=True)
@@ -57,8 +35,8 @@ class Reference:
     """What every check compares against: the bundle, its eager backend and its greedy decodes."""
 
     bundle: Bundle
-    eager: Any  # EagerBackend of the bundle's reference checkpoint
-    exact: Any  # the same model in float64: the exact values both float32 implementations approximate
+    eager: Backend  # EagerBackend of the bundle's reference checkpoint
+    exact: Backend  # the same model in float64: the exact values both float32 implementations approximate
     seqs: tuple[tuple[int, ...], ...]  # source ids, one per sample
     tokens: tuple[tuple[int, ...], ...]  # the eager greedy decode of each sample (no <sos>/<eos>)
     batch_sizes: tuple[int, ...]  # graph-level probes run at each
@@ -70,28 +48,15 @@ class Reference:
     invariance_samples: int  # samples decoded again one by one for batch invariance
     seed: int
 
-    @property
-    def start_id(self) -> int:
-        return int(self.bundle.manifest["decoding"]["start_id"])
-
-    @property
-    def end_id(self) -> int:
-        return int(self.bundle.manifest["decoding"]["end_id"])
+    @cached_property
+    def options(self) -> DecodeOptions:
+        """The bundle's decode options, as every decode of the verifier uses them."""
+        return DecodeOptions.from_bundle(self.bundle)
 
 
-def decode_mixed(ref: Reference, backend: Any, seqs: Seqs, batch_size: int) -> list[list[int]]:
+def decode_mixed(ref: Reference, backend: Backend, seqs: Seqs, batch_size: int) -> list[list[int]]:
     """Greedy decodes through the shared loop, in input order (so batches mix lengths)."""
-    out: list[list[int]] = []
-    for i in range(0, len(seqs), batch_size):
-        out += greedy_decode(
-            backend,
-            seqs[i : i + batch_size],
-            pad_id=ref.bundle.text.src.pad_id,
-            start_id=ref.start_id,
-            end_id=ref.end_id,
-            max_len=ref.bundle.max_len,
-        )
-    return out
+    return decode_in_batches(backend, seqs, ref.options, batch_size=batch_size, strategy=greedy_decode, by_length=False)
 
 
 def fail_line(err: BaseException) -> str:
@@ -214,13 +179,13 @@ class _Tally:
 def _probe_batches(ref: Reference) -> list[list[tuple[int, ...]]]:
     """Graph-level inputs: the first samples plus lengths 1, 2 and 64 (never the export's 5), at every batch size."""
     rng = np.random.default_rng(ref.seed + 1)
-    pool = [i for i in range(len(ref.bundle.text.src)) if i not in (ref.bundle.text.src.pad_id, ref.start_id)]
+    pool = [i for i in range(len(ref.bundle.text.src)) if i not in (ref.bundle.text.src.pad_id, ref.options.start_id)]
     extra = [tuple(int(x) for x in rng.choice(pool, n)) for n in (1, 2, 64)]
     seqs = list(ref.seqs[: ref.graph_samples]) + extra
     return [seqs[i : i + b] for b in ref.batch_sizes for i in range(0, len(seqs), b)]
 
 
-def _run_all(live: dict[str, Any], graph: str, feeds: Callable[[str], dict], errors: dict[str, str], where: str) -> dict:
+def _run_all(live: dict[str, Backend], graph: str, feeds: Callable[[str], dict], errors: dict[str, str], where: str) -> dict:
     """Run `graph` on every live backend; one that raises is recorded in `errors` and leaves `live`."""
     outs = {}
     for n, b in list(live.items()):
@@ -232,20 +197,19 @@ def _run_all(live: dict[str, Any], graph: str, feeds: Callable[[str], dict], err
     return outs
 
 
-def check_graphs(ref: Reference, backends: dict[str, Any]) -> list[CheckResult]:
+def check_graphs(ref: Reference, backends: dict[str, Backend]) -> list[CheckResult]:
     """io.<graph> and values.<graph> per backend: every output of both graphs vs eager, probe by probe."""
     rng = np.random.default_rng(ref.seed + 2)
-    carry = Carry.of(ref.bundle)
+    carry = Carry.of(ref.eager)
     tallies = {(n, g): _Tally() for n in backends for g in ref.bundle.graphs}
     errors: dict[str, dict[str, str]] = {g: {} for g in ref.bundle.graphs}  # graph -> backend -> first error
     live = {g: dict(backends) for g in ref.bundle.graphs}
     for batch in _probe_batches(ref):
-        src, lengths = pad_batch(batch, ref.bundle.text.src.pad_id)
+        src, lengths = pad_batch(batch, ref.options.pad_id)
         dims = {BATCH: len(batch), SRC_LEN: src.shape[1]}
         enc = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
         want_enc = ref.eager.run_graph("encoder", enc)
-        dec = {PREV_TOKENS: rng.integers(0, ref.bundle.config.tgt_vocab_size, len(batch), dtype=np.int64)}
-        dec.update(carry.first(want_enc))
+        dec = carry.feeds(rng.integers(0, ref.bundle.config.tgt_vocab_size, len(batch), dtype=np.int64), carry.first(want_enc))
         for graph, feeds, want in (("encoder", enc, want_enc), ("decoder_step", dec, ref.eager.run_graph("decoder_step", dec))):
             where = f"batch {len(batch)}, length {src.shape[1]}"
             exact = ref.exact.run_graph(graph, feeds)
@@ -265,14 +229,14 @@ def check_graphs(ref: Reference, backends: dict[str, Any]) -> list[CheckResult]:
     return results
 
 
-def _teacher_inputs(ref: Reference, rows: range) -> tuple[np.ndarray, np.ndarray]:
+def _teacher_inputs(ref: Reference, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """prev tokens (B, T) = <sos> + eager tokens, padded with <eos>; alive (B, T) marks real steps."""
     toks = [ref.tokens[i] for i in rows]
     steps = max(len(t) for t in toks) + 1  # every decoded token plus the step that emits <eos>
-    prev = np.full((len(toks), steps), ref.end_id, dtype=np.int64)
+    prev = np.full((len(toks), steps), ref.options.end_id, dtype=np.int64)
     alive = np.zeros((len(toks), steps), dtype=bool)
     for r, t in enumerate(toks):
-        prev[r, : len(t) + 1] = (ref.start_id,) + t
+        prev[r, : len(t) + 1] = (ref.options.start_id,) + t
         alive[r, : len(t) + 1] = True
     return prev, alive
 
@@ -284,7 +248,8 @@ class _StepTally:
         self.per_step: list[float] = []  # max abs diff at each decoder step
         self.budgets: dict[str, _Budget] = {}  # per float output
 
-    def add(self, ref: Reference, got: dict, want: dict, exact: dict, compared: list, alive: np.ndarray, rows: range, step: int | None) -> None:
+    def add(self, ref: Reference, got: dict, want: dict, exact: dict, compared: list, alive: np.ndarray,
+            rows: Sequence[int], step: int | None) -> None:
         """Compare outputs (name, batch axis) in `compared` on the alive rows; step None is the encoder."""
         at = "encoder" if step is None else f"step {step}"
         where = lambda r, diff: f"first outside tolerance: sample {rows[r]}, {at} (abs diff {diff:.1e})"  # noqa: E731
@@ -302,31 +267,23 @@ def _float_outputs(spec: GraphSpec) -> list[tuple[str, int]]:
     return [(t.name, t.shape.index(BATCH)) for t in spec.outputs if t.dtype == "float32"]
 
 
-def check_teacher_forced(ref: Reference, backends: dict[str, Any]) -> list[CheckResult]:
+def check_teacher_forced(ref: Reference, backends: dict[str, Backend]) -> list[CheckResult]:
     """Along every eager decode, give each backend the eager step's inputs (token, state, memory)
     and compare every float output of its encoder and of every step (logits, state, attention).
     Shared inputs keep float32 drift from compounding through the recurrence; the greedy check
     covers each backend's own trajectory."""
-    carry = Carry.of(ref.bundle)
     enc_compared, step_compared = (_float_outputs(ref.bundle.graphs[g]) for g in GRAPH_NAMES)
     tallies = {n: _StepTally() for n in backends}
     errors: dict[str, str] = {}
-    for start in range(0, len(ref.seqs), ref.decode_batch):
-        rows = range(start, min(start + ref.decode_batch, len(ref.seqs)))
-        src, lengths = pad_batch([ref.seqs[i] for i in rows], ref.bundle.text.src.pad_id)
+    for rows in batch_indices(ref.seqs, ref.decode_batch, by_length=False):
         prev, alive = _teacher_inputs(ref, rows)
         live = {n: b for n, b in backends.items() if n not in errors}
-        feeds = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
-        want, exact = ref.eager.run_graph("encoder", feeds), ref.exact.run_graph("encoder", feeds)
-        for n, got in _run_all(live, "encoder", lambda _: feeds, errors, "encoder").items():
-            tallies[n].add(ref, got, want, exact, enc_compared, np.ones(len(rows), dtype=bool), rows, None)
-        state = carry.first(want)
-        for t in range(prev.shape[1]):
-            feeds = {PREV_TOKENS: np.ascontiguousarray(prev[:, t]), **state}
-            want, exact = ref.eager.run_graph("decoder_step", feeds), ref.exact.run_graph("decoder_step", feeds)
-            for n, got in _run_all(live, "decoder_step", lambda _: feeds, errors, f"step {t}").items():
-                tallies[n].add(ref, got, want, exact, step_compared, alive[:, t], rows, t)
-            state = carry.next(state, want)
+        for step, feeds, want in teacher_forced_steps(ref.eager, [ref.seqs[i] for i in rows], prev, pad_id=ref.options.pad_id):
+            graph, at = ("encoder", "encoder") if step is None else ("decoder_step", f"step {step}")
+            compared, mask = (enc_compared, np.ones(len(rows), dtype=bool)) if step is None else (step_compared, alive[:, step])
+            exact = ref.exact.run_graph(graph, feeds)
+            for n, got in _run_all(live, graph, lambda _: feeds, errors, at).items():
+                tallies[n].add(ref, got, want, exact, compared, mask, rows, step)
     results = []
     for n, t in tallies.items():
         detail = errors.get(n) or "; ".join(t.failures(ref))
@@ -338,13 +295,8 @@ def check_teacher_forced(ref: Reference, backends: dict[str, Any]) -> list[Check
 
 def eager_margin(ref: Reference, sample: int, step: int) -> float:
     """Top-1 minus top-2 eager logit at `step` of `sample`'s reference decode (how close to a tie)."""
-    carry = Carry.of(ref.bundle)
-    src, lengths = pad_batch([ref.seqs[sample]], ref.bundle.text.src.pad_id)
-    out = ref.eager.run_graph("encoder", {SRC_TOKENS: src, SRC_LENGTHS: lengths})
-    state = carry.first(out)
-    for tok in ((ref.start_id,) + ref.tokens[sample])[: step + 1]:
-        out = ref.eager.run_graph("decoder_step", {PREV_TOKENS: np.array([tok], dtype=np.int64), **state})
-        state = carry.next(state, out)
+    prev = np.array([((ref.options.start_id,) + ref.tokens[sample])[: step + 1]], dtype=np.int64)  # (1, T)
+    *_, (_, _, out) = teacher_forced_steps(ref.eager, [ref.seqs[sample]], prev, pad_id=ref.options.pad_id)
     top = np.sort(out[LOGITS][0].astype(np.float64))
     return float(top[-1] - top[-2]) if top.size > 1 else float("inf")
 
@@ -362,7 +314,7 @@ def first_divergence(want: Seqs, got: Seqs, end_id: int) -> tuple[int, int, int,
 def check_greedy(ref: Reference, name: str, tokens: Seqs) -> CheckResult:
     """Free-running greedy decodes (mixed-length batches) must equal the eager ones token for token."""
     bad = sum(list(a) != list(b) for a, b in zip(ref.tokens, tokens))
-    div = first_divergence(ref.tokens, tokens, ref.end_id)
+    div = first_divergence(ref.tokens, tokens, ref.options.end_id)
     detail = ""
     if div:
         i, step, want, got = div
@@ -370,11 +322,11 @@ def check_greedy(ref: Reference, name: str, tokens: Seqs) -> CheckResult:
     return CheckResult("greedy", name, bad == 0, float(bad), f"{bad}/{len(tokens)} samples differ", detail)
 
 
-def check_batch_invariance(ref: Reference, name: str, backend: Any, batched: Seqs) -> CheckResult:
+def check_batch_invariance(ref: Reference, name: str, backend: Backend, batched: Seqs) -> CheckResult:
     """The first samples decoded alone (batch 1) must give the tokens they got in mixed batches."""
     n = min(ref.invariance_samples, len(batched))
     alone = decode_mixed(ref, backend, ref.seqs[:n], 1)
     bad = sum(list(a) != list(b) for a, b in zip(alone, batched[:n]))
-    div = first_divergence(alone, batched[:n], ref.end_id)
+    div = first_divergence(alone, batched[:n], ref.options.end_id)
     detail = f"sample {div[0]} step {div[1]}: batch 1 gives {div[2]}, mixed batch gives {div[3]}" if div else ""
     return CheckResult("batch_invariance", name, bad == 0, float(bad), f"{bad}/{n} samples differ", detail)

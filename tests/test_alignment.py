@@ -50,10 +50,9 @@ def test_weights_agree_across_backends_and_batches(attention_bundle):
     tr = Translator.from_bundle(attention_bundle, batch_size=16)
     seqs = [tr.text.encode_source(t) for t in texts]
     outs = [list(r.ids) for r in by_backend["onnx"]]
-    kw = dict(pad_id=tr.text.src.pad_id, start_id=tr.text.tgt.sos_id)
-    together = attention_weights(tr.backend, seqs, outs, **kw)
+    together = attention_weights(tr.backend, seqs, outs, tr.options)
     for i in (0, 5, len(seqs) - 1):
-        alone = attention_weights(tr.backend, seqs[i : i + 1], outs[i : i + 1], **kw)[0]
+        alone = attention_weights(tr.backend, seqs[i : i + 1], outs[i : i + 1], tr.options)[0]
         np.testing.assert_allclose(alone, together[i], atol=1e-6)
 
 

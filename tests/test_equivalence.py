@@ -4,14 +4,20 @@ two-way encoder, attention or not) and any batch of 1-16 sources of length 1-64,
 logits, attention) within atol 1e-5 at every step, and identical greedy tokens."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seq2seq_export.constants import DEFAULT_ATOL, SPECIAL_TOKENS
-from seq2seq_export.iospec import NEXT_TOKENS, PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS
-from seq2seq_export.runtime import greedy_decode, open_backend, pad_batch
+from seq2seq_export.runtime import (
+    DecodeOptions,
+    greedy_decode,
+    open_backend,
+    teacher_forced_steps,
+)
 
 MAX_LEN = 12  # decoding steps per example: enough for state errors to compound
 CONFIGS = st.fixed_dictionaries(
@@ -76,20 +82,19 @@ def assert_close(outputs: dict[str, dict[str, np.ndarray]], where: str) -> None:
 @given(cfg=CONFIGS, lengths=st.lists(st.integers(1, 64), min_size=1, max_size=16), seed=st.integers(0, 2**16))
 def test_exported_graphs_match_eager(opened, cfg, lengths, seed):
     bundle, backends = backends_for(*opened, cfg)
-    text, carried = bundle.text, bundle.state + bundle.memory
+    opts = DecodeOptions.from_bundle(bundle)
     rng = np.random.default_rng(seed)
     seqs = [rng.integers(len(SPECIAL_TOKENS), cfg["src_vocab_size"], n).tolist() for n in lengths]
-    src, lens = pad_batch(seqs, text.src.pad_id)
-    encoded = {n: b.run_graph("encoder", {SRC_TOKENS: src, SRC_LENGTHS: lens}) for n, b in backends.items()}
-    assert_close(encoded, "encoder")
-    feeds = {n: {e["decoder_input"]: out[e["encoder_output"]] for e in carried} for n, out in encoded.items()}
-    prev = np.full(len(seqs), text.tgt.sos_id, dtype=np.int64)
-    for step in range(MAX_LEN):  # teacher-forced on eager's argmax; each backend carries its own state and memory
-        out = {n: b.run_graph("decoder_step", {PREV_TOKENS: prev, **feeds[n]}) for n, b in backends.items()}
-        assert_close(out, f"step {step}")
-        for n in backends:
-            feeds[n].update({e["decoder_input"]: out[n][e["decoder_output"]] for e in bundle.state})
-        prev = out["eager"][NEXT_TOKENS]
-    kw = dict(pad_id=text.src.pad_id, start_id=text.tgt.sos_id, end_id=text.tgt.eos_id, max_len=MAX_LEN)
-    tokens = {n: greedy_decode(b, seqs, **kw) for n, b in backends.items()}
+    # Teacher-forced on eager's argmax (no end token: every row runs MAX_LEN steps); each backend
+    # carries its own state and memory.
+    free = greedy_decode(backends["eager"], seqs, replace(opts, end_id=-1))
+    prev = np.array([[opts.start_id] + row[:-1] for row in free], dtype=np.int64)  # (B, MAX_LEN)
+    runs = {n: teacher_forced_steps(b, seqs, prev, pad_id=opts.pad_id) for n, b in backends.items()}
+    calls = 0
+    for step_calls in zip(*runs.values()):
+        step = step_calls[0][0]
+        assert_close({n: out for n, (_, _, out) in zip(runs, step_calls)}, "encoder" if step is None else f"step {step}")
+        calls += 1
+    assert calls == 1 + MAX_LEN
+    tokens = {n: greedy_decode(b, seqs, opts) for n, b in backends.items()}
     assert tokens["onnx"] == tokens["eager"] and tokens["torchscript"] == tokens["eager"]

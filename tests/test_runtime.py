@@ -46,7 +46,7 @@ def toy_bundle(toy_checkpoint, tmp_path_factory) -> Path:
 def test_backends_give_identical_tokens(which, request):
     bundle_dir = request.getfixturevalue(which)
     results = {name: decode_all(bundle_dir, name) for name in BACKENDS}
-    assert len(results["onnx"]) >= 200
+    assert len({tuple(o) for o in results["eager"]}) > 1  # decodes depend on the input: the equality is not vacuous
     assert results["onnx"] == results["eager"]
     assert results["torchscript"] == results["eager"]
 
@@ -146,7 +146,9 @@ def test_backend_needs_its_files(tiny_bundle, tmp_path):
         open_backend(bundle, "torchscript")
     with pytest.raises(BundleError, match="no reference checkpoint"):
         open_backend(bundle, "eager")
-    assert open_backend(bundle, "onnx").run_graph("encoder", {"src_tokens": np.ones((1, 2), np.int64), "src_lengths": np.array([2])})
+    out = open_backend(bundle, "onnx").run_graph("encoder", {"src_tokens": np.ones((1, 2), np.int64), "src_lengths": np.array([2])})
+    assert list(out) == bundle.graphs["encoder"].output_names
+    assert out[bundle.state[0]["encoder_output"]].shape == (bundle.config.num_layers, 1, bundle.config.hidden_dim)
 
 
 def test_onnx_backend_checks_graph_against_manifest(tiny_bundle, tmp_path):

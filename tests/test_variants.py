@@ -20,7 +20,8 @@ from seq2seq_export.errors import BundleError, ConfigError
 from seq2seq_export.iospec import BATCH, SRC_LEN, graph_specs
 from seq2seq_export.model import Seq2Seq, source_mask
 from seq2seq_export.runtime.eager import EagerBackend
-from seq2seq_export.runtime.greedy import greedy_decode, pad_batch
+from seq2seq_export.runtime.core import DecodeOptions, pad_batch
+from seq2seq_export.runtime.greedy import greedy_decode
 from seq2seq_export.runtime.state import config_memory_flows, memory_flows
 from seq2seq_export.train.batching import EncodedPairs
 from seq2seq_export.train.metrics import validation_loss
@@ -185,7 +186,7 @@ def _lively_backend(variant: dict) -> tuple[EagerBackend, int]:
     """
     for seed in range(10):
         backend = EagerBackend(_model(variant, seed), "cpu")
-        free = greedy_decode(backend, SEQS, pad_id=PAD, start_id=SOS, end_id=-1, max_len=8)  # every row: 8 steps
+        free = greedy_decode(backend, SEQS, DecodeOptions(PAD, SOS, end_id=-1, max_len=8))  # every row: 8 steps
         spread = {tok: len({row.index(tok) if tok in row else 8 for row in free}) for tok in range(12)}
         end = max(spread, key=spread.get)
         if spread[end] >= 3:
@@ -196,10 +197,10 @@ def _lively_backend(variant: dict) -> tuple[EagerBackend, int]:
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
 def test_eager_greedy_decoding_is_batch_invariant(variant):
     backend, end = _lively_backend(variant)
-    args = dict(pad_id=PAD, start_id=SOS, end_id=end, max_len=8)
-    together = greedy_decode(backend, SEQS, **args)
+    opts = DecodeOptions(PAD, SOS, end_id=end, max_len=8)
+    together = greedy_decode(backend, SEQS, opts)
     assert len({len(row) for row in together}) >= 3
-    assert together == [greedy_decode(backend, [s], **args)[0] for s in SEQS]
+    assert together == [greedy_decode(backend, [s], opts)[0] for s in SEQS]
     # select() keeps the right rows of every state and memory tensor, whatever its batch axis
     state = backend.encode(*pad_batch(SEQS, PAD))
     _, state = backend.step(torch.full((len(SEQS),), SOS).numpy(), state)

@@ -19,7 +19,7 @@ from seq2seq_export.bundle import export_bundle
 from seq2seq_export.constants import ENCODER_ONNX, MANIFEST_FILE, REFERENCE_CHECKPOINT
 from seq2seq_export.errors import BundleError, ConfigError, DataError, VerificationFailed
 from seq2seq_export.manifest import load_bundle
-from seq2seq_export.runtime import greedy_decode, open_backend
+from seq2seq_export.runtime import DecodeOptions, greedy_decode, open_backend
 from seq2seq_export.verify import format_report, sample_sources, verify
 
 SAMPLES = 24
@@ -47,10 +47,9 @@ def first_divergence_alone(bundle_dir: Path, n: int) -> tuple[int, int]:
     """Oracle for the greedy check: decode each sample alone on eager and onnx; first (sample, step) that differ."""
     bundle = load_bundle(bundle_dir)
     eager, onnx = open_backend(bundle, "eager"), open_backend(bundle, "onnx")
-    kw = dict(pad_id=bundle.text.src.pad_id, start_id=bundle.text.tgt.sos_id, end_id=bundle.text.tgt.eos_id,
-              max_len=bundle.max_len)
+    opts = DecodeOptions.from_bundle(bundle)
     for i, seq in enumerate(sample_sources(bundle, "random", n, seed=0)):
-        a, b = greedy_decode(eager, [seq], **kw)[0], greedy_decode(onnx, [seq], **kw)[0]
+        a, b = greedy_decode(eager, [seq], opts)[0], greedy_decode(onnx, [seq], opts)[0]
         if a != b:
             return i, next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     raise AssertionError("the edited graph decodes every sample like eager")

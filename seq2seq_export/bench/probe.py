@@ -42,15 +42,14 @@ def _main(bundle_dir: str, name: str) -> dict:
     feed = json.loads(sys.stdin.read())
     t0 = time.perf_counter()
     from ..manifest import load_bundle
-    from ..runtime import decode_in_batches, open_backend
-    from .workload import decode_options
+    from ..runtime import DecodeOptions, decode_in_batches, greedy_decode, open_backend
 
     bundle = load_bundle(bundle_dir, expect_digest=feed.get("digest"))
     backend = open_backend(bundle, name, **feed["options"])
     load_s = time.perf_counter() - t0
     rss_loaded = _maxrss_mb()
     batch = feed["batch"]
-    decode_in_batches(backend, batch, batch_size=max(1, len(batch)), **decode_options(bundle))
+    decode_in_batches(backend, batch, DecodeOptions.from_bundle(bundle), batch_size=max(1, len(batch)), strategy=greedy_decode)
     return {
         "load_s": load_s,
         "rss_loaded_mb": rss_loaded,

@@ -6,7 +6,6 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -14,11 +13,12 @@ from ..config import ModelConfig
 from ..constants import MAX_THREADS
 from ..errors import ConfigError
 from ..manifest import load_bundle
-from ..runtime import decode_in_batches, open_backend
+from ..runtime import DecodeOptions, decode_in_batches, greedy_decode, open_backend
+from ..runtime.core import Backend, Seqs, Strategy, length_order
 from .machine import DEVICES, backend_options, gemm_limit, machine_info, require_device
 from .probe import probe_load
 from .report import BenchResult, LoadRow, Row, TokenCheck
-from .workload import decode_options, decoder_steps, load_samples, sequence_flops
+from .workload import decoder_steps, load_samples, sequence_flops
 
 BACKENDS = ("eager", "torchscript", "onnx")
 SLICE = 128  # sequences per turn when backends take turns: short enough that load bursts hit all alike
@@ -53,18 +53,14 @@ class BenchConfig:
             raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads}")
 
 
-class _BatchClock:
-    """A backend that timestamps each encode call: decode_in_batches encodes once at the start of each batch."""
+def _clocked(marks: list[float]) -> Strategy:
+    """Greedy search that timestamps the start of each batch (it adds nothing to the per-step path)."""
 
-    def __init__(self, backend: Any):
-        self._encode = backend.encode
-        self.step = backend.step  # bound directly: the clock adds nothing to the per-step path
-        self.select = backend.select
-        self.marks: list[float] = []
+    def strategy(backend: Backend, seqs: Seqs, opts: DecodeOptions) -> list[list[int]]:
+        marks.append(time.perf_counter())
+        return greedy_decode(backend, seqs, opts)
 
-    def encode(self, src: np.ndarray, lengths: np.ndarray) -> Any:
-        self.marks.append(time.perf_counter())
-        return self._encode(src, lengths)
+    return strategy
 
 
 @dataclass(frozen=True)
@@ -74,13 +70,13 @@ class _Run:
     batch_s: list[float]  # wall time of each batch
 
 
-def _timed_run(backend: Any, seqs: list[list[int]], batch_size: int, opts: dict) -> tuple[_Run, list]:
+def _timed_run(backend: Backend, seqs: list[list[int]], batch_size: int, opts: DecodeOptions) -> tuple[_Run, list]:
     """Decode every sequence once -> (timings, outputs)."""
-    clock = _BatchClock(backend)
+    marks: list[float] = []
     c0, t0 = time.process_time(), time.perf_counter()
-    outputs = decode_in_batches(clock, seqs, batch_size=batch_size, **opts)
+    outputs = decode_in_batches(backend, seqs, opts, batch_size=batch_size, strategy=_clocked(marks))
     t1, c1 = time.perf_counter(), time.process_time()
-    return _Run(t1 - t0, c1 - c0, list(np.diff(clock.marks + [t1]))), outputs
+    return _Run(t1 - t0, c1 - c0, list(np.diff(marks + [t1]))), outputs
 
 
 def _first_difference(a: list, b: list) -> tuple[int, int]:
@@ -94,7 +90,9 @@ def _slices(seqs: list[list[int]], batch_size: int) -> list[list[list[int]]]:
     return [seqs[i : i + size] for i in range(0, len(seqs), size)]
 
 
-def _interleaved_runs(cfg: BenchConfig, backends: dict, seqs: list[list[int]], opts: dict) -> tuple[dict, dict, list[str]]:
+def _interleaved_runs(
+    cfg: BenchConfig, backends: dict, seqs: list[list[int]], opts: DecodeOptions
+) -> tuple[dict, dict, list[str]]:
     """Every repeat runs every batch size on every backend, interleaved slice by slice.
 
     Backends take turns on each slice of the inputs (who goes first rotates), so a burst of load
@@ -105,7 +103,7 @@ def _interleaved_runs(cfg: BenchConfig, backends: dict, seqs: list[list[int]], o
     """
     for b in cfg.batch_sizes:  # warm-up: one untimed pass per backend and batch size
         for name in cfg.backends:
-            decode_in_batches(backends[name], seqs[: 2 * b], batch_size=b, **opts)
+            decode_in_batches(backends[name], seqs[: 2 * b], opts, batch_size=b, strategy=greedy_decode)
     runs: dict[tuple[str, int], list[_Run]] = {(n, b): [] for n in cfg.backends for b in cfg.batch_sizes}
     reference: dict[int, list] = {}
     mismatches: list[str] = []
@@ -131,10 +129,11 @@ def run_benchmark(cfg: BenchConfig) -> BenchResult:
     """Time every backend at every batch size; ratios and the token check come from the same invocation."""
     bundle = load_bundle(cfg.bundle, expect_digest=cfg.expect_digest)
     require_device(cfg.device, cfg.backends)
-    seqs = sorted(load_samples(bundle, cfg.data, cfg.samples, cfg.seed), key=len)  # stable, as decode_in_batches
+    samples = load_samples(bundle, cfg.data, cfg.samples, cfg.seed)
+    seqs = [samples[i] for i in length_order(samples)]  # the order decode_in_batches batches them in
     if not seqs:
         raise ConfigError(f"--data {cfg.data} gave no source sequences")
-    opts = decode_options(bundle)
+    opts = DecodeOptions.from_bundle(bundle)
     machine = machine_info(cfg.threads)
     longest = seqs[-max(cfg.batch_sizes) :]  # the probes' peak RSS comes from the largest batch of the longest inputs
     loads = tuple(
@@ -152,13 +151,13 @@ def run_benchmark(cfg: BenchConfig) -> BenchResult:
         mismatches=tuple(mismatches),
         same_across_batch_sizes=all(r == refs[0] for r in refs),
     )
-    work = {b: _work(bundle.config, seqs, decoder_steps(out, opts["max_len"])) for b, out in reference.items()}
+    work = {b: _work(bundle.config, seqs, decoder_steps(out, opts.max_len)) for b, out in reference.items()}
     workload = {
         "data": cfg.data,
         "samples": len(seqs),
         "src_tokens": sum(map(len, seqs)),
         **work[cfg.batch_sizes[0]],
-        "max_len": opts["max_len"],
+        "max_len": opts.max_len,
         "model_config": bundle.config.to_dict(),
     }
     rows = tuple(_row(name, b, runs, len(seqs), work[b], gemm["gflops"]) for b in cfg.batch_sizes for name in cfg.backends)

@@ -36,12 +36,6 @@ def _random_samples(bundle: Bundle, samples: int, seed: int) -> list[list[int]]:
     return seqs
 
 
-def decode_options(bundle: Bundle) -> dict:
-    """The keyword arguments `decode_in_batches` needs besides the backend, inputs and batch size."""
-    dec = bundle.manifest["decoding"]
-    return {"pad_id": bundle.text.src.pad_id, "start_id": dec["start_id"], "end_id": dec["end_id"], "max_len": bundle.max_len}
-
-
 def layer_flops(cfg: ModelConfig) -> int:
     """FLOPs of one unidirectional decoder time step through all layers, without attention: input
     and recurrent GEMMs (3 gates for a GRU, 4 for an LSTM)."""

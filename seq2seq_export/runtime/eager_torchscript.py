@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..iospec import NEXT_TOKENS, PREV_TOKENS, GraphSpec
+from ..iospec import NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
+from .core import Carry
 from .state import MemoryFlow, StateFlow
 
 
@@ -26,10 +27,9 @@ def _as_tuple(out: torch.Tensor | tuple) -> tuple[torch.Tensor, ...]:
 
 
 class TorchGraphBackend:
-    """Implements runtime.greedy.Backend on two torch callables.
+    """Implements runtime.core.Backend on two torch callables.
 
-    The carried state is a tuple of device tensors: the recurrent states (replaced by every step),
-    then the attention memory (fed unchanged to every step); `select` keeps rows of all of them.
+    The carried tensors (core.Carry) are device tensors; `select` keeps rows of all of them.
     """
 
     def __init__(
@@ -41,39 +41,33 @@ class TorchGraphBackend:
         memory: tuple[MemoryFlow, ...] = (),
     ):
         self.graphs, self.functions, self.flows, self.memory, self.device = graphs, functions, flows, memory, device
-        enc_out, dec = graphs["encoder"].output_names, graphs["decoder_step"]
-        carried = flows + memory
-        self._encoder_pick = [enc_out.index(f.encoder_output) for f in carried]
-        self._step_pick = [dec.output_names.index(n) for n in [NEXT_TOKENS] + [f.decoder_output for f in flows]]
-        # decoder_step's positional inputs: None for prev_tokens, else the index of a carried tensor
-        carried_inputs = [f.decoder_input for f in carried]
-        self._step_args = [None if n == PREV_TOKENS else carried_inputs.index(n) for n in dec.input_names]
-        self._batch_axes = [f.batch_axis for f in carried]
+        self.carry = Carry(flows, memory)
+        self._io = {name: (spec.input_names, spec.output_names) for name, spec in graphs.items()}  # the step loop's hot path
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device)
 
+    def _call(self, name: str, feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One graph on tensors by IO name: the callable takes and returns them in the spec's order."""
+        inputs, outputs = self._io[name]
+        return dict(zip(outputs, _as_tuple(self.functions[name](*(feeds[n] for n in inputs)))))
+
     @torch.inference_mode()
     def encode(self, src: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, ...]:
-        out = _as_tuple(self.functions["encoder"](self._tensor(src), self._tensor(lengths)))
-        return tuple(out[i] for i in self._encoder_pick)
+        return self.carry.first(self._call("encoder", {SRC_TOKENS: self._tensor(src), SRC_LENGTHS: self._tensor(lengths)}))
 
     @torch.inference_mode()
     def step(self, prev_tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
-        prev = self._tensor(prev_tokens)
-        out = _as_tuple(self.functions["decoder_step"](*(prev if i is None else state[i] for i in self._step_args)))
-        nxt, *new = (out[i] for i in self._step_pick)
-        return nxt.cpu().numpy(), tuple(new) + state[len(self.flows) :]  # memory passes through unchanged
+        out = self._call("decoder_step", self.carry.feeds(self._tensor(prev_tokens), state))
+        return out[NEXT_TOKENS].cpu().numpy(), self.carry.stepped(state, out)
 
     def select(self, state: tuple, rows: np.ndarray) -> tuple:
-        idx = self._tensor(rows)
-        return tuple(s.index_select(axis, idx) for s, axis in zip(state, self._batch_axes))
+        return self.carry.select(state, self._tensor(rows), lambda t, idx, axis: t.index_select(axis, idx))
 
     @torch.inference_mode()
     def run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Raw call of one graph by its IO names, numpy in and out (every output)."""
         if name not in self.functions:
             raise ConfigError(f"unknown graph {name!r}: use one of {', '.join(self.functions)}")
-        spec = self.graphs[name]
-        out = _as_tuple(self.functions[name](*(self._tensor(feeds[n]) for n in spec.input_names)))
-        return {n: t.cpu().numpy() for n, t in zip(spec.output_names, out)}
+        out = self._call(name, {n: self._tensor(feeds[n]) for n in self._io[name][0]})
+        return {n: t.cpu().numpy() for n, t in out.items()}

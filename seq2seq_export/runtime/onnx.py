@@ -13,8 +13,9 @@ import onnxruntime as ort
 
 from ..constants import MAX_THREADS
 from ..errors import BundleError, ConfigError
-from ..iospec import NEXT_TOKENS, PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
+from ..iospec import NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
 from ..manifest import GRAPH_NAMES, Bundle
+from .core import Carry
 from .onnx_bytes import checked_onnx_bytes
 from .state import memory_flows, state_flows
 
@@ -63,7 +64,7 @@ def _check_io(session: ort.InferenceSession, spec: GraphSpec, path: Any, source:
 
 
 class OnnxBackend:
-    """The bundle's two ONNX graphs in onnxruntime sessions; implements runtime.greedy.Backend."""
+    """The bundle's two ONNX graphs in onnxruntime sessions; implements runtime.core.Backend."""
 
     def __init__(
         self,
@@ -91,11 +92,9 @@ class OnnxBackend:
             self.sessions[name] = sess
         self.flows = state_flows(bundle.state, bundle.graphs["decoder_step"])
         self.memory = memory_flows(bundle.memory, bundle.graphs["decoder_step"])
-        self._carried = self.flows + self.memory  # what encode returns and step / select carry
+        self.carry = Carry(self.flows, self.memory)  # what encode returns and step / select carry
         self._encoder, self._decoder = self.sessions["encoder"], self.sessions["decoder_step"]
-        self._encoder_outputs = [f.encoder_output for f in self._carried]
-        self._step_outputs = [NEXT_TOKENS] + [f.decoder_output for f in self.flows]
-        self._carried_inputs = [f.decoder_input for f in self._carried]
+        self._step_outputs = [NEXT_TOKENS] + self.carry.state_outputs
         on_cuda = self._decoder.get_providers()[0] == CUDA
         device_id = int(self._decoder.get_provider_options().get(CUDA, {}).get("device_id", 0))
         self._device = ("cuda", device_id) if on_cuda else ("cpu", 0)  # where bound state outputs live
@@ -110,31 +109,29 @@ class OnnxBackend:
         sess = self.sessions[name]
         return dict(zip(self.graphs[name].output_names, sess.run(None, feeds)))
 
-    # Carried: a tuple with one tensor per StateFlow, then one per MemoryFlow (numpy arrays, or
-    # OrtValues with io_binding). A step replaces the state tensors and passes the memory on as is.
+    # The carried tensors (core.Carry): numpy arrays, or OrtValues with io_binding.
 
     def encode(self, src: np.ndarray, lengths: np.ndarray) -> tuple:
+        feeds, fetch = {SRC_TOKENS: src, SRC_LENGTHS: lengths}, self.carry.encoder_outputs
         if self.io_binding:
-            return tuple(self._bound_run(self._encoder, {SRC_TOKENS: src, SRC_LENGTHS: lengths}, self._encoder_outputs))
-        return tuple(self._encoder.run(self._encoder_outputs, {SRC_TOKENS: src, SRC_LENGTHS: lengths}))
+            return tuple(self._bound_run(self._encoder, feeds, fetch))
+        return tuple(self._encoder.run(fetch, feeds))
 
     def step(self, prev_tokens: np.ndarray, carried: tuple) -> tuple[np.ndarray, tuple]:
-        feeds = dict(zip(self._carried_inputs, carried))
-        feeds[PREV_TOKENS] = prev_tokens
-        memory = carried[len(self.flows) :]
+        feeds = self.carry.feeds(prev_tokens, carried)
         if self.io_binding:
             nxt, *new = self._bound_run(self._decoder, feeds, self._step_outputs, host_outputs=1)
-            return nxt.numpy(), tuple(new) + memory
+            return nxt.numpy(), self.carry.next(carried, new)
         nxt, *new = self._decoder.run(self._step_outputs, feeds)
-        return nxt, tuple(new) + memory
+        return nxt, self.carry.next(carried, new)
 
     def select(self, carried: tuple, rows: np.ndarray) -> tuple:
         if self.io_binding:  # rare (only when some rows finish): a round trip through the host
-            return tuple(
-                ort.OrtValue.ortvalue_from_numpy(np.take(s.numpy(), rows, axis=f.batch_axis), *self._device)
-                for s, f in zip(carried, self._carried)
-            )
-        return tuple(np.take(s, rows, axis=f.batch_axis) for s, f in zip(carried, self._carried))
+            return self.carry.select(carried, rows, self._take_bound)
+        return self.carry.select(carried, rows)
+
+    def _take_bound(self, value: ort.OrtValue, rows: np.ndarray, axis: int) -> ort.OrtValue:
+        return ort.OrtValue.ortvalue_from_numpy(np.take(value.numpy(), rows, axis=axis), *self._device)
 
     def _bound_run(
         self, sess: ort.InferenceSession, feeds: dict[str, Any], outputs: list[str], host_outputs: int = 0

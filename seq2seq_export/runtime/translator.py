@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NamedTuple, Sequence
 
 from ..constants import DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
@@ -14,7 +15,8 @@ from ..errors import ConfigError, InputTooLong, VocabError
 from ..manifest import Bundle, load_bundle
 from ..vocab import TextPipeline, count_tokens, first_tokens
 from .alignment import attention_weights, require_attention
-from .greedy import Backend, decode_in_batches
+from .core import Backend, DecodeOptions, batch_indices, decode_in_batches
+from .greedy import greedy_decode
 
 BACKENDS = ("onnx", "torchscript", "eager")
 # Options each backend's constructor takes besides the bundle (open_backend's `threads` is common).
@@ -148,6 +150,11 @@ class Translator:
             "or cut inputs (--truncate / truncate=True)"
         )
 
+    @cached_property
+    def options(self) -> DecodeOptions:
+        """The decode options of every call, from the vocabularies and max_len."""
+        return DecodeOptions.from_text(self.text, self.max_len)
+
     def translate_ids(self, seqs: Sequence[Sequence[int]]) -> list[list[int]]:
         """Source id lists (as the model sees them) -> target id lists without <sos>/<eos>.
 
@@ -159,16 +166,7 @@ class Translator:
                 raise self._too_long(f"input {i}", f"{len(s)} ids")
             if s and not (0 <= min(s) and max(s) < size):
                 raise VocabError(f"input {i}: source ids must lie in [0, {size}), got {list(s)}")
-        tgt = self.text.tgt
-        return decode_in_batches(
-            self.backend,
-            seqs,
-            batch_size=self.batch_size,
-            pad_id=self.text.src.pad_id,
-            start_id=tgt.sos_id,
-            end_id=tgt.eos_id,
-            max_len=self.max_len,
-        )
+        return decode_in_batches(self.backend, seqs, self.options, batch_size=self.batch_size, strategy=greedy_decode)
 
     def translations(self, texts: Sequence[str], attention: bool = False, truncate: bool = False) -> list[Translation]:
         """Texts -> Translation records. An input with no tokens (empty line) gives an empty output.
@@ -199,10 +197,8 @@ class Translator:
     def _attention(self, seqs: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> list[Any]:
         """alignment.attention_weights in batches of batch_size: (T, S) per sequence."""
         found = []
-        for start in range(0, len(seqs), self.batch_size):
-            end = start + self.batch_size
-            found += attention_weights(self.backend, seqs[start:end], outputs[start:end],
-                                       pad_id=self.text.src.pad_id, start_id=self.text.tgt.sos_id)
+        for idx in batch_indices(seqs, self.batch_size, by_length=False):
+            found += attention_weights(self.backend, [seqs[i] for i in idx], [outputs[i] for i in idx], self.options)
         return found
 
     def translate(self, texts: Sequence[str], truncate: bool = False) -> list[str]:

@@ -7,8 +7,9 @@ from typing import Sequence
 import torch
 
 from ..model import Seq2Seq, sequence_loss
+from ..runtime.core import DecodeOptions, decode_in_batches
 from ..runtime.eager import EagerBackend
-from ..runtime.greedy import decode_in_batches
+from ..runtime.greedy import greedy_decode
 from ..vocab import TextPipeline
 from .batching import EncodedPairs, collate
 
@@ -54,15 +55,9 @@ def greedy_outputs(
 ) -> list[list[int]]:
     """Greedy-decode every source text with the shared loop (eager backend); target ids per source."""
     was_training = model.training
-    hyps = decode_in_batches(
-        EagerBackend(model, device),
-        [text.encode_source(s) for s in sources],
-        batch_size=batch_size,
-        pad_id=text.src.pad_id,
-        start_id=text.tgt.sos_id,
-        end_id=text.tgt.eos_id,
-        max_len=max_len,
-    )
+    seqs = [text.encode_source(s) for s in sources]
+    opts = DecodeOptions.from_text(text, max_len)
+    hyps = decode_in_batches(EagerBackend(model, device), seqs, opts, batch_size=batch_size, strategy=greedy_decode)
     model.train(was_training)
     return hyps
 

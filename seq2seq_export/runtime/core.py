@@ -1,0 +1,198 @@
+"""The decoding core every search strategy, the verifier, the alignment path and the benchmark share.
+
+It owns the decode options, padding, batching, carrying state and memory between graph calls and
+selecting batch rows, and teacher-forced stepping. A search strategy (greedy.py) is one function
+`strategy(backend, seqs, opts) -> tokens per sequence` over it. numpy only: no torch.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from ..constants import MAX_LEN_CEILING
+from ..errors import ConfigError
+from ..iospec import PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
+from .state import MemoryFlow, StateFlow
+
+if TYPE_CHECKING:
+    from ..manifest import Bundle
+    from ..vocab import TextPipeline
+
+Seqs = Sequence[Sequence[int]]
+
+
+class Backend(Protocol):
+    """What every backend (onnx, torchscript, eager) offers: the two graphs' IO specs, what is carried
+    between them, a fast encode/step/select path for search loops, and raw graph calls."""
+
+    graphs: dict[str, GraphSpec]  # "encoder", "decoder_step" -> IO spec
+    flows: tuple[StateFlow, ...]  # state tensors: replaced by every decoder step
+    memory: tuple[MemoryFlow, ...]  # memory tensors (attention models): fed unchanged to every step
+
+    def encode(self, src: np.ndarray, lengths: np.ndarray) -> Any:
+        """src (B, S) int64 padded, lengths (B,) int64 -> the carried tensors of the first step."""
+
+    def step(self, prev_tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """prev_tokens (B,) int64 -> (next_tokens (B,) int64 on the host, the next step's carried tensors)."""
+
+    def select(self, state: Any, rows: np.ndarray) -> Any:
+        """The given batch rows of the carried tensors (rows: int64 indices, in any order, may repeat)."""
+
+    def run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw call of one graph by its IO names, numpy in and out (every output)."""
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to decode: the special ids, the length limit and the search settings."""
+
+    pad_id: int  # source padding id
+    start_id: int  # target <sos>: the first step's previous token
+    end_id: int  # target <eos>: a row that emits it is finished (-1: no row ever finishes)
+    max_len: int  # decoder steps at most, per sequence
+    beam_size: int = 1  # hypotheses kept per sequence while searching (1: greedy)
+    num_hypotheses: int = 1  # hypotheses returned per sequence, at most beam_size
+    length_penalty: float = 1.0  # exponent of the length that normalizes a hypothesis' score (0: none)
+
+    def __post_init__(self) -> None:
+        for name in ("pad_id", "start_id", "end_id", "max_len", "beam_size", "num_hypotheses"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ConfigError(f"decode option {name} must be an integer, got {value!r}")
+        if min(self.pad_id, self.start_id) < 0 or self.end_id < -1:
+            raise ConfigError(f"decode options: ids must be >= 0 (end_id may be -1), got pad {self.pad_id}, "
+                              f"start {self.start_id}, end {self.end_id}")
+        if not 1 <= self.max_len <= MAX_LEN_CEILING:
+            raise ConfigError(f"max_len must lie in [1, {MAX_LEN_CEILING}], got {self.max_len}")
+        if not 1 <= self.num_hypotheses <= self.beam_size:
+            raise ConfigError(f"need 1 <= num_hypotheses <= beam_size, got {self.num_hypotheses} and {self.beam_size}")
+        if isinstance(self.length_penalty, bool) or not (isinstance(self.length_penalty, (int, float))
+                                                         and math.isfinite(self.length_penalty) and self.length_penalty >= 0):
+            raise ConfigError(f"length_penalty must be a finite number >= 0, got {self.length_penalty!r}")
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, max_len: int | None = None, **search: Any) -> DecodeOptions:
+        """The manifest's decoding section (start and end ids, max_len unless given) and the source pad id."""
+        decoding = bundle.manifest["decoding"]
+        return cls(_special(bundle.text.src.pad_id, "source <pad>"), int(decoding["start_id"]),
+                   int(decoding["end_id"]), bundle.max_len if max_len is None else max_len, **search)
+
+    @classmethod
+    def from_text(cls, text: TextPipeline, max_len: int, **search: Any) -> DecodeOptions:
+        """The vocabularies' pad, <sos> and <eos> ids (for a model without a bundle)."""
+        return cls(_special(text.src.pad_id, "source <pad>"), _special(text.tgt.sos_id, "target <sos>"),
+                   _special(text.tgt.eos_id, "target <eos>"), max_len, **search)
+
+
+def _special(text_id: int | None, name: str) -> int:
+    """A special token's id, which decoding cannot do without."""
+    if text_id is None:
+        raise ConfigError(f"the vocabulary has no {name} token: cannot decode without it")
+    return text_id
+
+
+# A search strategy: decode one batch, return each sequence's tokens without <sos>/<eos>.
+Strategy = Callable[[Backend, Seqs, DecodeOptions], list[list[int]]]
+
+
+def pad_batch(seqs: Seqs, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad id lists into (B, S) int64 with S >= 1 (an all-empty batch still has one column)."""
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    src = np.full((len(seqs), max(1, int(lengths.max(initial=0)))), pad_id, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        src[i, : len(s)] = s
+    return src, lengths
+
+
+def length_order(seqs: Seqs) -> list[int]:
+    """Indices of `seqs` from shortest to longest; stable: ties keep input order."""
+    return sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+
+
+def batch_indices(seqs: Seqs, batch_size: int, *, by_length: bool = True) -> list[list[int]]:
+    """Index lists of at most batch_size sequences, in length_order (less padding) or in input order."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    order = length_order(seqs) if by_length else list(range(len(seqs)))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def decode_in_batches(
+    backend: Backend, seqs: Seqs, opts: DecodeOptions, *, batch_size: int, strategy: Strategy, by_length: bool = True
+) -> list[list[int]]:
+    """Run `strategy` over batch_indices(seqs, batch_size, by_length=...); results in input order."""
+    results: list[list[int]] = [[] for _ in seqs]
+    for idx in batch_indices(seqs, batch_size, by_length=by_length):
+        for i, toks in zip(idx, strategy(backend, [seqs[i] for i in idx], opts)):
+            results[i] = toks
+    return results
+
+
+class Carry:
+    """How a decode carries tensors between graph calls, read from the state and memory flows.
+
+    The carried tensors are a tuple, one per state flow then one per memory flow, of whatever the
+    caller holds (numpy arrays, torch tensors, OrtValues): the encoder's outputs become the first
+    step's inputs; each step's state outputs replace the state, the memory passes on unchanged.
+    """
+
+    def __init__(self, flows: tuple[StateFlow, ...], memory: tuple[MemoryFlow, ...] = ()):
+        self.flows, self.memory = flows, memory
+        carried = flows + memory
+        self.encoder_outputs = [f.encoder_output for f in carried]  # what to fetch from the encoder
+        self.decoder_inputs = [f.decoder_input for f in carried]  # what each step is fed, besides prev_tokens
+        self.state_outputs = [f.decoder_output for f in flows]  # the step outputs that become the next state
+        self.batch_axes = [f.batch_axis for f in carried]
+
+    @classmethod
+    def of(cls, backend: Backend) -> Carry:
+        return cls(backend.flows, backend.memory)
+
+    def first(self, encoded: Mapping[str, Any]) -> tuple:
+        """The first step's carried tensors, from the encoder's outputs by name."""
+        return tuple(encoded[n] for n in self.encoder_outputs)
+
+    def feeds(self, prev_tokens: Any, carried: tuple) -> dict[str, Any]:
+        """One decoder step's inputs by name."""
+        return {PREV_TOKENS: prev_tokens, **dict(zip(self.decoder_inputs, carried))}
+
+    def next(self, carried: tuple, new_state: Sequence[Any]) -> tuple:
+        """The next step's carried tensors: the step's new state (in flow order), the same memory."""
+        return tuple(new_state) + carried[len(self.flows) :]
+
+    def stepped(self, carried: tuple, outputs: Mapping[str, Any]) -> tuple:
+        """next() from a step's outputs by name."""
+        return self.next(carried, [outputs[n] for n in self.state_outputs])
+
+    def select(self, carried: tuple, rows: Any, take: Callable[[Any, Any, int], Any] | None = None) -> tuple:
+        """The given batch rows (may repeat) of every carried tensor; take(tensor, rows, axis) for
+        tensors other than numpy arrays."""
+        if take is None:
+            return tuple(np.take(x, rows, axis=a) for x, a in zip(carried, self.batch_axes))
+        return tuple(take(x, rows, a) for x, a in zip(carried, self.batch_axes))
+
+
+def teacher_forced_steps(
+    backend: Backend, seqs: Seqs, prev: np.ndarray, *, pad_id: int
+) -> Iterator[tuple[int | None, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """Raw graph calls along given tokens: the encoder on `seqs`, then one decoder step per column of
+    prev (B, T) int64, each fed prev[:, t] and the state the step before returned.
+
+    Yields (step, feeds, outputs) per call, step None for the encoder: a caller may run other
+    backends on the same feeds, so that every backend follows this one's states.
+    """
+    carry = Carry.of(backend)
+    src, lengths = pad_batch(seqs, pad_id)
+    feeds = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
+    out = backend.run_graph("encoder", feeds)
+    yield None, feeds, out
+    carried = carry.first(out)
+    for t in range(prev.shape[1]):
+        feeds = carry.feeds(np.ascontiguousarray(prev[:, t]), carried)
+        out = backend.run_graph("decoder_step", feeds)
+        yield t, feeds, out
+        carried = carry.stepped(carried, out)
