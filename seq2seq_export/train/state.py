@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -42,7 +43,7 @@ class Clock:
     start: float  # now() at this session's start, minus the time earlier sessions spent
 
     @classmethod
-    def resumed(cls, kind: str, elapsed_s: float) -> "Clock":
+    def resumed(cls, kind: str, elapsed_s: float) -> Clock:
         now = time.process_time if kind == "cpu" else time.monotonic
         return cls(now, now() - elapsed_s)
 
@@ -118,7 +119,7 @@ def start_or_resume(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[
     torch.manual_seed(cfg.seed)
     tf_gen = torch.Generator().manual_seed(cfg.seed + 1)
     last = load_resumable(out / LAST_FILE, cfg) if resume else None
-    text, mcfg, saved = _fresh(cfg, data) if last is None else (last.text, last.config, last.training)
+    text, mcfg, saved = _fresh(cfg, data) if last is None else _from_last(last)
     model = Seq2Seq(mcfg)
     if last is not None:
         model.load_state_dict(last.state_dict)
@@ -150,6 +151,12 @@ def _fresh(cfg: TrainConfig, data: Dataset) -> tuple[TextPipeline, ModelConfig, 
     mcfg = cfg.model_config(len(text.src), len(text.tgt))
     check_model_size(mcfg, "train options", ConfigError)
     return text, mcfg, {"cursor": asdict(Cursor()), "best": None, "history": []}
+
+
+def _from_last(last: Checkpoint) -> tuple[TextPipeline, ModelConfig, dict[str, Any]]:
+    """The interrupted run's vocabularies, model and state (cursor, best, history, optimizer, RNG, average)."""
+    assert last.training is not None  # load_resumable checked it holds a cursor
+    return last.text, last.config, last.training
 
 
 def _setup(cfg: TrainConfig, device: torch.device, data: Dataset, text: TextPipeline, mcfg: ModelConfig,
