@@ -7,6 +7,7 @@ example, and what `s2s-translate --backend onnx` prints for them: the drivers mu
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -121,9 +122,37 @@ def build_case(name: str, request: pytest.FixtureRequest) -> Case:
         else:
             checkpoint, inputs = cmudict_checkpoint(root / "checkpoint.pt", name), _inputs("cmudict", CMUDICT_EDGE)
         bundle = export_bundle(checkpoint, root / "bundle", formats=("onnx", "torchscript"), exporter="legacy", verify=None)
+        rewrite_manifest(bundle, lambda m: as_format(m, 2))
         _CASES[name] = Case(name, bundle, inputs, python_outputs(bundle, inputs))
     return _CASES[name]
 
+
+# Roles by graph IO name, as format 2 writes them (seq2seq_export.iospec.io_roles); attention only
+# when the decoder_step graph has that output.
+FIXED_ROLES = ("src_tokens", "src_lengths", "prev_tokens", "logits", "next_tokens")
+DEFAULT_MAX_SRC_TOKENS = 1024  # seq2seq_export.constants.DEFAULT_MAX_SRC_TOKENS: format 1's limit
+
+
+def as_format(manifest: dict, version: int) -> dict:
+    """A copy of `manifest` in format `version` (1 or 2), whichever it is in (or whether it is complete):
+    format 2 has memory, roles and decoding.max_src_tokens; format 1 has neither roles nor max_src_tokens."""
+    m = json.loads(json.dumps(manifest))
+    m["format_version"] = version
+    if version == 1:
+        m.pop("roles", None)
+        m["decoding"].pop("max_src_tokens", None)
+        return m
+    m.setdefault("memory", [])
+    outputs = {t["name"] for t in m["graphs"]["decoder_step"]["outputs"]}
+    m.setdefault("roles", {**{r: r for r in FIXED_ROLES}, "attention": "attention" if "attention" in outputs else None})
+    m["decoding"].setdefault("max_src_tokens", DEFAULT_MAX_SRC_TOKENS)
+    return m
+
+
+def rewrite_manifest(bundle: Path, edit) -> None:
+    """Replace bundle/manifest.json by edit(its dict) (the manifest is not covered by the checksums)."""
+    path = bundle / "manifest.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text(encoding="utf-8"))), indent=2), encoding="utf-8")
 
 
 # Edits of a manifest's state / memory entries that every driver must refuse (or, for "no memory
