@@ -9,6 +9,9 @@ export const SUPPORTED_FORMAT_VERSIONS = [1, 2];
 export const MAX_MANIFEST_BYTES = 16 << 20; // seq2seq_export.constants.MAX_MANIFEST_BYTES
 export const DEFAULT_MAX_SRC_TOKENS = 1024; // format 1 bundles carry no decoding.max_src_tokens
 const MESSAGE_CHARS = 200; // a schema error quoting a long value is cut here
+// Longer than any string the schema allows (256 characters at most): refused before the schema's
+// patterns run, where a regular expression over megabytes can exhaust the stack.
+const MAX_STRING_CHARS = 4096;
 // The IO names of format 1 bundles, which carry no "roles" (seq2seq_export/iospec.py).
 export const DEFAULT_ROLES = Object.freeze({
   src_tokens: "src_tokens", src_lengths: "src_lengths", prev_tokens: "prev_tokens",
@@ -29,7 +32,27 @@ export class BundleError extends Error {
   }
 }
 
-const quote = (v) => JSON.stringify(v)?.slice(0, 40) ?? String(v);
+/** A value for a message: scalars as JSON (cut), lists and objects by kind (they may nest without end). */
+const quote = (v) => (v !== null && typeof v === "object" ? (Array.isArray(v) ? "[...]" : "{...}") : (JSON.stringify(v)?.slice(0, 40) ?? String(v)));
+
+/** The path of the first string in `value` longer than MAX_STRING_CHARS, or null; walked without recursion
+ * (a manifest may nest 100k deep), visiting only lists, objects and overlong strings. */
+function overlongString(value) {
+  const todo = [{ v: value, up: null, key: null }];
+  while (todo.length) {
+    const node = todo.pop();
+    if (typeof node.v === "string") {
+      const path = [];
+      for (let n = node; n.up !== null; n = n.up) path.unshift(n.key);
+      return path;
+    }
+    for (const key in node.v) { // lists and objects alike
+      const v = node.v[key];
+      if (typeof v === "string" ? v.length > MAX_STRING_CHARS : v !== null && typeof v === "object") todo.push({ v, up: node, key });
+    }
+  }
+  return null;
+}
 
 /** manifest.json bytes -> object: strict UTF-8 (a byte-order mark is refused), JSON, a supported version. */
 export function parseManifest(bytes, where = MANIFEST_FILE) {
@@ -53,6 +76,15 @@ export function parseManifest(bytes, where = MANIFEST_FILE) {
     );
   }
   return manifest;
+}
+
+/**
+ * A validator for the manifest schema, from the host's @cfworker/json-schema `Validator` class. It stops
+ * at the first failing value (shortCircuit): a 16 MB manifest of a million bad tokens is one error,
+ * not a million (which took a gigabyte and overflowed the stack).
+ */
+export function manifestValidator(Validator, schema) {
+  return new Validator(schema, "2020-12", true);
 }
 
 /** The most specific schema error: the deepest one that is not a wrapper, the last of equals. */
@@ -114,7 +146,15 @@ function checkRoles(where, manifest) {
  * entries are checked against the graphs by the caller, which also builds the tensors they carry.
  */
 export function checkManifest(manifest, where, validator) {
-  const result = validator.validate(manifest);
+  const long = overlongString(manifest);
+  if (long !== null) throw new BundleError(`${where}: ${long.join(".") || "top level"}: a string longer than any manifest field may hold (${MAX_STRING_CHARS} characters)`);
+  let result;
+  try {
+    result = validator.validate(manifest);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e; // call stack exhausted: no manifest is shaped like this
+    throw new BundleError(`${where}: too large or too deeply nested to check against the manifest schema (${e.message})`);
+  }
   if (!result.valid) throw new BundleError(`${where}: ${schemaMessage(result.errors)}`.replaceAll("\n", "\\n"));
   checkVocab(where, "source", manifest.text.source);
   checkVocab(where, "target", manifest.text.target);

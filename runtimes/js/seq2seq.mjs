@@ -6,7 +6,7 @@
 
 import { BundleError, checkManifest, DEFAULT_MAX_SRC_TOKENS, MANIFEST_FILE, MAX_MANIFEST_BYTES, parseManifest } from "./manifest_check.mjs";
 
-export { BundleError, MANIFEST_FILE, parseManifest } from "./manifest_check.mjs";
+export { BundleError, MANIFEST_FILE, manifestValidator, parseManifest } from "./manifest_check.mjs";
 
 const GRAPH_NAMES = ["encoder", "decoder_step"];
 const CHUNK = 512; // lines per round in s2s-translate (TRANSLATE_CHUNK): same batches, so the same results

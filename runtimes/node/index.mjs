@@ -8,7 +8,7 @@ import { Validator } from "@cfworker/json-schema";
 import * as ort from "onnxruntime-node";
 
 import { ortGraph } from "../js/ort_graph.mjs";
-import { BundleError, MANIFEST_FILE, openBundle } from "../js/seq2seq.mjs";
+import { BundleError, MANIFEST_FILE, manifestValidator, openBundle } from "../js/seq2seq.mjs";
 
 export { BundleError, InputTooLong, Translator, splitLines } from "../js/seq2seq.mjs";
 
@@ -16,7 +16,7 @@ const SCHEMA = new URL("../../seq2seq_export/manifest.schema.json", import.meta.
 let validator; // built once, on first use
 
 async function schemaValidator() {
-  validator ??= new Validator(JSON.parse(await readFile(SCHEMA, "utf8")), "2020-12", false);
+  validator ??= manifestValidator(Validator, JSON.parse(await readFile(SCHEMA, "utf8")));
   return validator;
 }
 

@@ -4,7 +4,7 @@ import { Validator } from "../node/node_modules/@cfworker/json-schema/dist/esm/i
 import * as ort from "../node/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 
 import { ortGraph } from "../js/ort_graph.mjs";
-import { BundleError, MANIFEST_FILE, openBundle, splitLines } from "../js/seq2seq.mjs";
+import { BundleError, MANIFEST_FILE, manifestValidator, openBundle, splitLines } from "../js/seq2seq.mjs";
 
 ort.env.wasm.numThreads = 1; // no cross-origin isolation needed, and results do not depend on it
 
@@ -15,7 +15,7 @@ let validator; // a promise, fetched once
 function schemaValidator() {
   validator ??= fetch(SCHEMA, { cache: "no-store" }).then(async (response) => {
     if (!response.ok) throw new BundleError(`${SCHEMA}: the manifest schema is missing (HTTP ${response.status}); serve the page with runtimes/web/serve.py`);
-    return new Validator(await response.json(), "2020-12", false);
+    return manifestValidator(Validator, await response.json());
   });
   return validator;
 }

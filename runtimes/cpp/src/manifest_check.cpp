@@ -173,11 +173,22 @@ json read_manifest(const fs::path& mpath) {
     }
     if (in.bad()) throw BundleError(where + "cannot be read");
     if (!is_valid_utf8(text)) throw BundleError(where + "not valid UTF-8");
+    if (text.rfind("\xEF\xBB\xBF", 0) == 0) throw BundleError(where + "not valid JSON (starts with a UTF-8 byte-order mark)");
     json m;
+    std::vector<std::vector<std::string>> keys;  // the keys seen so far in each object being parsed
     try {
-        m = json::parse(text, [&](int depth, json::parse_event_t event, json&) {
-            if (depth >= kMaxDepth && (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start))
+        using event_t = json::parse_event_t;
+        m = json::parse(text, [&](int depth, event_t event, json& parsed) {
+            if (depth >= kMaxDepth && (event == event_t::object_start || event == event_t::array_start))
                 throw BundleError(where + "not valid JSON (nested more than " + std::to_string(kMaxDepth) + " levels deep)");
+            if (event == event_t::object_start) keys.emplace_back();
+            if (event == event_t::object_end) keys.pop_back();
+            if (event == event_t::key) {  // JSON allows a repeated key; which value counts would be a guess
+                const std::string& key = parsed.get_ref<const std::string&>();
+                if (std::find(keys.back().begin(), keys.back().end(), key) != keys.back().end())
+                    throw BundleError(where + "not valid JSON (key " + cut(json(key).dump()) + " appears twice in one object)");
+                keys.back().push_back(key);
+            }
             return true;
         });
     } catch (const json::exception& e) {  // parse_error, or out_of_range for a number too large
