@@ -228,3 +228,21 @@ def assert_one_line(message: str, manifest: str, reason: str = "") -> None:
     """An error message: one line, naming the manifest first, saying `reason` (a regex), no stack trace."""
     assert message.startswith(f"{manifest}: ") and "\n" not in message and re.search(reason, message), message
     assert "Traceback" not in message and "    at " not in message, message
+
+
+# More hostile manifests, beyond tests/manifest_cases.py, that once crashed or fooled a driver:
+# {name: (the manifest bytes from the good manifest, the reason drivers give)}.
+HOSTILE = {
+    "byte_order_mark": (lambda m: b"\xef\xbb\xbf" + json.dumps(m).encode(), "not valid JSON"),
+    "deep_format_version": (lambda m: b'{"format_version": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                            r"format_version \[\.\.\.\] is not supported|nested more than 64"),
+    "path_of_megabytes": (lambda m: json.dumps(m).replace('"encoder.onnx"', json.dumps("a/" * 2_000_000 + "x"), 1).encode(),
+                          r"graphs\.encoder\.files\.onnx\.path: "),
+}
+
+
+def hostile_bundle(bundle: Path, tmp_path: Path, name: str) -> Path:
+    """A copy of `bundle` whose manifest.json is HOSTILE[name]'s."""
+    root = Path(shutil.copytree(bundle, tmp_path / "bundle"))
+    (root / "manifest.json").write_bytes(HOSTILE[name][0](json.loads((bundle / "manifest.json").read_text())))
+    return root

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import (FLOW_EDITS, REFUSAL_REASONS, REPO, S2S_TRANSLATE, Case, as_format, assert_refused,
-                        bad_manifest_bundles, build_case, edit_flows, rewrite_manifest)
+from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, S2S_TRANSLATE, Case, as_format, assert_refused,
+                        bad_manifest_bundles, build_case, edit_flows, hostile_bundle, rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 TRANSLATE_BIN = REPO / "runtimes" / "cpp" / "build" / "translate"
@@ -154,6 +154,12 @@ def test_malformed_manifest_is_one_line_and_exit_2(name, request):
     assert_refused(cpp_translate(root, ["abc"]), str(root / "manifest.json"), REFUSAL_REASONS[name])
 
 
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_manifest_is_one_line_and_exit_2(name, request, tmp_path):
+    root = hostile_bundle(build_case("cmudict", request).bundle, tmp_path, name)
+    assert_refused(cpp_translate(root, ["abc"]), str(root / "manifest.json"), HOSTILE[name][1])
+
 def test_oversized_manifest_is_refused_before_it_is_read(cmudict_bundle, tmp_path):
     root = Path(shutil.copytree(cmudict_bundle, tmp_path / "bundle"))
     (root / "manifest.json").write_bytes(b"{" + b" " * (16 << 20) + b"}")
@@ -217,3 +223,12 @@ def test_bundle_without_torchscript_is_one_line_and_exit_2(cmudict_bundle, tmp_p
 def test_invalid_utf8_input_is_one_line_and_exit_2(cmudict_bundle):
     proc = cpp_translate(cmudict_bundle, b"ab\xffc\n")
     assert (proc.returncode, proc.stdout, proc.stderr) == (2, b"", b"Error: standard input is not valid UTF-8\n")
+
+
+def test_repeated_key_is_one_line_and_exit_2(cmudict_bundle, tmp_path):
+    """JSON allows a key twice in one object; which value counts would be a guess (Python refuses it too;
+    JavaScript's JSON.parse cannot tell, so the JS drivers take the last one)."""
+    root = Path(shutil.copytree(cmudict_bundle, tmp_path / "bundle"))
+    text = (root / "manifest.json").read_text()
+    (root / "manifest.json").write_text(text.replace('"max_len": ', '"max_len": 60, "max_len": ', 1))
+    assert_refused(cpp_translate(root, ["abc"]), str(root / "manifest.json"), 'key "max_len" appears twice in one object')

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import (FLOW_EDITS, REFUSAL_REASONS, REPO, Case, as_format, assert_refused, bad_manifest_bundles,
-                        build_case, edit_flows, python_outputs, require_setup, rewrite_manifest)
+from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_refused,
+                        bad_manifest_bundles, build_case, edit_flows, hostile_bundle, python_outputs, require_setup,
+                        rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 TRANSLATE_MJS = REPO / "runtimes" / "node" / "translate.mjs"
@@ -108,6 +109,12 @@ def test_malformed_manifest_is_one_line_and_exit_2(name, request):
     root = bad_manifest_bundles(request) / name
     assert_refused(node_translate(root, ["abc"]), f"{root}/manifest.json", REFUSAL_REASONS[name])
 
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_manifest_is_one_line_and_exit_2(name, request, tmp_path):
+    root = hostile_bundle(build_case("cmudict", request).bundle, tmp_path, name)
+    assert_refused(node_translate(root, ["abc"]), f"{root}/manifest.json", HOSTILE[name][1])
 
 def test_oversized_manifest_is_refused_before_it_is_read(request, tmp_path):
     root = Path(shutil.copytree(build_case("cmudict", request).bundle, tmp_path / "bundle"))
