@@ -241,8 +241,8 @@ HOSTILE = {
 }
 
 
-def hostile_bundle(bundle: Path, tmp_path: Path, name: str) -> Path:
-    """A copy of `bundle` whose manifest.json is HOSTILE[name]'s."""
-    root = Path(shutil.copytree(bundle, tmp_path / "bundle"))
+def hostile_bundle(bundle: Path, dest: Path, name: str) -> Path:
+    """A copy of `bundle` at `dest` whose manifest.json is HOSTILE[name]'s."""
+    root = Path(shutil.copytree(bundle, dest))
     (root / "manifest.json").write_bytes(HOSTILE[name][0](json.loads((bundle / "manifest.json").read_text())))
     return root

@@ -157,7 +157,7 @@ def test_malformed_manifest_is_one_line_and_exit_2(name, request):
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_manifest_is_one_line_and_exit_2(name, request, tmp_path):
-    root = hostile_bundle(build_case("cmudict", request).bundle, tmp_path, name)
+    root = hostile_bundle(build_case("cmudict", request).bundle, tmp_path / "bundle", name)
     assert_refused(cpp_translate(root, ["abc"]), str(root / "manifest.json"), HOSTILE[name][1])
 
 def test_oversized_manifest_is_refused_before_it_is_read(cmudict_bundle, tmp_path):

@@ -14,8 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from js_drivers import (REFUSAL_REASONS, REPO, Case, as_format, assert_one_line, bad_manifest_bundles, build_case,
-                        require_setup, rewrite_manifest)
+from js_drivers import (HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_one_line, bad_manifest_bundles,
+                        build_case, hostile_bundle, require_setup, rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 SERVE_PY = REPO / "runtimes" / "web" / "serve.py"
@@ -80,26 +80,35 @@ def test_page_reports_an_untrusted_bundle(how, message, tmp_path, request):
     assert proc.returncode == 2 and message in stderr, stderr
 
 
+# What the page must say for the manifests beyond tests/manifest_cases.py (HOSTILE, and one over 16 MB).
+MORE_REASONS = {**{name: reason for name, (_, reason) in HOSTILE.items()}, "oversized": "larger than the 16 MB"}
+
+
 @pytest.fixture(scope="module")
 def opened_bad_manifests(request) -> dict[str, dict]:
     """One page load that opens every malformed-manifest bundle with the page's loader: {case: result}."""
-    root = bad_manifest_bundles(request)
+    root, good = bad_manifest_bundles(request), build_case("cmudict", request).bundle
+    for name in HOSTILE:  # served next to the shared cases
+        hostile_bundle(good, root / name, name)
+    (Path(shutil.copytree(good, root / "oversized")) / "manifest.json").write_bytes(b"{" + b" " * (16 << 20) + b"}")
     with serve(root) as page:
-        urls = ["/bundle/"] + [f"/bundle/{name}/" for name in CASE_NAMES]
+        urls = ["/bundle/"] + [f"/bundle/{name}/" for name in (*CASE_NAMES, *MORE_REASONS)]
         proc = subprocess.run(["node", str(DRIVE_MJS), "--open", page], input="\n".join(urls).encode(),
                               capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()
     results = {r["bundle"]: r for r in map(json.loads, proc.stdout.decode().splitlines())}
     assert results.pop("/bundle/")["error"] is None  # the good bundle next to them opens: the loader works
-    return {name: results[f"/bundle/{name}/"] for name in CASE_NAMES} | {"base": page.removesuffix("runtimes/web/")}
+    opened = {name: results[f"/bundle/{name}/"] for name in (*CASE_NAMES, *MORE_REASONS)}
+    return opened | {"base": page.removesuffix("runtimes/web/")}
 
 
-@pytest.mark.parametrize("name", CASE_NAMES)
+@pytest.mark.parametrize("name", CASE_NAMES + tuple(MORE_REASONS))
 def test_page_refuses_a_malformed_manifest(name, opened_bad_manifests):
-    """Every case of tests/manifest_cases.py: the page's loader rejects with one line naming the manifest."""
+    """Every case of tests/manifest_cases.py, and more: the page's loader rejects, one line naming the manifest."""
     error = opened_bad_manifests[name]["error"]
     assert error is not None and error["name"] == "BundleError", error
-    assert_one_line(error["message"], f"{opened_bad_manifests['base']}bundle/{name}/manifest.json", REFUSAL_REASONS[name])
+    reason = REFUSAL_REASONS.get(name) or MORE_REASONS[name]
+    assert_one_line(error["message"], f"{opened_bad_manifests['base']}bundle/{name}/manifest.json", reason)
 
 
 @pytest.mark.parametrize("version", [1, 2])
