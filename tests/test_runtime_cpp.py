@@ -231,4 +231,5 @@ def test_repeated_key_is_one_line_and_exit_2(cmudict_bundle, tmp_path):
     root = Path(shutil.copytree(cmudict_bundle, tmp_path / "bundle"))
     text = (root / "manifest.json").read_text()
     (root / "manifest.json").write_text(text.replace('"max_len": ', '"max_len": 60, "max_len": ', 1))
-    assert_refused(cpp_translate(root, ["abc"]), str(root / "manifest.json"), 'key "max_len" appears twice in one object')
+    proc = cpp_translate(root, ["abc"])
+    assert_refused(proc, str(root / "manifest.json"), 'key "max_len" appears twice in one object')
