@@ -7,7 +7,9 @@ example, and what `s2s-translate --backend onnx` prints for them: the drivers mu
 from __future__ import annotations
 
 import functools
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ATTENTION_LSTM_BI, lively_checkpoint
+from manifest_cases import CASE_NAMES, write_cases
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "runtimes" / "node"
@@ -121,9 +124,37 @@ def build_case(name: str, request: pytest.FixtureRequest) -> Case:
         else:
             checkpoint, inputs = cmudict_checkpoint(root / "checkpoint.pt", name), _inputs("cmudict", CMUDICT_EDGE)
         bundle = export_bundle(checkpoint, root / "bundle", formats=("onnx", "torchscript"), exporter="legacy", verify=None)
+        rewrite_manifest(bundle, lambda m: as_format(m, 2))
         _CASES[name] = Case(name, bundle, inputs, python_outputs(bundle, inputs))
     return _CASES[name]
 
+
+# Roles by graph IO name, as format 2 writes them (seq2seq_export.iospec.io_roles); attention only
+# when the decoder_step graph has that output.
+FIXED_ROLES = ("src_tokens", "src_lengths", "prev_tokens", "logits", "next_tokens")
+DEFAULT_MAX_SRC_TOKENS = 1024  # seq2seq_export.constants.DEFAULT_MAX_SRC_TOKENS: format 1's limit
+
+
+def as_format(manifest: dict, version: int) -> dict:
+    """A copy of `manifest` in format `version` (1 or 2), whichever it is in (or whether it is complete):
+    format 2 has memory, roles and decoding.max_src_tokens; format 1 has neither roles nor max_src_tokens."""
+    m = json.loads(json.dumps(manifest))
+    m["format_version"] = version
+    if version == 1:
+        m.pop("roles", None)
+        m["decoding"].pop("max_src_tokens", None)
+        return m
+    m.setdefault("memory", [])
+    outputs = {t["name"] for t in m["graphs"]["decoder_step"]["outputs"]}
+    m.setdefault("roles", {**{r: r for r in FIXED_ROLES}, "attention": "attention" if "attention" in outputs else None})
+    m["decoding"].setdefault("max_src_tokens", DEFAULT_MAX_SRC_TOKENS)
+    return m
+
+
+def rewrite_manifest(bundle: Path, edit) -> None:
+    """Replace bundle/manifest.json by edit(its dict) (the manifest is not covered by the checksums)."""
+    path = bundle / "manifest.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text(encoding="utf-8"))), indent=2), encoding="utf-8")
 
 
 # Edits of a manifest's state / memory entries that every driver must refuse (or, for "no memory
@@ -138,6 +169,80 @@ def edit_flows(manifest: dict, how: str) -> None:
     elif how == "memory entry not graph IO":
         manifest["memory"] = [{"encoder_output": "context", "decoder_input": "context"}]
     elif how == "no memory entries":
-        del manifest["memory"]
+        manifest["memory"] = []
     elif how == "memory not a list":
         manifest["memory"] = {"encoder_output": "src_mask", "decoder_input": "src_mask"}
+
+
+# What each driver's one line must say for each case of tests/manifest_cases.py (a regex): the field,
+# so that a refusal for another reason (a bug, an unsupported version) does not pass.
+REFUSAL_REASONS = {
+    "not_json": "not valid JSON", "top_level_list": "top level must be a JSON object",
+    "deep_nesting": r"producer: |nested more than 64 levels",  # JS parses it all; C++ stops at depth 64
+    "infinity": "not valid JSON", "not_utf8": "not valid UTF-8",
+    "format_version_3": "format_version 3 is not supported", "format_version_string": 'format_version "2" is not supported',
+    "missing_files": "graphs.encoder: .*files", "missing_decoding": "top level: .*decoding",
+    "missing_memory_v2": "top level: .*memory", "unknown_top_level_key": "surprise",
+    "max_len_bool": "decoding.max_len: ", "max_len_zero": "decoding.max_len: ", "max_len_huge": "decoding.max_len: ",
+    "max_src_tokens_negative": "decoding.max_src_tokens: ", "end_id_fraction": "decoding.end_id: ",
+    "start_id_negative": "decoding.start_id: ", "end_id_outside_vocab": "decoding.end_id: id 100000 is outside",
+    "special_outside_vocab": "text.source.specials.unk: id 100000 is outside", "src_append_eos_string": "text.src_append_eos: ",
+    "token_not_string": r"text\.source\.tokens\.5: ", "token_with_newline": r"text\.target\.tokens\.5: ",
+    "token_with_carriage_return": r"text\.source\.tokens\.5: ", "token_empty": r"text\.target\.tokens\.5: ",
+    "duplicate_tokens": "text.source.tokens: .* appears twice", "tokenizer_unknown": "text.source.tokenizer: ",
+    "vocab_size_mismatch": "model_config.tgt_vocab_size 3 differs", "hidden_dim_string": "model_config.hidden_dim: ",
+    "hidden_dim_absurd": "model_config.hidden_dim: ", "rnn_unknown": "model_config.rnn: ",
+    "file_path_escape": "graphs.encoder.files.onnx.path: ", "file_path_absolute": "graphs.decoder_step.files.onnx.path: ",
+    "file_sha_not_hex": "graphs.encoder.files.onnx.sha256: ", "file_size_string": "graphs.encoder.files.onnx.size: ",
+    "io_dtype_unknown": r"graphs\.encoder\.inputs\.0\.dtype: ", "state_names_no_output": "state entry .*no_such_output",
+    "decoder_input_unfed": "state entry .*hidden_x|fed by no state", "role_names_no_input": "roles.prev_tokens: ",
+}
+assert set(REFUSAL_REASONS) == set(CASE_NAMES), "every shared case needs the reason drivers must give"
+
+_BAD: dict[str, Path] = {}  # built once per test session
+
+
+def bad_manifest_bundles(request: pytest.FixtureRequest) -> Path:
+    """A copy of the cmudict bundle (format 2) holding, in a folder per case of tests/manifest_cases.py,
+    another copy whose manifest.json is that case's malformed manifest, made from the good one."""
+    if "root" not in _BAD:
+        good = build_case("cmudict", request).bundle
+        root = request.getfixturevalue("tmp_path_factory").mktemp("bad-manifests") / "bundle"
+        shutil.copytree(good, root)
+        for name, path in write_cases(str(good / "manifest.json"), str(root.parent / "cases")).items():
+            shutil.copytree(good, root / name)  # real copies: a symlinked graph would be refused for another reason
+            shutil.copyfile(path, root / name / "manifest.json")
+        _BAD["root"] = root
+    return _BAD["root"]
+
+
+def assert_refused(proc: subprocess.CompletedProcess, manifest: str, reason: str = "") -> None:
+    """Exit 2, nothing on stdout, one line on stderr naming the manifest and matching `reason`, no stack trace."""
+    stderr = proc.stderr.decode("utf-8", errors="replace")
+    assert (proc.returncode, proc.stdout) == (2, b""), stderr
+    assert_one_line(stderr.removeprefix("Error: ").removesuffix("\n"), manifest, reason)
+    assert stderr.startswith("Error: ") and stderr.endswith("\n"), stderr
+
+
+def assert_one_line(message: str, manifest: str, reason: str = "") -> None:
+    """An error message: one line, naming the manifest first, saying `reason` (a regex), no stack trace."""
+    assert message.startswith(f"{manifest}: ") and "\n" not in message and re.search(reason, message), message
+    assert "Traceback" not in message and "    at " not in message, message
+
+
+# More hostile manifests, beyond tests/manifest_cases.py, that once crashed or fooled a driver:
+# {name: (the manifest bytes from the good manifest, the reason drivers give)}.
+HOSTILE = {
+    "byte_order_mark": (lambda m: b"\xef\xbb\xbf" + json.dumps(m).encode(), "not valid JSON"),
+    "deep_format_version": (lambda m: b'{"format_version": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                            r"format_version \[\.\.\.\] is not supported|nested more than 64"),
+    "path_of_megabytes": (lambda m: json.dumps(m).replace('"encoder.onnx"', json.dumps("a/" * 2_000_000 + "x"), 1).encode(),
+                          r"graphs\.encoder\.files\.onnx\.path: "),
+}
+
+
+def hostile_bundle(bundle: Path, dest: Path, name: str) -> Path:
+    """A copy of `bundle` at `dest` whose manifest.json is HOSTILE[name]'s."""
+    root = Path(shutil.copytree(bundle, dest))
+    (root / "manifest.json").write_bytes(HOSTILE[name][0](json.loads((bundle / "manifest.json").read_text())))
+    return root

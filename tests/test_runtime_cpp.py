@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import FLOW_EDITS, REPO, S2S_TRANSLATE, Case, build_case, edit_flows
+from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, S2S_TRANSLATE, Case, as_format, assert_refused,
+                        bad_manifest_bundles, build_case, edit_flows, hostile_bundle, rewrite_manifest)
+from manifest_cases import CASE_NAMES
 
 TRANSLATE_BIN = REPO / "runtimes" / "cpp" / "build" / "translate"
 PREREQUISITES = {"cmake": shutil.which("cmake"), "g++": shutil.which("g++"),
                  "nlohmann/json.hpp": Path("/usr/include/nlohmann/json.hpp").is_file(),
-                 "openssl/evp.h": Path("/usr/include/openssl/evp.h").is_file()}
+                 "openssl/evp.h": Path("/usr/include/openssl/evp.h").is_file(),
+                 "valijson/validator.hpp": Path("/usr/include/valijson/validator.hpp").is_file()}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -84,8 +87,6 @@ def broken_copy(bundle: Path, tmp_path: Path, how: str) -> Path:
     elif how == "checksum mismatch":
         with open(root / "encoder.pt", "ab") as f:
             f.write(b"\0")
-    elif how == "format_version 2":
-        manifest["format_version"] = 2
     elif how == "symlink outside":
         (tmp_path / "outside.pt").write_bytes((root / "encoder.pt").read_bytes())
         (root / "encoder.pt").unlink()
@@ -93,8 +94,6 @@ def broken_copy(bundle: Path, tmp_path: Path, how: str) -> Path:
     elif how == "no manifest":
         (root / "manifest.json").unlink()
         return root
-    elif how.startswith("path "):
-        manifest["graphs"]["encoder"]["files"]["torchscript"]["path"] = how[len("path "):]
     elif how in FLOW_EDITS:
         edit_flows(manifest, how)
     (root / "manifest.json").write_text(json.dumps(manifest))
@@ -110,8 +109,7 @@ def python_error(make_translator) -> bytes:
     return f"Error: {e.value}\n".encode()
 
 
-@pytest.mark.parametrize("how", ["missing file", "checksum mismatch", "format_version 2", "symlink outside",
-                                 "no manifest", "path ../encoder.pt", "path /etc/passwd"])
+@pytest.mark.parametrize("how", ["missing file", "checksum mismatch", "symlink outside", "no manifest"])
 def test_untrusted_bundle_fails_exactly_like_python(how, cmudict_bundle, tmp_path):
     from seq2seq_export.runtime.translator import Translator
 
@@ -127,7 +125,7 @@ def test_untrusted_bundle_fails_exactly_like_python(how, cmudict_bundle, tmp_pat
     ("memory entry not graph IO",
      'memory entry {"decoder_input":"context","encoder_output":"context"} does not match the encoder and decoder_step graphs'),
     ("no memory entries", "decoder_step input 'encoder_outputs' is fed by no state or memory entry"),
-    ("memory not a list", "state and memory must be lists of entries"),
+    ("memory not a list", "memory: Value type not permitted by 'type' constraint."),
 ])
 def test_state_and_memory_entries_must_name_graph_io(how, message, request, tmp_path):
     root = broken_copy(build_case("attention", request).bundle, tmp_path, how)
@@ -137,12 +135,52 @@ def test_state_and_memory_entries_must_name_graph_io(how, message, request, tmp_
     assert stderr.startswith(f"Error: {root / 'manifest.json'}: ") and message in stderr and stderr.count("\n") == 1, stderr
 
 
-def test_bundle_without_memory_key_gives_same_output(request, tmp_path):
-    """Bundles written before "memory" existed lack the key: they decode as before."""
-    case = build_case("cmudict", request)
-    proc = cpp_translate(broken_copy(case.bundle, tmp_path, "no memory entries"), case.inputs)
+@pytest.mark.parametrize("name", ["cmudict", "attention"])
+def test_format_1_bundle_gives_same_output(name, request, tmp_path):
+    """Format 1 bundles (no roles, no max_src_tokens; written before "memory" existed, no memory key
+    either when they have none) decode exactly as format 2 ones."""
+    case = build_case(name, request)
+    root = Path(shutil.copytree(case.bundle, tmp_path / "bundle"))
+    rewrite_manifest(root, lambda m: {k: v for k, v in as_format(m, 1).items() if k != "memory" or v})
+    proc = cpp_translate(root, case.inputs)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().split("\n")[:-1] == case.expected
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_malformed_manifest_is_one_line_and_exit_2(name, request):
+    """Every case of tests/manifest_cases.py, as the Python runtime and the JS drivers refuse it."""
+    root = bad_manifest_bundles(request) / name
+    assert_refused(cpp_translate(root, ["abc"]), str(root / "manifest.json"), REFUSAL_REASONS[name])
+
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_manifest_is_one_line_and_exit_2(name, request, tmp_path):
+    root = hostile_bundle(build_case("cmudict", request).bundle, tmp_path / "bundle", name)
+    assert_refused(cpp_translate(root, ["abc"]), str(root / "manifest.json"), HOSTILE[name][1])
+
+def test_oversized_manifest_is_refused_before_it_is_read(cmudict_bundle, tmp_path):
+    root = Path(shutil.copytree(cmudict_bundle, tmp_path / "bundle"))
+    (root / "manifest.json").write_bytes(b"{" + b" " * (16 << 20) + b"}")
+    proc = cpp_translate(root, ["abc"])
+    assert_refused(proc, str(root / "manifest.json"))
+    assert b"larger than the 16 MB a manifest may have" in proc.stderr
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_input_longer_than_max_src_tokens_names_its_line(version, cmudict_bundle, tmp_path):
+    """Format 2's decoding.max_src_tokens (format 1: 1024) counts the appended <eos>; the line number
+    counts across stdin's rounds of 512 lines."""
+    root = Path(shutil.copytree(cmudict_bundle, tmp_path / "bundle"))
+    limit = 1024 if version == 1 else 7
+    rewrite_manifest(root, lambda m: as_format({**m, "decoding": {**m["decoding"], "max_src_tokens": limit}}, version))
+    ok = cpp_translate(root, ["a" * (limit - 1)])  # limit - 1 characters + <eos>: exactly the limit
+    assert ok.returncode == 0 and ok.stdout.count(b"\n") == 1, ok.stderr.decode()
+    proc = cpp_translate(root, ["abc"] * 600 + ["a" * limit, "abc"])
+    assert proc.returncode == 2 and proc.stdout.count(b"\n") == 512
+    assert proc.stderr.decode() == (f"Error: input line 601: {limit + 1} tokens, more than the {limit} this bundle accepts "
+                                    "(decoding.max_src_tokens)\n")
 
 
 def test_unusable_options_fail_exactly_like_python(cmudict_bundle):
@@ -185,3 +223,13 @@ def test_bundle_without_torchscript_is_one_line_and_exit_2(cmudict_bundle, tmp_p
 def test_invalid_utf8_input_is_one_line_and_exit_2(cmudict_bundle):
     proc = cpp_translate(cmudict_bundle, b"ab\xffc\n")
     assert (proc.returncode, proc.stdout, proc.stderr) == (2, b"", b"Error: standard input is not valid UTF-8\n")
+
+
+def test_repeated_key_is_one_line_and_exit_2(cmudict_bundle, tmp_path):
+    """JSON allows a key twice in one object; which value counts would be a guess (Python refuses it too;
+    JavaScript's JSON.parse cannot tell, so the JS drivers take the last one)."""
+    root = Path(shutil.copytree(cmudict_bundle, tmp_path / "bundle"))
+    text = (root / "manifest.json").read_text()
+    (root / "manifest.json").write_text(text.replace('"max_len": ', '"max_len": 60, "max_len": ', 1))
+    proc = cpp_translate(root, ["abc"])
+    assert_refused(proc, str(root / "manifest.json"), 'key "max_len" appears twice in one object')

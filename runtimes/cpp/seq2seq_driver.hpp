@@ -37,6 +37,12 @@ class VocabError : public Error {
     using Error::Error;
 };
 
+// An input with more tokens (as the model sees it, <eos> included) than the bundle's decoding.max_src_tokens.
+class InputTooLong : public Error {
+   public:
+    using Error::Error;
+};
+
 // Strict UTF-8 as Python decodes it (no overlongs, no surrogates, nothing above U+10FFFF).
 // Translator::translate throws VocabError on text that is not.
 bool is_valid_utf8(std::string_view text);
@@ -51,14 +57,16 @@ struct Options {
 // A loaded, checked bundle ready to translate. Movable, not copyable.
 class Translator {
    public:
-    // Reads DIR/manifest.json, checks its version and the size and sha256 of every file it reads,
-    // then loads the TorchScript graphs. Throws BundleError.
+    // Reads DIR/manifest.json, checks it (size, schema, rules between fields) and the size and sha256
+    // of every file it reads, then loads the TorchScript graphs. Throws BundleError.
     static Translator open(const std::string& bundle_dir, const Options& options = {});
 
-    // One output line per input line, in input order (greedy decoding, like `s2s-translate`).
-    std::vector<std::string> translate(const std::vector<std::string>& inputs) const;
+    // One output line per input line, in input order (greedy decoding, like `s2s-translate`). An input
+    // with more tokens than the bundle's decoding.max_src_tokens throws InputTooLong naming its line
+    // (inputs[0] being line first_line).
+    std::vector<std::string> translate(const std::vector<std::string>& inputs, int64_t first_line = 1) const;
     // The target ids behind translate(), without <sos>/<eos>.
-    std::vector<std::vector<int64_t>> translate_ids(const std::vector<std::string>& inputs) const;
+    std::vector<std::vector<int64_t>> translate_ids(const std::vector<std::string>& inputs, int64_t first_line = 1) const;
 
     Translator(Translator&&) noexcept;
     Translator& operator=(Translator&&) noexcept;

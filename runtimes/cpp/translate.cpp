@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
         // terminal gets each answer at once.
         const size_t chunk = isatty(STDIN_FILENO) ? 1 : kChunk;
         std::vector<std::string> lines;
+        int64_t first_line = 1;  // the line number of lines[0], for errors
         bool more = true;
         while (more) {
             std::string line;
@@ -100,9 +101,10 @@ int main(int argc, char** argv) {
             if (more) lines.push_back(std::move(line));
             if (lines.size() == chunk || (!more && !lines.empty())) {
                 std::string out;
-                for (const auto& text : translator.translate(lines)) (out += text) += '\n';
+                for (const auto& text : translator.translate(lines, first_line)) (out += text) += '\n';
                 std::fwrite(out.data(), 1, out.size(), stdout);
                 if (std::fflush(stdout) != 0) throw s2s::Error("cannot write to standard output");
+                first_line += static_cast<int64_t>(lines.size());
                 lines.clear();
             }
         }

@@ -4,12 +4,13 @@
 // and runtime/greedy.py (the batched greedy loop). It knows nothing about onnxruntime or files: the host
 // passes three functions (see openBundle), so the same module runs on onnxruntime-node and onnxruntime-web.
 
-export const MANIFEST_FILE = "manifest.json";
-export const SUPPORTED_FORMAT_VERSIONS = [1];
+import { BundleError, checkManifest, DEFAULT_MAX_SRC_TOKENS, MANIFEST_FILE, MAX_MANIFEST_BYTES, parseManifest } from "./manifest_check.mjs";
+
+export { BundleError, MANIFEST_FILE, manifestValidator, parseManifest } from "./manifest_check.mjs";
+
 const GRAPH_NAMES = ["encoder", "decoder_step"];
 const CHUNK = 512; // lines per round in s2s-translate (TRANSLATE_CHUNK): same batches, so the same results
 const BATCH = "batch"; // the symbolic batch dim in the manifest's IO shapes
-const SRC_TOKENS = "src_tokens", SRC_LENGTHS = "src_lengths", PREV_TOKENS = "prev_tokens", NEXT_TOKENS = "next_tokens";
 // Python's str.split() whitespace (JS \s differs: it adds U+FEFF and lacks U+001C-U+001F and U+0085).
 const PY_WHITESPACE = /[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u;
 
@@ -20,53 +21,16 @@ export function splitLines(text) {
   return lines;
 }
 
-/** A bundle that cannot be used: bad manifest, missing file, checksum mismatch, graph that does not fit. */
-export class BundleError extends Error {
+/** An input the bundle refuses: more tokens than decoding.max_src_tokens. */
+export class InputTooLong extends Error {
   get name() {
-    return "BundleError";
+    return "InputTooLong";
   }
-}
-
-/** Parse manifest.json text and check its version before anything else (like manifest.load_bundle). */
-export function parseManifest(text, where = MANIFEST_FILE) {
-  let manifest;
-  try {
-    manifest = JSON.parse(text);
-  } catch (e) {
-    throw new BundleError(`${where}: not valid JSON (${e.message})`);
-  }
-  if (manifest === null || typeof manifest !== "object" || Array.isArray(manifest)) {
-    throw new BundleError(`${where}: top level must be a JSON object`);
-  }
-  const version = manifest.format_version;
-  if (!SUPPORTED_FORMAT_VERSIONS.includes(version)) {
-    throw new BundleError(
-      `${where}: manifest format_version ${JSON.stringify(version)} is not supported ` +
-        `(supported: ${SUPPORTED_FORMAT_VERSIONS.join(", ")}); use a driver that matches the exporter or re-export`,
-    );
-  }
-  return manifest;
-}
-
-// A FILE path: relative, '/'-separated plain names; so it also stays inside the bundle as a URL
-// (no scheme, no '//host', no '%2e%2e', no query).
-const SAFE_PATH = /^[\w.-]+(\/[\w.-]+)*$/;
-
-/** A FILE record's path, checked to be relative and inside the bundle (no '..', no absolute path). */
-export function checkedPath(entry, where) {
-  if (entry === null || typeof entry !== "object" || !["path", "sha256", "size"].every((k) => k in entry)) {
-    throw new BundleError(`${MANIFEST_FILE}: ${where} is not a file record with path, sha256 and size`);
-  }
-  const rel = entry.path;
-  if (typeof rel !== "string" || !SAFE_PATH.test(rel) || rel.split("/").some((part) => part === "." || part === "..")) {
-    throw new BundleError(`${MANIFEST_FILE}: ${where} path ${JSON.stringify(rel)} must be a relative path inside the bundle`);
-  }
-  return rel;
 }
 
 /** Read a FILE record's bytes and check size and sha256 (hex) before they are used. */
 export async function verifiedBytes(entry, where, readFile, sha256, label = "") {
-  const rel = checkedPath(entry, where);
+  const rel = entry.path; // the schema allows only relative paths inside the bundle
   const bytes = await readFile(rel, where);
   if (bytes.length !== entry.size || (await sha256(bytes)) !== entry.sha256) {
     throw new BundleError(`${label}${rel}: checksum mismatch (${where}): the file was changed or corrupted after export`);
@@ -87,10 +51,7 @@ export function detokenize(tokens, kind) {
 
 /** One vocabulary: tokens, tokenizer and special ids, as written by Vocab.to_dict(). */
 export class Vocab {
-  constructor(d, where) {
-    if (!d || !Array.isArray(d.tokens) || !d.specials || typeof d.specials !== "object") {
-      throw new BundleError(`${MANIFEST_FILE}: ${where} vocabulary is malformed (needs tokenizer, tokens, specials)`);
-    }
+  constructor(d) {
     tokenize("", d.tokenizer); // rejects an unknown tokenizer
     this.tokens = d.tokens;
     this.tokenizer = d.tokenizer;
@@ -130,7 +91,7 @@ export class Vocab {
  * encoder_outputs and src_mask) is fed unchanged to every step. batchAxis is the position of "batch"
  * in the decoder input's shape: finished rows leave every carried tensor along it.
  */
-function carriedFlows(manifest) {
+function carriedFlows(manifest, prevTokens, where) {
   const encoderOutputs = new Set(manifest.graphs.encoder.outputs.map((t) => t.name));
   const step = manifest.graphs.decoder_step;
   const inputs = new Map(step.inputs.map((t) => [t.name, t]));
@@ -139,18 +100,15 @@ function carriedFlows(manifest) {
     const input = inputs.get(e?.decoder_input);
     const decoderOutput = key === "state" ? e?.decoder_output : null;
     if (!input || !input.shape.includes(BATCH) || !encoderOutputs.has(e.encoder_output) || (key === "state" && !outputs.has(decoderOutput))) {
-      throw new BundleError(`${MANIFEST_FILE}: ${key} entry ${JSON.stringify(e)} does not match the encoder and decoder_step graphs' inputs and outputs`);
+      throw new BundleError(`${where}: ${key} entry ${JSON.stringify(e)} does not match the encoder and decoder_step graphs' inputs and outputs`);
     }
     return { encoderOutput: e.encoder_output, decoderInput: e.decoder_input, decoderOutput, batchAxis: input.shape.indexOf(BATCH) };
   };
-  const [stateEntries, memoryEntries] = [manifest.state ?? [], manifest.memory ?? []];
-  if (!Array.isArray(stateEntries) || !Array.isArray(memoryEntries)) throw new BundleError(`${MANIFEST_FILE}: state and memory must be lists of entries`);
-  const state = stateEntries.map((e) => flow("state", e));
-  if (state.length === 0) throw new BundleError(`${MANIFEST_FILE}: lists no recurrent state to carry between decoder steps`);
-  const flows = [...state, ...memoryEntries.map((e) => flow("memory", e))];
+  // The schema makes state a non-empty list, and memory a list (format 1 bundles may lack it).
+  const flows = [...manifest.state.map((e) => flow("state", e)), ...(manifest.memory ?? []).map((e) => flow("memory", e))];
   for (const name of inputs.keys()) {
-    if (name !== PREV_TOKENS && !flows.some((f) => f.decoderInput === name)) {
-      throw new BundleError(`${MANIFEST_FILE}: decoder_step input ${JSON.stringify(name)} is fed by no state or memory entry`);
+    if (name !== prevTokens && !flows.some((f) => f.decoderInput === name)) {
+      throw new BundleError(`${where}: decoder_step input ${JSON.stringify(name)} is fed by no state or memory entry`);
     }
   }
   return flows;
@@ -190,27 +148,21 @@ function checkGraphIO(graph, spec, name) {
 
 /** A loaded bundle: translate(lines) -> lines, exactly like `s2s-translate --backend onnx`. */
 export class Translator {
-  constructor(manifest, graphs) {
+  /** A manifest that passed checkManifest (`where` names it in errors), its roles, and its two graphs. */
+  constructor(manifest, graphs, roles, where = MANIFEST_FILE) {
     this.manifest = manifest;
     this.encoder = graphs.encoder;
     this.step = graphs.decoder_step;
+    this.roles = roles;
     const t = manifest.text;
-    this.src = new Vocab(t.source, "text.source");
-    this.tgt = new Vocab(t.target, "text.target");
-    this.srcAppendEos = t.src_append_eos === true;
-    this.flows = carriedFlows(manifest);
-    this.startId = manifest.decoding.start_id;
-    this.endId = manifest.decoding.end_id;
-    this.maxLen = manifest.decoding.max_len;
-    if (![this.startId, this.endId, this.maxLen].every(Number.isInteger)) {
-      throw new BundleError(`${MANIFEST_FILE}: decoding needs integer start_id, end_id and max_len`);
-    }
-    const cfg = manifest.model_config;
-    if (this.src.tokens.length !== cfg.src_vocab_size || this.tgt.tokens.length !== cfg.tgt_vocab_size) {
-      throw new BundleError(`${MANIFEST_FILE}: vocabulary sizes do not match model_config (wrong vocabulary?)`);
-    }
+    this.src = new Vocab(t.source);
+    this.tgt = new Vocab(t.target);
+    this.srcAppendEos = t.src_append_eos;
+    this.flows = carriedFlows(manifest, roles.prev_tokens, where);
+    ({ start_id: this.startId, end_id: this.endId, max_len: this.maxLen } = manifest.decoding);
+    this.maxSrcTokens = manifest.decoding.max_src_tokens ?? DEFAULT_MAX_SRC_TOKENS;
     if (this.src.padId === null || this.tgt.padId === null || (this.srcAppendEos && this.src.eosId === null)) {
-      throw new BundleError(`${MANIFEST_FILE}: vocabularies lack the <pad> (or source <eos>) token the loop needs`);
+      throw new BundleError(`${where}: vocabularies lack the <pad> (or source <eos>) token the loop needs`);
     }
   }
 
@@ -219,16 +171,17 @@ export class Translator {
     const out = seqs.map(() => []);
     if (seqs.length === 0) return out;
     const [src, lengths] = padBatch(seqs, this.src.padId);
-    const encoded = await this.encoder.run({ [SRC_TOKENS]: src, [SRC_LENGTHS]: lengths }, [...new Set(this.flows.map((f) => f.encoderOutput))]);
+    const { src_tokens: srcTokens, src_lengths: srcLengths, prev_tokens: prevTokens, next_tokens: nextTokens } = this.roles;
+    const encoded = await this.encoder.run({ [srcTokens]: src, [srcLengths]: lengths }, [...new Set(this.flows.map((f) => f.encoderOutput))]);
     let carried = this.flows.map((f) => encoded[f.encoderOutput]); // one tensor per flow
-    const fetches = [NEXT_TOKENS, ...this.flows.flatMap((f) => (f.decoderOutput === null ? [] : [f.decoderOutput]))];
+    const fetches = [nextTokens, ...this.flows.flatMap((f) => (f.decoderOutput === null ? [] : [f.decoderOutput]))];
     let active = seqs.map((_, i) => i);
     let prev = new BigInt64Array(seqs.length).fill(BigInt(this.startId));
     for (let t = 0; t < maxLen; t++) {
-      const feeds = { [PREV_TOKENS]: { type: "int64", data: prev, dims: [active.length] } };
+      const feeds = { [prevTokens]: { type: "int64", data: prev, dims: [active.length] } };
       this.flows.forEach((f, k) => (feeds[f.decoderInput] = carried[k]));
       const result = await this.step.run(feeds, fetches); // outputs not fetched (logits, attention) are not copied
-      const next = Array.from(result[NEXT_TOKENS].data, Number); // (B,)
+      const next = Array.from(result[nextTokens].data, Number); // (B,)
       carried = this.flows.map((f, k) => (f.decoderOutput === null ? carried[k] : result[f.decoderOutput]));
       const keep = [];
       next.forEach((tok, k) => {
@@ -262,9 +215,18 @@ export class Translator {
     return results;
   }
 
-  /** Lines -> output lines. A line with no tokens gives an empty output without running the model. */
-  async translate(lines, options = {}) {
+  /**
+   * Lines -> output lines. A line with no tokens gives an empty output without running the model; a
+   * line with more than decoding.max_src_tokens throws InputTooLong naming it (lines[0] is line firstLine).
+   */
+  async translate(lines, { firstLine = 1, ...options } = {}) {
     const encoded = lines.map((l) => this.src.encode(l, this.srcAppendEos));
+    const long = encoded.findIndex((ids) => ids.length > this.maxSrcTokens);
+    if (long >= 0) {
+      throw new InputTooLong(
+        `input line ${firstLine + long}: ${encoded[long].length} tokens, more than the ${this.maxSrcTokens} this bundle accepts (decoding.max_src_tokens)`,
+      );
+    }
     const blank = this.srcAppendEos ? 1 : 0; // an empty line encodes to [] or to [<eos>]
     const todo = encoded.flatMap((ids, i) => (ids.length > blank ? [i] : []));
     const decoded = await this.translateIds(todo.map((i) => encoded[i]), options);
@@ -276,37 +238,33 @@ export class Translator {
   /** Many lines, in rounds of 512 as `s2s-translate` reads stdin; yields each round's outputs. */
   async *translateRounds(lines, options = {}) {
     for (let start = 0; start < lines.length; start += CHUNK) {
-      yield await this.translate(lines.slice(start, start + CHUNK), options);
+      yield await this.translate(lines.slice(start, start + CHUNK), { ...options, firstLine: start + 1 });
     }
   }
 }
 
 /**
- * Load a bundle through three host functions:
- *   readFile(relpath, where) -> Promise<Uint8Array>   (throw BundleError when missing)
+ * Load a bundle through host functions and the manifest schema's validator:
+ *   readFile(relpath, where, maxBytes?) -> Promise<Uint8Array>   (throw BundleError when missing, or
+ *     when larger than maxBytes, which it checks before reading the whole file)
  *   sha256(bytes) -> Promise<hex string>
  *   createGraph(bytes, name) -> Promise<{inputNames, outputNames, run(feeds, outputNames)}>
+ *   validator: an @cfworker/json-schema Validator for seq2seq_export/manifest.schema.json
  * where feeds and results map IO names to {type: "int64"|"float32", data: TypedArray, dims: number[]}.
- * Checks the version, then the path, size and sha256 of each ONNX file it reads, then the graph IO names.
- * `label` (e.g. "bundle/") prefixes the file names in error messages.
+ * Checks the manifest (schema, then the rules between fields), then the size and sha256 of each ONNX
+ * file it reads, then the graph IO names. `label` (e.g. "bundle/") prefixes file names in errors.
  */
-export async function openBundle({ readFile, sha256, createGraph, label = "" }) {
-  const manifest = parseManifest(new TextDecoder().decode(await readFile(MANIFEST_FILE, "manifest")), label + MANIFEST_FILE);
-  try {
-    const graphs = {};
-    for (const name of GRAPH_NAMES) {
-      const spec = manifest.graphs?.[name];
-      const entry = spec?.files?.onnx;
-      if (!entry) throw new BundleError(`${MANIFEST_FILE}: bundle has no onnx file for the ${name} graph (export with --format onnx)`);
-      const where = `graphs.${name}.files.onnx`;
-      graphs[name] = await createGraph(await verifiedBytes(entry, where, readFile, sha256, label), label + entry.path);
-      checkGraphIO(graphs[name], spec, label + entry.path);
-    }
-    return new Translator(manifest, graphs);
-  } catch (e) {
-    // Manifest problems are raised as "manifest.json: ..."; say which bundle's manifest.
-    if (e instanceof BundleError && e.message.startsWith(`${MANIFEST_FILE}: `)) throw new BundleError(label + e.message);
-    if (!(e instanceof TypeError)) throw e;
-    throw new BundleError(`${label}${MANIFEST_FILE}: malformed manifest: missing or bad field (${e.message})`); // e.g. text.source absent
+export async function openBundle({ readFile, sha256, createGraph, validator, label = "" }) {
+  const where = label + MANIFEST_FILE;
+  const manifest = parseManifest(await readFile(MANIFEST_FILE, "manifest", MAX_MANIFEST_BYTES), where);
+  const roles = checkManifest(manifest, where, validator);
+  const graphs = {};
+  for (const name of GRAPH_NAMES) {
+    const spec = manifest.graphs[name];
+    const entry = spec.files.onnx;
+    if (!entry) throw new BundleError(`${where}: bundle has no onnx file for the ${name} graph (export with --format onnx)`);
+    graphs[name] = await createGraph(await verifiedBytes(entry, `graphs.${name}.files.onnx`, readFile, sha256, label), label + entry.path);
+    checkGraphIO(graphs[name], spec, label + entry.path);
   }
+  return new Translator(manifest, graphs, roles, where);
 }

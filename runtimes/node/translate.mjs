@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // node runtimes/node/translate.mjs --bundle DIR [--max-len N] [--batch-size N] < inputs > outputs
 // One output line per stdin line, exactly like `s2s-translate --bundle DIR --backend onnx`.
-// Errors: one line on stderr and exit 2 (bad option, missing file, checksum mismatch, unknown manifest version).
+// Errors: one line on stderr and exit 2 (bad option, malformed manifest, missing file, checksum mismatch,
+// an input longer than the manifest's decoding.max_src_tokens).
 import { parseArgs } from "node:util";
 
-import { BundleError, loadBundle, splitLines } from "./index.mjs";
+import { BundleError, InputTooLong, loadBundle, splitLines } from "./index.mjs";
 
 const USAGE = "usage: node runtimes/node/translate.mjs --bundle DIR [--max-len N] [--batch-size N] < inputs";
 
@@ -63,7 +64,7 @@ async function main() {
 }
 
 main().catch((e) => {
-  if (!(e instanceof BundleError || e instanceof UsageError || e instanceof RangeError)) throw e;
+  if (!(e instanceof BundleError || e instanceof InputTooLong || e instanceof UsageError || e instanceof RangeError)) throw e;
   process.stderr.write(`Error: ${e.message}\n`);
   process.exitCode = 2;
 });

@@ -5,6 +5,11 @@
 //   node runtimes/web/drive.mjs 'http://127.0.0.1:8000/runtimes/web/?bundle=/bundle/' < inputs > outputs
 //
 // A page that reports an error (bad bundle, checksum mismatch) -> its message on stderr, exit 2.
+//
+//   node runtimes/web/drive.mjs --open PAGE_URL < bundle URLs > results
+//
+// opens each bundle URL (one per line, relative to the page) in the one page, with the page's own
+// loader, and prints one JSON line per bundle: {"bundle", "error": null or {"name", "message"}}.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -29,7 +34,8 @@ async function settled(page, ...from) {
   return page.locator("#status").getAttribute("data-state");
 }
 
-async function drive(url, lines) {
+/** Run `use(page, consoleErrors)` on the page at `url` in a fresh headless Chromium. */
+async function withPage(url, use) {
   const profile = await mkdtemp(path.join(tmpdir(), "s2s-chromium-"));
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
   try {
@@ -37,30 +43,58 @@ async function drive(url, lines) {
     const consoleErrors = [];
     page.on("pageerror", (e) => consoleErrors.push(e.message));
     await page.goto(url);
-    if ((await settled(page, "loading")) === "error") return { error: await page.locator("#status").textContent() };
-    await page.locator("#input").click();
-    for (const line of lines) {
-      await page.keyboard.insertText(line); // as typed (a Tab key would leave the textarea; insertText keeps it)
-      await page.keyboard.press("Enter");
-    }
-    await page.locator("#translate").click();
-    if ((await settled(page, "ready", "busy")) === "error" || consoleErrors.length) {
-      return { error: [await page.locator("#status").textContent(), ...consoleErrors].join("; ") };
-    }
-    return { outputs: await page.locator("#outputs li").allTextContents() };
+    return await use(page, consoleErrors);
   } finally {
     await context.close();
     await rm(profile, { recursive: true, force: true });
   }
 }
 
-const url = process.argv[2];
+/** Each bundle URL opened by the page's loader: {bundle, error: null | {name, message}}. */
+async function openEach(page, bundles) {
+  await settled(page, "loading"); // the page's own bundle, whatever it is, has loaded or failed
+  return page.evaluate(async (urls) => {
+    const results = [];
+    for (const bundle of urls) {
+      try {
+        await globalThis.seq2seqLoadBundle(new URL(bundle, location.href).href);
+        results.push({ bundle, error: null });
+      } catch (e) {
+        results.push({ bundle, error: { name: e?.name, message: String(e?.message ?? e) } });
+      }
+    }
+    return results;
+  }, bundles);
+}
+
+/** Type `lines` into the page, press Translate: {outputs} or {error}. */
+async function drive(page, consoleErrors, lines) {
+  if ((await settled(page, "loading")) === "error") return { error: await page.locator("#status").textContent() };
+  await page.locator("#input").click();
+  for (const line of lines) {
+    await page.keyboard.insertText(line); // as typed (a Tab key would leave the textarea; insertText keeps it)
+    await page.keyboard.press("Enter");
+  }
+  await page.locator("#translate").click();
+  if ((await settled(page, "ready", "busy")) === "error" || consoleErrors.length) {
+    return { error: [await page.locator("#status").textContent(), ...consoleErrors].join("; ") };
+  }
+  return { outputs: await page.locator("#outputs li").allTextContents() };
+}
+
+const open = process.argv[2] === "--open";
+const url = process.argv[open ? 3 : 2];
 if (!url) {
-  process.stderr.write("usage: node runtimes/web/drive.mjs PAGE_URL < inputs\n");
+  process.stderr.write("usage: node runtimes/web/drive.mjs [--open] PAGE_URL < inputs (or bundle URLs)\n");
   process.exit(2);
 }
 const lines = splitLines(await stdinText());
-const { outputs, error } = await drive(url, lines);
+if (open) {
+  const results = await withPage(url, (page) => openEach(page, lines));
+  process.stdout.write(results.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  process.exit(0);
+}
+const { outputs, error } = await withPage(url, (page, consoleErrors) => drive(page, consoleErrors, lines));
 if (error !== undefined) {
   process.stderr.write(`Error: ${error}\n`);
   process.exitCode = 2;

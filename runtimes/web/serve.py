@@ -3,7 +3,8 @@
     python3 runtimes/web/serve.py --bundle artifacts/cmudict/bundle [--port 8000]
     then open http://127.0.0.1:8000/runtimes/web/   (the page reads the bundle from /bundle/)
 
-Only the page, the shared driver core, onnxruntime-web's dist folder and the bundle are served.
+Only the page, the shared driver core, onnxruntime-web's and @cfworker/json-schema's dist folders, the
+manifest schema and the bundle are served.
 """
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ import http.server
 from pathlib import Path
 
 RUNTIMES = Path(__file__).resolve().parent.parent
+NODE_MODULES = RUNTIMES / "node" / "node_modules"
 ROUTES = {  # URL prefix -> directory; anything else is 404
     "/runtimes/web/": RUNTIMES / "web",
     "/runtimes/js/": RUNTIMES / "js",
-    "/runtimes/node/node_modules/onnxruntime-web/dist/": RUNTIMES / "node" / "node_modules" / "onnxruntime-web" / "dist",
+    "/runtimes/node/node_modules/onnxruntime-web/dist/": NODE_MODULES / "onnxruntime-web" / "dist",
+    "/runtimes/node/node_modules/@cfworker/json-schema/dist/esm/": NODE_MODULES / "@cfworker" / "json-schema" / "dist" / "esm",
+    # the schema the Python package reads, at its path in the repository (the page fetches it relative to itself)
+    "/seq2seq_export/manifest.schema.json": RUNTIMES.parent / "seq2seq_export" / "manifest.schema.json",
 }
 
 
@@ -30,7 +35,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def translate_path(self, path: str) -> str:
         path = path.split("?", 1)[0].split("#", 1)[0]
         for prefix, root in self.routes.items():
-            if path.startswith(prefix):
+            if path == prefix and root.is_file():
+                return str(root)
+            if prefix.endswith("/") and path.startswith(prefix):
                 # the base class resolves '..' and percent escapes inside `directory`
                 self.directory = str(root)
                 return super().translate_path("/" + path[len(prefix):])

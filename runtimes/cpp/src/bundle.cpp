@@ -17,7 +17,6 @@ using nlohmann::json;
 namespace s2s {
 namespace {
 
-constexpr int kManifestFormatVersion = 1;  // seq2seq_export.constants.SUPPORTED_MANIFEST_VERSIONS
 constexpr const char* kManifestFile = "manifest.json";
 constexpr const char* kFormat = "torchscript";  // the only graph format this driver reads
 
@@ -130,21 +129,16 @@ CarriedLink carried_link(const json& e, bool state, const GraphSpec& encoder, co
     return link;
 }
 
-// The manifest's state entries (at least one), then its memory entries (optional, for bundles written
-// before memory existed); every decoder_step input but prev_tokens must be fed by one of them.
+// The manifest's state entries (the schema makes it a non-empty list), then its memory entries (a list;
+// format 1 bundles may lack it); every decoder_step input but prev_tokens must be fed by one of them.
 std::vector<CarriedLink> carried_links(const json& m, const GraphSpec& encoder, const GraphSpec& step,
-                                       const std::string& where) {
-    const json& state = m.at("state");
-    const json& memory = m.contains("memory") ? m["memory"] : json::array();
-    if (!state.is_array() || !memory.is_array())
-        throw BundleError(where + "state and memory must be lists of entries");
+                                       const std::string& prev_tokens, const std::string& where) {
     std::vector<CarriedLink> links;
-    for (const json& e : state) links.push_back(carried_link(e, true, encoder, step, where));
-    if (links.empty()) throw BundleError(where + "lists no recurrent state to carry between decoder steps");
-    for (const json& e : memory) links.push_back(carried_link(e, false, encoder, step, where));
+    for (const json& e : m["state"]) links.push_back(carried_link(e, true, encoder, step, where));
+    for (const json& e : m.value("memory", json::array())) links.push_back(carried_link(e, false, encoder, step, where));
     for (const auto& in : step.inputs) {
         const bool fed = std::any_of(links.begin(), links.end(), [&](const CarriedLink& l) { return l.decoder_input == in.name; });
-        if (!fed && in.name != kPrevTokens)
+        if (!fed && in.name != prev_tokens)
             throw BundleError(where + "decoder_step input '" + in.name + "' is fed by no state or memory entry");
     }
     return links;
@@ -165,35 +159,24 @@ Bundle load_bundle(const fs::path& root) {
     if (!fs::is_directory(root)) throw BundleError(root.string() + ": not a bundle directory");
     if (!fs::is_regular_file(mpath))
         throw BundleError(where + "missing; is " + root.string() + " a bundle written by s2s-export?");
-    json m;
-    try {
-        m = json::parse(read_file(mpath));
-    } catch (const json::parse_error& e) {
-        throw BundleError(where + "not valid JSON (" + e.what() + ")");
-    }
-    if (!m.is_object()) throw BundleError(where + "top level must be a JSON object");
-    const json version = m.contains("format_version") ? m["format_version"] : json();
-    if (!version.is_number_integer() || version.get<int64_t>() != kManifestFormatVersion)
-        throw BundleError(where + "manifest format_version " + version.dump() + " is not supported (supported: " +
-                          std::to_string(kManifestFormatVersion) + "); upgrade seq2seq-export or re-export");
+    const json m = read_manifest(mpath);
+    const Roles roles = check_manifest(m, where);
     try {
         Bundle b;
         b.root = root;
+        b.roles = roles;
         b.encoder_pt = read_checked(root, mpath, torchscript_record(root, m, "encoder"), "graphs.encoder.files.torchscript");
         b.decoder_step_pt = read_checked(root, mpath, torchscript_record(root, m, "decoder_step"),
                                          "graphs.decoder_step.files.torchscript");
         b.text = TextPipeline::from_json(m.at("text"));
-        const json& cfg = m.at("model_config");
-        if (static_cast<int64_t>(b.text.src.tokens.size()) != cfg.at("src_vocab_size").get<int64_t>() ||
-            static_cast<int64_t>(b.text.tgt.tokens.size()) != cfg.at("tgt_vocab_size").get<int64_t>())
-            throw BundleError(where + "vocabulary sizes do not match model_config (wrong vocabulary?)");
         b.encoder = graph_spec(m.at("graphs").at("encoder"));
         b.decoder_step = graph_spec(m.at("graphs").at("decoder_step"));
-        b.carried = carried_links(m, b.encoder, b.decoder_step, where);
+        b.carried = carried_links(m, b.encoder, b.decoder_step, roles.prev_tokens, where);
         const json& dec = m.at("decoding");
         b.max_len = dec.at("max_len").get<int64_t>();
         b.start_id = dec.at("start_id").get<int64_t>();
         b.end_id = dec.at("end_id").get<int64_t>();
+        b.max_src_tokens = dec.value("max_src_tokens", kDefaultMaxSrcTokens);
         return b;
     } catch (const BundleError&) {
         throw;

@@ -6,15 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "manifest_check.hpp"
 #include "text.hpp"
 
 namespace s2s {
 
-// Names from seq2seq_export/iospec.py that the driver feeds or reads by role.
-constexpr const char* kSrcTokens = "src_tokens";
-constexpr const char* kSrcLengths = "src_lengths";
-constexpr const char* kPrevTokens = "prev_tokens";
-constexpr const char* kNextTokens = "next_tokens";
+constexpr int64_t kDefaultMaxSrcTokens = 1024;  // seq2seq_export.constants.DEFAULT_MAX_SRC_TOKENS (format 1)
 constexpr const char* kBatch = "batch";  // the symbolic batch dim in the manifest's IO shapes
 
 struct TensorSpec {
@@ -49,12 +46,15 @@ struct Bundle {
     TextPipeline text;
     GraphSpec encoder, decoder_step;
     std::vector<CarriedLink> carried;  // the manifest's state entries, then its memory entries
+    Roles roles;                       // the graph IO names the loop feeds and reads
     int64_t max_len = 0, start_id = 0, end_id = 0;
+    int64_t max_src_tokens = kDefaultMaxSrcTokens;  // tokens per input, <eos> included
     CheckedFile encoder_pt, decoder_step_pt;  // the TorchScript graphs
 };
 
-// Checks the manifest version, then the location, size and sha256 of each file it reads (the two
-// TorchScript graphs), then the rest of the manifest. Throws BundleError with a one-line message.
+// Checks the manifest (size, schema, rules between fields), then the location, size and sha256 of each
+// file it reads (the two TorchScript graphs), then the state and memory entries against the graphs' IO.
+// Throws BundleError with a one-line message.
 Bundle load_bundle(const std::filesystem::path& root);
 
 }  // namespace s2s

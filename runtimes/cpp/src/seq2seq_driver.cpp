@@ -14,7 +14,7 @@
 namespace s2s {
 namespace {
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+std::string head_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 torch::Device pick_device(const std::string& name) {
     if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
@@ -33,7 +33,7 @@ torch::jit::Module load_graph(const CheckedFile& file, torch::Device device) {
         return m;
     } catch (const c10::Error& e) {
         throw BundleError(file.path.string() + ": not a loadable TorchScript module (" +
-                          first_line(e.what_without_backtrace()) + ")");
+                          head_line(e.what_without_backtrace()) + ")");
     }
 }
 
@@ -72,10 +72,11 @@ struct Translator::Impl {
     // The carried tensors (bundle.carried order), taken from the encoder's outputs.
     std::vector<torch::Tensor> encode(const torch::Tensor& src, const torch::Tensor& lengths) {
         std::vector<c10::IValue> feeds;
+        const Roles& roles = bundle.roles;
         for (const auto& in : bundle.encoder.inputs) {
-            if (in.name != kSrcTokens && in.name != kSrcLengths)
+            if (in.name != roles.src_tokens && in.name != roles.src_lengths)
                 throw BundleError("manifest: encoder input '" + in.name + "' is not fed by this driver");
-            feeds.emplace_back((in.name == kSrcTokens ? src : lengths).to(device));
+            feeds.emplace_back((in.name == roles.src_tokens ? src : lengths).to(device));
         }
         const auto outs = as_tensors(encoder.forward(feeds));
         std::vector<torch::Tensor> carried;
@@ -97,7 +98,7 @@ struct Translator::Impl {
         for (size_t i = 0; i < carried.size(); ++i)
             if (bundle.carried[i].is_state())
                 carried[i] = outs.at(bundle.decoder_step.output_index(bundle.carried[i].decoder_output));
-        return outs.at(bundle.decoder_step.output_index(kNextTokens));
+        return outs.at(bundle.decoder_step.output_index(bundle.roles.next_tokens));
     }
 
     // One batch; each row's tokens without <sos>/<eos>. Rows that emit <eos> leave the batch.
@@ -157,13 +158,21 @@ Translator Translator::open(const std::string& bundle_dir, const Options& option
     return Translator(std::make_unique<Impl>(Impl{std::move(b), options, device, encoder, decoder}));
 }
 
-std::vector<std::vector<int64_t>> Translator::translate_ids(const std::vector<std::string>& inputs) const {
+std::vector<std::vector<int64_t>> Translator::translate_ids(const std::vector<std::string>& inputs,
+                                                            int64_t first_line) const {
     // An input with no tokens (encoded as [] or, with src_append_eos, [<eos>]) gives an empty output
     // without decoding, as seq2seq_export.runtime.translator does; the rest are sorted by length
     // (stable) and decoded in batches, then put back in input order.
     const size_t blank = impl_->bundle.text.src_append_eos ? 1 : 0;
+    const auto limit = static_cast<size_t>(impl_->bundle.max_src_tokens);
     std::vector<std::vector<int64_t>> seqs;
-    for (const auto& text : inputs) seqs.push_back(impl_->bundle.text.encode_source(text));
+    for (const auto& text : inputs) {
+        seqs.push_back(impl_->bundle.text.encode_source(text));
+        if (seqs.back().size() > limit)
+            throw InputTooLong("input line " + std::to_string(first_line + static_cast<int64_t>(seqs.size()) - 1) + ": " +
+                               std::to_string(seqs.back().size()) + " tokens, more than the " + std::to_string(limit) +
+                               " this bundle accepts (decoding.max_src_tokens)");
+    }
     std::vector<size_t> order;
     for (size_t i = 0; i < seqs.size(); ++i)
         if (seqs[i].size() > blank) order.push_back(i);
@@ -179,16 +188,16 @@ std::vector<std::vector<int64_t>> Translator::translate_ids(const std::vector<st
         try {
             decoded = impl_->greedy_decode(batch);
         } catch (const c10::Error& e) {
-            throw Error("running the TorchScript graphs failed: " + first_line(e.what_without_backtrace()));
+            throw Error("running the TorchScript graphs failed: " + head_line(e.what_without_backtrace()));
         }
         for (size_t k = 0; k < idx.size(); ++k) results[idx[k]] = std::move(decoded[k]);
     }
     return results;
 }
 
-std::vector<std::string> Translator::translate(const std::vector<std::string>& inputs) const {
+std::vector<std::string> Translator::translate(const std::vector<std::string>& inputs, int64_t first_line) const {
     std::vector<std::string> out;
-    for (const auto& ids : translate_ids(inputs)) out.push_back(impl_->bundle.text.tgt.decode(ids));
+    for (const auto& ids : translate_ids(inputs, first_line)) out.push_back(impl_->bundle.text.tgt.decode(ids));
     return out;
 }
 

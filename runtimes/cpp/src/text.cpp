@@ -73,6 +73,13 @@ bool is_valid_utf8(std::string_view text) {
     return true;
 }
 
+std::wstring to_wide(std::string_view text) {
+    static_assert(sizeof(wchar_t) == 4, "a wchar_t must hold any code point");
+    std::wstring out;
+    for_each_char(text, [&](size_t, size_t, char32_t cp) { out += static_cast<wchar_t>(cp); });
+    return out;
+}
+
 std::vector<std::string> split_chars(std::string_view text) {
     std::vector<std::string> out;
     for_each_char(text, [&](size_t start, size_t len, char32_t) { out.emplace_back(text.substr(start, len)); });

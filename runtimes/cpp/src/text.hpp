@@ -14,6 +14,8 @@ namespace s2s {
 
 // Python's list(text): one token per code point. Both splitters throw VocabError on invalid UTF-8.
 std::vector<std::string> split_chars(std::string_view text);
+// UTF-8 -> one wchar_t per code point (for std::wregex); throws VocabError on invalid UTF-8.
+std::wstring to_wide(std::string_view text);
 // Python's text.split(): words between runs of any Unicode whitespace (str.isspace() characters).
 std::vector<std::string> split_space(std::string_view text);
 
