@@ -31,14 +31,13 @@ struct UsageError {
     std::string message;
 };
 
-// One line of text-mode input as s2s-translate reads it: "\n", "\r\n" and "\r" each end a line
-// (Python's universal newlines); a last line without an ending still counts.
+// One line of input as s2s-translate reads it (seq2seq_export/lines.py): only "\n" ends a line,
+// "\r\n" is one line end and a lone "\r" is a character; a last line without an ending still counts.
 bool read_line(std::streambuf* in, std::string& line) {
     line.clear();
     for (int c = in->sbumpc(); c != std::char_traits<char>::eof(); c = in->sbumpc()) {
-        if (c == '\n') return true;
-        if (c == '\r') {
-            if (in->sgetc() == '\n') in->sbumpc();
+        if (c == '\n') {
+            if (!line.empty() && line.back() == '\r') line.pop_back();
             return true;
         }
         line += static_cast<char>(c);
@@ -97,6 +96,8 @@ int main(int argc, char** argv) {
         while (more) {
             std::string line;
             more = read_line(std::cin.rdbuf(), line);
+            if (more && first_line == 1 && lines.empty() && line.rfind("\xEF\xBB\xBF", 0) == 0)
+                line.erase(0, 3);  // a leading byte-order mark is dropped, as s2s-translate does
             if (more && !s2s::is_valid_utf8(line)) throw s2s::Error("standard input is not valid UTF-8");
             if (more) lines.push_back(std::move(line));
             if (lines.size() == chunk || (!more && !lines.empty())) {

@@ -14,11 +14,13 @@ const BATCH = "batch"; // the symbolic batch dim in the manifest's IO shapes
 // Python's str.split() whitespace (JS \s differs: it adds U+FEFF and lacks U+001C-U+001F and U+0085).
 const PY_WHITESPACE = /[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u;
 
-/** Text as input lines, like Python's text-mode stdin: \n, \r\n and \r end a line; a final newline adds none. */
+/** Text as input lines, as s2s-translate reads stdin (seq2seq_export/lines.py): a leading byte-order
+ * mark is dropped; only \n ends a line (\r\n is one line end, a lone \r is a character); a final
+ * newline adds no line. */
 export function splitLines(text) {
-  const lines = text.split(/\r\n|\r|\n/);
+  const lines = (text.startsWith("\ufeff") ? text.slice(1) : text).split("\n");
   if (lines.at(-1) === "") lines.pop();
-  return lines;
+  return lines.map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
 }
 
 /** An input the bundle refuses: more tokens than decoding.max_src_tokens. */
