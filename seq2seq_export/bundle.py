@@ -28,6 +28,7 @@ from .constants import (
     DEFAULT_OPSET,
     ENCODER_ONNX,
     ENCODER_TS,
+    EXPORTERS,
     MANIFEST_FILE,
     MAX_LEN_CEILING,
     MAX_SRC_TOKENS_CEILING,
@@ -111,7 +112,7 @@ def export_bundle(
     export to the same directory that this one removes (or restores).
     """
     from .export.graphs import example_inputs, graph_modules
-    from .export.onnx import EXPORTERS, export_onnx
+    from .export.onnx import export_onnx
     from .export.torchscript import export_torchscript
 
     formats = tuple(formats)

@@ -130,7 +130,7 @@ def test_bundle_problem_is_one_line_and_exit_2(case, tiny_bundle, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--backend", "tflite"], "unknown backend 'tflite'"),
+        (["--backend", "tflite"], "'--backend': 'tflite' is not one of 'eager', 'torchscript', 'onnx'."),
         (["--batch-size", "0"], "batch_size must be a positive integer"),
         (["--threads", "0"], "'--threads': 0 is not in the range 1<=x<=256"),
         (["--threads", "5000"], "'--threads': 5000 is not in the range 1<=x<=256"),

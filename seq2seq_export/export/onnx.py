@@ -19,12 +19,10 @@ import onnx
 import torch
 import torch.nn as nn
 
-from ..constants import MIN_OPSET
+from ..constants import EXPORTERS, MIN_OPSET
 from ..errors import ExportError
 from ..fsutil import write_bytes
 from ..iospec import GraphSpec
-
-EXPORTERS = ("dynamo", "legacy")
 
 _ONNX_DTYPES = {"int64": onnx.TensorProto.INT64, "float32": onnx.TensorProto.FLOAT}
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple, Sequence
 
-from ..constants import DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
+from ..constants import BACKENDS, DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
 from ..errors import ConfigError, InputTooLong, VocabError
 from ..manifest import Bundle, load_bundle
 from ..vocab import TextPipeline, count_tokens, first_tokens
@@ -18,7 +18,6 @@ from .alignment import attention_weights, require_attention
 from .core import Backend, DecodeOptions, batch_indices, decode_in_batches
 from .greedy import greedy_decode
 
-BACKENDS = ("onnx", "torchscript", "eager")
 # Options each backend's constructor takes besides the bundle (open_backend's `threads` is common).
 BACKEND_OPTIONS = {
     "onnx": ("providers", "intra_op_threads", "inter_op_threads", "io_binding"),
