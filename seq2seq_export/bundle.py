@@ -34,7 +34,7 @@ from .constants import (
     MAX_SRC_TOKENS_CEILING,
     REFERENCE_CHECKPOINT,
 )
-from .errors import ExportError
+from .errors import ExportError, is_int
 from .fsutil import Log, atomic_dir, clean_leftovers, write_bytes
 from .iospec import graph_specs
 from .manifest import FORMATS, build_manifest, file_entry, write_manifest
@@ -53,7 +53,7 @@ def default_out_dir(checkpoint_path: str | os.PathLike) -> Path:
 def resolve_max_len(ckpt: Checkpoint, max_len: int | None) -> int:
     """Explicit value > the checkpoint's training max_len > DEFAULT_MAX_LEN."""
     value = max_len if max_len is not None else (ckpt.training or {}).get("max_len", DEFAULT_MAX_LEN)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_int(value):
         raise ExportError(f"max_len must be a positive integer, got {value!r}")
     if value > MAX_LEN_CEILING:
         raise ExportError(f"max_len {value} is above the ceiling of {MAX_LEN_CEILING} decoding steps")

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any, NamedTuple, Sequence
 
 from ..constants import BACKENDS, DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
-from ..errors import ConfigError, InputTooLong, VocabError
+from ..errors import ConfigError, InputTooLong, VocabError, is_int
 from ..manifest import Bundle, load_bundle
 from ..vocab import TextPipeline, count_tokens, first_tokens
 from .alignment import attention_weights, require_attention
@@ -27,7 +27,7 @@ BACKEND_OPTIONS = {
 
 
 def _positive_int(name: str, value: Any, ceiling: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_int(value):
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     if ceiling is not None and value > ceiling:
         raise ConfigError(f"{name} must be at most {ceiling}, got {value}")
