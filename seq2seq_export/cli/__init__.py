@@ -17,7 +17,14 @@ import click
 
 from .bench import bench_cmd
 from .export import export_cmd, import_cmd
-from .options import CONTEXT_SETTINGS, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, CheckFailed, Group, InputError
+from .options import (
+    CONTEXT_SETTINGS,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    CheckFailed,
+    Group,
+    InputError,
+)
 from .train import train_cmd
 from .translate import TRANSLATE_CHUNK, translate_cmd
 from .verify import verify_cmd

@@ -1,11 +1,13 @@
 """What every command shares: exits and one-line errors, the command class, and the common options."""
 from __future__ import annotations
 
+import codecs
 import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TextIO
 
 import click
 
@@ -149,6 +151,14 @@ expect_digest_option = click.option(
     "--expect-digest", metavar="sha256:HEX",
     help="Refuse the bundle (exit 2) unless its digest is this one: pin a bundle with what s2s-export or "
          "s2s-verify --digest printed.")
+
+
+def text_stdout() -> TextIO:
+    """Standard output for text, UTF-8 where a misconfigured locale says ASCII (PYTHONIOENCODING=ascii)."""
+    out = sys.stdout
+    if codecs.lookup(getattr(out, "encoding", None) or "ascii").name == "ascii" and hasattr(out, "reconfigure"):
+        out.reconfigure(encoding="utf-8")
+    return out
 
 
 def emit_report(text: str, as_json: bool, report_path: Path | None, table: Callable[[], str]) -> None:

@@ -7,7 +7,13 @@ import click
 
 from ..config import ATTENTION_SCORES, ATTENTION_TYPES, RNN_TYPES
 from ..constants import CLOCKS, DEFAULT_PRESET, LR_SCHEDULES
-from .options import EXIT_INTERRUPTED, command, device_option, library_errors, threads_option
+from .options import (
+    EXIT_INTERRUPTED,
+    command,
+    device_option,
+    library_errors,
+    threads_option,
+)
 
 
 @command("train")

@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..constants import BACKENDS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
-from .options import InputError, bundle_option, command, expect_digest_option, json_option, library_errors, threads_option
+from .options import (
+    InputError,
+    bundle_option,
+    command,
+    expect_digest_option,
+    json_option,
+    library_errors,
+    text_stdout,
+    threads_option,
+)
 
 TRANSLATE_CHUNK = 512  # stdin lines translated and written per round: bounded memory, batches stay full
 TRANSLATE_CHUNK_CHARS = 1 << 22  # and at most about this many characters per round, however long the lines
@@ -82,6 +92,7 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
     translator = Translator.from_bundle(bundle, backend, batch_size=batch_size, max_len=max_len,
                                         max_src_tokens=max_src_tokens, threads=threads)
     stdin = text_stream(sys.stdin.buffer)
+    lines: Iterator[InputLine]
     if texts:
         lines, where, chunk = (InputLine(i, t) for i, t in enumerate(texts, 1)), "TEXT argument", TRANSLATE_CHUNK
     else:
@@ -105,7 +116,7 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
 def _translate_stream(translator: Any, chunks: Any, as_json: bool, attention: bool, bar: Any) -> None:
     import json
 
-    out = click.get_text_stream("stdout")
+    out = text_stdout()
     for batch in chunks:
         results = translator.translations([text for text, _ in batch], attention=attention)
         for t, (_, truncated) in zip(results, batch):
