@@ -23,6 +23,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .constants import (
     DECODER_ONNX,
     DECODER_TS,
+    DEFAULT_EXPORTER,
     DEFAULT_MAX_LEN,
     DEFAULT_MAX_SRC_TOKENS,
     DEFAULT_OPSET,
@@ -98,7 +99,7 @@ def export_bundle(
     *,
     formats: Iterable[str] = FORMATS,
     opset: int = DEFAULT_OPSET,
-    exporter: str = "dynamo",
+    exporter: str = DEFAULT_EXPORTER,
     force: bool = False,
     reference: bool = True,
     max_len: int | None = None,

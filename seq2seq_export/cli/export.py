@@ -5,7 +5,18 @@ from pathlib import Path
 
 import click
 
-from ..constants import DEFAULT_OPSET, EXPORTERS, FORMATS, MIN_OPSET, TOKENIZERS
+from ..constants import (
+    DEFAULT_EXPORTER,
+    DEFAULT_OPSET,
+    EOS,
+    EXPORTERS,
+    FORMATS,
+    MIN_OPSET,
+    PAD,
+    SOS,
+    TOKENIZERS,
+    UNK,
+)
 from .options import command, library_errors
 
 
@@ -17,7 +28,7 @@ from .options import command, library_errors
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Bundle directory to create [default: 'bundle' beside the checkpoint].")
 @click.option("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset version, at least {MIN_OPSET}.")
-@click.option("--exporter", type=click.Choice(EXPORTERS), default="dynamo",
+@click.option("--exporter", type=click.Choice(EXPORTERS), default=DEFAULT_EXPORTER,
               help="ONNX exporter: dynamo (torch.export-based) or legacy (TorchScript-based, faster).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out (atomically, only when the new one is complete).")
 @click.option("--no-reference", is_flag=True,
@@ -67,15 +78,15 @@ def export_cmd(checkpoint_path: Path, fmt: str, out_dir: Path | None, opset: int
               help="Target vocabulary file, same format.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint file to write (then: s2s-export --checkpoint OUT).")
-@click.option("--pad", default="<pad>", help="Text of the padding token (both sides need it).")
-@click.option("--unk", default="<unk>", help="Text of the unknown token (optional on each side).")
-@click.option("--sos", default="<sos>", help="Text of the start token (the target needs it).")
-@click.option("--eos", default="<eos>", help="Text of the end token (the target needs it).")
+@click.option("--pad", default=PAD, help="Text of the padding token (both sides need it).")
+@click.option("--unk", default=UNK, help="Text of the unknown token (optional on each side).")
+@click.option("--sos", default=SOS, help="Text of the start token (the target needs it).")
+@click.option("--eos", default=EOS, help="Text of the end token (the target needs it).")
 @click.option("--src-eos/--no-src-eos", default=False,
               help="Append the end token to every source sequence, as the model was trained.")
-@click.option("--src-tokenizer", type=click.Choice(TOKENIZERS), default="char",
+@click.option("--src-tokenizer", type=click.Choice(TOKENIZERS), default=TOKENIZERS[0],
               help="Source tokenizer: one token per character, or whitespace-separated words.")
-@click.option("--tgt-tokenizer", type=click.Choice(TOKENIZERS), default="char",
+@click.option("--tgt-tokenizer", type=click.Choice(TOKENIZERS), default=TOKENIZERS[0],
               help="Target tokenizer: one token per character, or whitespace-separated words.")
 @library_errors
 def import_cmd(state_dict: Path, src_vocab: Path, tgt_vocab: Path, out_path: Path, pad: str, unk: str, sos: str,

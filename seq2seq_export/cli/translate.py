@@ -8,7 +8,12 @@ from typing import Any
 
 import click
 
-from ..constants import BACKENDS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
+from ..constants import (
+    BACKENDS,
+    DEFAULT_BATCH_SIZE,
+    MAX_SRC_TOKENS_CEILING,
+    MAX_THREADS,
+)
 from .options import (
     InputError,
     bundle_option,
@@ -56,7 +61,7 @@ def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
 @bundle_option("Bundle directory written by s2s-export (checked: version, paths, sha256).")
 @click.option("--backend", default="onnx", type=click.Choice(BACKENDS),
               help="onnx (onnxruntime, never imports torch), torchscript or eager (the bundle's reference checkpoint).")
-@click.option("--batch-size", default=32, type=int,
+@click.option("--batch-size", default=DEFAULT_BATCH_SIZE, type=int,
               help="Sequences per batch (sorted by length); results do not depend on it.")
 @click.option("--max-len", type=int, help="Decoding steps at most per sequence [default: the bundle's].")
 @click.option("--max-input-tokens", "max_src_tokens", type=click.IntRange(1, MAX_SRC_TOKENS_CEILING),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple, Sequence
 
-from ..constants import BACKENDS, DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
+from ..constants import BACKENDS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
 from ..errors import ConfigError, InputTooLong, VocabError, is_int
 from ..manifest import Bundle, load_bundle
 from ..vocab import TextPipeline, count_tokens, first_tokens
@@ -91,7 +91,7 @@ class Translator:
     backend: Backend
     text: TextPipeline
     max_len: int  # decoding steps at most, per sequence
-    batch_size: int = 32  # sequences per backend call; results never depend on it
+    batch_size: int = DEFAULT_BATCH_SIZE  # sequences per backend call; results never depend on it
     max_src_tokens: int = DEFAULT_MAX_SRC_TOKENS  # tokens per input as the model sees them (<eos> included)
 
     def __post_init__(self) -> None:
@@ -104,7 +104,7 @@ class Translator:
         cls,
         path: str | os.PathLike | Bundle,
         backend: str = "onnx",
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         max_len: int | None = None,
         max_src_tokens: int | None = None,
         **backend_opts: Any,
