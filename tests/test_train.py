@@ -1,14 +1,17 @@
 """Training: the toy preset really learns, resumption is exact, metrics and presets behave."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 import torch
 
 from seq2seq_export.checkpoint import load_checkpoint
+from seq2seq_export.config import ModelConfig
 from seq2seq_export.errors import ConfigError
 from seq2seq_export.train import TrainConfig, load_config, preset_names, train
+from seq2seq_export.train.config import MODEL_FIELDS
 from seq2seq_export.train.loop import lr_at
 from seq2seq_export.train.metrics import edit_distance, score
 
@@ -130,6 +133,20 @@ def test_every_shipped_preset_builds_a_model_config():
         assert (model_cfg.rnn, model_cfg.attention, model_cfg.num_layers) == (cfg.rnn, cfg.attention, cfg.num_layers)
     assert {"toy", "cmudict", "cmudict-attention", "tsv-attention"} <= set(preset_names())
     assert load_config("cmudict-attention").model_config(40, 50).memory_names  # attention: carries memory
+
+
+def test_every_model_option_is_a_train_option_of_the_same_name():
+    # A new ModelConfig field needs only its TrainConfig twin (and its docs): it then reaches the model by name.
+    assert MODEL_FIELDS == tuple(f.name for f in dataclasses.fields(ModelConfig))[2:]  # all but the vocab sizes
+    assert set(MODEL_FIELDS) <= {f.name for f in dataclasses.fields(TrainConfig)}
+    options = {"emb_dim": 5, "hidden_dim": 7, "num_layers": 3, "dropout": 0.25, "rnn": "lstm", "reverse_source": True,
+               "bidirectional_encoder": True, "attention": "luong", "attention_score": "general", "encoder_hidden_dim": 6}
+    assert TrainConfig(**options).model_config(11, 13) == ModelConfig(11, 13, **options)
+    for cfg in [TrainConfig(**options), *map(load_config, preset_names())]:
+        model_cfg = cfg.model_config(11, 13)
+        for name in MODEL_FIELDS:
+            want = getattr(cfg, name) or None if name == "encoder_hidden_dim" else getattr(cfg, name)  # 0: TOML's null
+            assert getattr(model_cfg, name) == want, (cfg.preset, name)
 
 
 def test_default_output_folder_follows_the_dataset(tmp_path):

@@ -9,7 +9,7 @@ from seq2seq_export.config import ModelConfig
 from seq2seq_export.model import Seq2Seq
 from seq2seq_export.train import load_config, train
 from seq2seq_export.train.averaging import WeightAverage
-from seq2seq_export.train.loop import make_optimizer
+from seq2seq_export.train.state import make_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,6 +13,9 @@ from ..errors import ConfigError
 
 # Changing these between an interrupted run and its resumption would not continue the same run.
 STOP_FIELDS = ("epochs", "max_minutes", "clock", "max_steps", "device", "threads", "out")
+# The model options: every ModelConfig field but the vocabulary sizes (the data sets those). TrainConfig
+# holds each under the same name, so a new model option is one field here and one in ModelConfig.
+MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig) if f.name not in ("src_vocab_size", "tgt_vocab_size"))
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class TrainConfig:
     tgt_tokenizer: str = ""  # char | space; "" = the dataset's default
     max_tokens: int = 0  # drop pairs with a side longer than this (0 = keep all)
     out: str = ""  # output folder; "" = artifacts/<preset>, or artifacts/<preset>-<dataset> for another dataset
+    # The model options (MODEL_FIELDS), named as in ModelConfig; the defaults are the training's own.
     emb_dim: int = 128  # embedding size, both sides
     hidden_dim: int = 256  # recurrent state size
     num_layers: int = 1  # stacked recurrent layers, both sides
@@ -84,12 +88,10 @@ class TrainConfig:
         self.model_config(1, 1)  # the model options, checked where ModelConfig checks them
 
     def model_config(self, src_vocab_size: int, tgt_vocab_size: int) -> ModelConfig:
-        """The model these settings train, for the given vocabulary sizes."""
-        return ModelConfig(
-            src_vocab_size, tgt_vocab_size, self.emb_dim, self.hidden_dim, self.num_layers, self.dropout, self.rnn,
-            self.reverse_source, self.bidirectional_encoder, self.attention, self.attention_score,
-            self.encoder_hidden_dim or None,
-        )
+        """The model these settings train, for the given vocabulary sizes: every model option by its name."""
+        options = {name: getattr(self, name) for name in MODEL_FIELDS}
+        options["encoder_hidden_dim"] = self.encoder_hidden_dim or None  # TOML has no null: 0 stands for it
+        return ModelConfig(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, **options)
 
     @property
     def out_dir(self) -> Path:

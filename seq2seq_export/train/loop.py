@@ -1,4 +1,8 @@
-"""train(cfg): the training loop, best/last checkpoints, resumption, and the final test metrics."""
+"""train(cfg): the training loop, best/last checkpoints, resumption, and the final test metrics.
+
+One run is start_or_resume (state.py), then run_epoch and end_epoch (validate_and_keep_best when due)
+until the epochs end or should_stop names a limit, then finish (the test split, metrics.json).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -8,27 +12,23 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from ..constants import MAX_LEN_MARGIN
-from ..data import load_dataset
 from ..errors import ConfigError
 from ..fsutil import atomic_file
-from ..model import Seq2Seq, select_device, sequence_loss
-from ..vocab import TextPipeline, Vocab
-from ..weights import check_model_size
-from .averaging import WeightAverage
-from .batching import EncodedPairs, collate, epoch_batches
+from ..model import Seq2Seq, sequence_loss
+from .batching import collate, epoch_batches
 from .config import TrainConfig
 from .metrics import evaluate, validation_loss
-from .resume import check_average, load_resumable, restore, rng_state
-from .rundir import BEST_FILE, LAST_FILE, METRICS_FILE, check_run_dir, clear_run
+from .rundir import BEST_FILE, METRICS_FILE
+from .state import Run, TrainState, save_last, start_or_resume
 
 SAVE_EVERY_S = 300.0  # also write last.pt this often mid-epoch, so a killed run loses little
 
@@ -91,16 +91,6 @@ def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[to
     return loss.detach()
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam; AdamW with cfg.weight_decay on weight matrices and embeddings (never biases) when it is set."""
-    if not cfg.weight_decay:
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    params = list(model.parameters())
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
-
-
 def train(
     cfg: TrainConfig, *, resume: bool = False, force: bool = False, log: Callable[[str], None] | None = None,
     progress: bool = True,
@@ -119,158 +109,126 @@ def train(
 
 
 def _train(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], progress: bool) -> TrainResult:
-    out = cfg.out_dir
-    check_run_dir(out, resume, force)
-    device = select_device(cfg.device)
-    data = load_dataset(
-        cfg.dataset, cfg.seed, src_tokenizer=cfg.src_tokenizer or None, tgt_tokenizer=cfg.tgt_tokenizer or None,
-        max_tokens=cfg.max_tokens or None,
-    )
-    torch.manual_seed(cfg.seed)
-    tf_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    if resume:
-        last = load_resumable(out / LAST_FILE, cfg)
-        text, mcfg, state = last.text, last.config, last.training
-    else:
-        text = TextPipeline(
-            Vocab.build((s for s, _ in data.train), data.src_tokenizer),
-            Vocab.build((t for _, t in data.train), data.tgt_tokenizer),
-        )
-        mcfg = cfg.model_config(len(text.src), len(text.tgt))
-        check_model_size(mcfg, "train options", ConfigError)
-        state = {"cursor": {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "train_s": 0.0, "words": 0},
-                 "best": None, "history": []}
-    model = Seq2Seq(mcfg)
-    if resume:
-        model.load_state_dict(last.state_dict)
-    model.to(device).train()
-    optimizer = make_optimizer(model, cfg)
-    average = None
-    if cfg.ema_decay:
-        average = WeightAverage(model, cfg.ema_decay, check_average(out / LAST_FILE, state, model) if resume else None)
-
-    train_enc = EncodedPairs.from_text(text, data.train)
-    valid_enc = EncodedPairs.from_text(text, data.valid)
-    max_len = max(len(t) for t in train_enc.tgt) - 2 + MAX_LEN_MARGIN  # minus <sos>, <eos>
-    max_src_tokens = max(1, *(len(s) for s in train_enc.src))  # as the model sees them: with <eos> if appended
-    steps_per_epoch = len(epoch_batches(train_enc, cfg.batch_size, cfg.seed, 0))
-    if resume:
-        restore(out / LAST_FILE, state, model, optimizer, tf_gen, device, steps_per_epoch)
-    else:
-        clear_run(out, force)
-    total_steps = cfg.epochs * steps_per_epoch
-    budget_s = cfg.max_minutes * 60.0
-    cur = dict(state["cursor"])
-    best, history = state["best"], list(state["history"])
-    pad = text.tgt.pad_id
-    log(f"{cfg.dataset}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test pairs; "
-        f"vocab {len(text.src)}/{len(text.tgt)}; {sum(p.numel() for p in model.parameters())} parameters; "
-        f"device {device}; {steps_per_epoch} steps/epoch" + (f"; resuming at step {cur['step']}" if resume else ""))
-
-    def save_last() -> None:
-        training = {"train_config": cfg.to_dict(), "max_len": max_len, "max_src_tokens": max_src_tokens,
-                    "cursor": dict(cur), "best": best, "history": history, "optimizer": optimizer.state_dict(),
-                    "rng": rng_state(tf_gen, device)}
-        if average is not None:
-            training["average"] = average.state()
-        save_checkpoint(out / LAST_FILE, Checkpoint(mcfg, text, model.state_dict(), training))
-
-    def validate() -> None:
-        # With ema_decay, the average is what gets validated, kept as the best checkpoint and tested.
-        with average.applied() if average is not None else contextlib.nullcontext():
-            _validate()
-
-    def _validate() -> None:
-        nonlocal best
-        vloss = validation_loss(model, valid_enc, pad, cfg.eval_batch_size, device)
-        m = evaluate(model, text, data.valid, max_len=max_len, batch_size=cfg.eval_batch_size, device=device)
-        epoch = cur["epoch"] + cur["batch"] / steps_per_epoch
-        row = {"epoch": round(epoch, 4), "step": cur["step"], "valid_loss": vloss, **m.to_dict()}
-        history.append(row)
-        key = (m.exact_match, -m.token_error_rate, -vloss)
-        if best is None or key > (best["exact_match"], -best["token_error_rate"], -best["valid_loss"]):
-            best = row
-            training = {"train_config": cfg.to_dict(), "max_len": max_len, "max_src_tokens": max_src_tokens,
-                        "valid": row}
-            save_checkpoint(out / BEST_FILE, Checkpoint(mcfg, text, model.state_dict(), training))
-        log(f"epoch {epoch:.2f} step {cur['step']}: valid loss {vloss:.4f}, exact match {m.exact_match:.2%}, "
-            f"token error rate {m.token_error_rate:.2%}, {cur['elapsed_s'] / 60:.1f} min"
-            + (" CPU" if cfg.clock == "cpu" else "")
-            + (" (best)" if best is row else ""))
-
-    stopped_by = "epochs"
-    # The budget's clock: wall time, or this process's CPU time (all threads), which other jobs on a
-    # shared machine do not eat into. Both count validation too.
-    now = time.process_time if cfg.clock == "cpu" else time.monotonic
-    session_start = now() - cur["elapsed_s"]
-    last_save = time.monotonic()
+    run, state = start_or_resume(cfg, resume, force, log)
     with _stop_on_sigint() as interrupted:
-        while cur["epoch"] < cfg.epochs:
-            batches = epoch_batches(train_enc, cfg.batch_size, cfg.seed, cur["epoch"])
-            bar = tqdm(total=len(batches), initial=cur["batch"], desc=f"epoch {cur['epoch'] + 1}/{cfg.epochs}",
-                       file=sys.stderr, disable=not progress, mininterval=1.0, leave=False)
-            stepped, running = False, None
-            while cur["batch"] < len(batches):
-                cur["elapsed_s"] = now() - session_start
-                if budget_s and cur["elapsed_s"] >= budget_s:
-                    stopped_by = "time"
-                elif cfg.max_steps and cur["step"] >= cfg.max_steps:
-                    stopped_by = "steps"
-                elif interrupted[0]:
-                    stopped_by = "interrupt"
-                if stopped_by != "epochs":
-                    break
-                t0 = now()
-                lr = lr_at(cfg, cur["step"], total_steps, cur["elapsed_s"] / budget_s if budget_s else 0.0)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                rows = batches[cur["batch"]]
-                loss = train_step(model, optimizer, collate(train_enc, rows, pad, device), cfg, tf_gen, pad)
-                if average is not None:
-                    average.update()
-                cur["step"], cur["batch"], cur["words"] = cur["step"] + 1, cur["batch"] + 1, cur["words"] + len(rows)
-                cur["train_s"] += now() - t0
-                stepped = True
-                running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-                bar.update(1)
-                bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}", refresh=False)
-                if time.monotonic() - last_save > SAVE_EVERY_S:
-                    save_last()
-                    last_save = time.monotonic()
-            bar.close()
-            if cur["batch"] >= len(batches):
-                cur["epoch"], cur["batch"] = cur["epoch"] + 1, 0
-            cur["elapsed_s"] = now() - session_start
-            # Validation costs budget time too: every validate_every epochs, and always at the end.
-            last_epoch = stopped_by != "epochs" or cur["epoch"] >= cfg.epochs
-            if stepped and (last_epoch or cur["epoch"] % cfg.validate_every == 0):
-                validate()
-            save_last()
-            last_save = time.monotonic()
-            if stopped_by != "epochs":
-                break
-    if best is None:
-        raise ConfigError("training stopped before its first validation; raise --max-minutes or --max-steps")
-    epochs = round(cur["epoch"] + cur["batch"] / steps_per_epoch, 4)
-    return _finish(cfg, out, device, data.test, cur, epochs, stopped_by, (max_len, max_src_tokens), best)
+        while state.cursor.epoch < cfg.epochs and state.stopped_by == "epochs":
+            stepped = run_epoch(run, state, interrupted, progress)
+            end_epoch(run, state, stepped)
+    return finish(run, state)
 
 
-def _finish(cfg: TrainConfig, out: Path, device: torch.device, test_pairs: list, cur: dict, epochs: float,
-            stopped_by: str, limits: tuple[int, int], best: dict) -> TrainResult:
+def should_stop(run: Run, state: TrainState, interrupted: list[bool]) -> str | None:
+    """The limit that ends the run before its next step: "time", "steps" or "interrupt"; None to go on."""
+    if run.budget_s and state.cursor.elapsed_s >= run.budget_s:
+        return "time"
+    if run.cfg.max_steps and state.cursor.step >= run.cfg.max_steps:
+        return "steps"
+    if interrupted[0]:
+        return "interrupt"
+    return None
+
+
+def run_epoch(run: Run, state: TrainState, interrupted: list[bool], progress: bool) -> bool:
+    """Step through the current epoch's remaining batches until it ends or a limit stops the run.
+
+    Returns whether it took a step; a finished epoch moves the cursor to the next one."""
+    cfg, cur = run.cfg, state.cursor
+    batches = epoch_batches(run.train, cfg.batch_size, cfg.seed, cur.epoch)
+    bar = tqdm(total=len(batches), initial=cur.batch, desc=f"epoch {cur.epoch + 1}/{cfg.epochs}",
+               file=sys.stderr, disable=not progress, mininterval=1.0, leave=False)
+    stepped, running = False, None
+    while cur.batch < len(batches):
+        cur.elapsed_s = state.clock.elapsed()
+        stop = should_stop(run, state, interrupted)
+        if stop is not None:
+            state.stopped_by = stop
+            break
+        loss, lr = take_step(run, state, batches[cur.batch])
+        stepped = True
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}", refresh=False)
+        if time.monotonic() - state.last_save > SAVE_EVERY_S:
+            save_last(run, state)
+    bar.close()
+    if cur.batch >= len(batches):
+        cur.epoch, cur.batch = cur.epoch + 1, 0
+    return stepped
+
+
+def take_step(run: Run, state: TrainState, rows: list[int]) -> tuple[torch.Tensor, float]:
+    """One optimizer step on the train pairs `rows` at the scheduled learning rate, counted on the cursor.
+
+    Returns the detached loss and the learning rate."""
+    cfg, cur, pad = run.cfg, state.cursor, run.text.tgt.pad_id
+    t0 = state.clock.now()
+    lr = lr_at(cfg, cur.step, cfg.epochs * run.steps_per_epoch, cur.elapsed_s / run.budget_s if run.budget_s else 0.0)
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    loss = train_step(state.model, state.optimizer, collate(run.train, rows, pad, run.device), cfg, state.tf_gen, pad)
+    if state.average is not None:
+        state.average.update()
+    cur.step, cur.batch, cur.words = cur.step + 1, cur.batch + 1, cur.words + len(rows)
+    cur.train_s += state.clock.now() - t0
+    return loss, lr
+
+
+def end_epoch(run: Run, state: TrainState, stepped: bool) -> None:
+    """After an epoch, or a stop inside one: validate when due, then save last.pt."""
+    cur = state.cursor
+    cur.elapsed_s = state.clock.elapsed()
+    # Validation costs budget time too: every validate_every epochs, and always at the end.
+    last_epoch = state.stopped_by != "epochs" or cur.epoch >= run.cfg.epochs
+    if stepped and (last_epoch or cur.epoch % run.cfg.validate_every == 0):
+        validate_and_keep_best(run, state)
+    save_last(run, state)
+
+
+def validate_and_keep_best(run: Run, state: TrainState) -> None:
+    """Score the validation split, add the row to the history, and save checkpoint.pt when it is the best.
+
+    With ema_decay, the average is what gets validated, kept as the best checkpoint and tested."""
+    cfg, cur, model = run.cfg, state.cursor, state.model
+    with state.average.applied() if state.average is not None else contextlib.nullcontext():
+        vloss = validation_loss(model, run.valid, run.text.tgt.pad_id, cfg.eval_batch_size, run.device)
+        m = evaluate(model, run.text, run.data.valid, max_len=run.max_len, batch_size=cfg.eval_batch_size,
+                     device=run.device)
+        epoch = cur.epoch + cur.batch / run.steps_per_epoch
+        row = {"epoch": round(epoch, 4), "step": cur.step, "valid_loss": vloss, **m.to_dict()}
+        state.history.append(row)
+        if state.best is None or _rank(row) > _rank(state.best):
+            state.best = row
+            save_checkpoint(run.out / BEST_FILE,
+                            Checkpoint(run.model_config, run.text, model.state_dict(), {**run.limits(), "valid": row}))
+    run.log(f"epoch {epoch:.2f} step {cur.step}: valid loss {vloss:.4f}, exact match {m.exact_match:.2%}, "
+            f"token error rate {m.token_error_rate:.2%}, {cur.elapsed_s / 60:.1f} min"
+            + (" CPU" if cfg.clock == "cpu" else "")
+            + (" (best)" if state.best is row else ""))
+
+
+def _rank(row: dict[str, Any]) -> tuple[float, float, float]:
+    """Best first: exact match, then token error rate, then validation loss."""
+    return row["exact_match"], -row["token_error_rate"], -row["valid_loss"]
+
+
+def finish(run: Run, state: TrainState) -> TrainResult:
     """Score the best checkpoint on the test split; store the figures in it and in metrics.json.
 
-    limits = (max_len, max_src_tokens), stored again: a best checkpoint from before a resumption may lack them."""
-    max_len, max_src_tokens = limits
+    The limits are stored again: a best checkpoint from before a resumption may lack them."""
+    if state.best is None:
+        raise ConfigError("training stopped before its first validation; raise --max-minutes or --max-steps")
+    cfg, cur, out = run.cfg, state.cursor, run.out
     ckpt = load_checkpoint(out / BEST_FILE)
-    model = ckpt.build_model(device)
-    test = evaluate(model, ckpt.text, test_pairs, max_len=max_len, batch_size=cfg.eval_batch_size, device=device)
-    training = {**ckpt.training, "max_len": max_len, "max_src_tokens": max_src_tokens, "test": test.to_dict()}
+    model = ckpt.build_model(run.device)
+    test = evaluate(model, ckpt.text, run.data.test, max_len=run.max_len, batch_size=cfg.eval_batch_size,
+                    device=run.device).to_dict()
+    training = {**ckpt.training, "max_len": run.max_len, "max_src_tokens": run.max_src_tokens, "test": test}
     save_checkpoint(out / BEST_FILE, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training))
     result = TrainResult(
-        out_dir=out, checkpoint=out / BEST_FILE, epochs=epochs,
-        steps=cur["step"], elapsed_s=cur["elapsed_s"], words_per_s=cur["words"] / max(cur["train_s"], 1e-9),
-        stopped_by=stopped_by, max_len=max_len, max_src_tokens=max_src_tokens, valid=best,
-        test=test.to_dict(),
+        out_dir=out, checkpoint=out / BEST_FILE, epochs=round(cur.epoch + cur.batch / run.steps_per_epoch, 4),
+        steps=cur.step, elapsed_s=cur.elapsed_s, words_per_s=cur.words / max(cur.train_s, 1e-9),
+        stopped_by=state.stopped_by, max_len=run.max_len, max_src_tokens=run.max_src_tokens, valid=state.best,
+        test=test,
     )
     with atomic_file(out / METRICS_FILE) as tmp:
         tmp.write_text(json.dumps({**result.__dict__, "out_dir": str(out), "checkpoint": str(out / BEST_FILE)}, indent=2))
