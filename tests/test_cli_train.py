@@ -23,7 +23,7 @@ def test_tiny_toy_run_prints_metrics_and_writes_checkpoints(tmp_path):
     assert lines[3].startswith("test:  exact match ") and lines[3].endswith("(1000 pairs)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "last.pt", "metrics.json"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["steps"] == 5 and metrics["test"]["count"] == 1000
+    assert metrics["steps"] == 5 and metrics["test"]["count"] == 1000 and metrics["pairs_per_s"] > 0
     assert result.stderr == ""  # --quiet: no progress bar, no epoch lines
 
 

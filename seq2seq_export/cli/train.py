@@ -82,7 +82,7 @@ def train_cmd(preset: str, resume: bool, force: bool, quiet: bool, **options: An
     v, t = result.valid, result.test
     click.echo(f"checkpoint: {result.checkpoint}")
     click.echo(f"trained {result.epochs:g} epochs, {result.steps} steps in {result.elapsed_s / 60:.1f} min "
-               f"(stopped by {result.stopped_by}); {result.words_per_s:.0f} training pairs/s")
+               f"(stopped by {result.stopped_by}); {result.pairs_per_s:.0f} training pairs/s")
     click.echo(f"valid: exact match {v['exact_match']:.2%}, token error rate {v['token_error_rate']:.2%} ({v['count']} pairs)")
     click.echo(f"test:  exact match {t['exact_match']:.2%}, token error rate {t['token_error_rate']:.2%} ({t['count']} pairs)")
     if result.stopped_by == "interrupt":  # saved and summarized, but the run did not end: exit as interrupted
