@@ -202,5 +202,5 @@ class TextPipeline:
             raise VocabError(f"malformed vocabularies: missing field {e}") from None
 
 
-__all__ = ["Vocab", "TextPipeline", "TokenCounter", "tokenize", "detokenize", "count_tokens", "first_tokens",
+__all__ = ["Vocab", "TextPipeline", "TokenCounter", "check_tokenizer", "tokenize", "detokenize", "count_tokens", "first_tokens",
            "PAD", "UNK", "SOS", "EOS"]
