@@ -38,4 +38,4 @@ if [[ ! -f $bundle/manifest.json || $ckpt -nt $bundle/manifest.json ]]; then
 fi
 mkdir -p artifacts/bench
 "${S2S[@]}" bench --bundle "$bundle" --data cmudict --threads 1 --backends eager,torchscript,onnx \
-    --batch-sizes 1,16,64,256 --json "artifacts/bench/$name.json" "$@"
+    --batch-sizes 1,16,64,256 --report "artifacts/bench/$name.json" "$@"

@@ -41,7 +41,7 @@ def main() -> None:
           + f"clock {cfg.clock}, threads {cfg.threads or 'default'}")
     print(f"trained {result.epochs:g} epochs ({result.steps} steps) in {result.elapsed_s / 60:.1f} min on the {cfg.clock} clock, "
           f"{cpu_s / 60:.1f} min CPU; load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end")
-    print(f"training speed: {result.words_per_s:.0f} words/s")
+    print(f"training speed: {result.pairs_per_s:.0f} pairs/s")
     print(f"valid: WER {1 - result.valid['exact_match']:.2%}, PER {result.valid['token_error_rate']:.2%}")
     print(f"test:  WER {1 - result.test['exact_match']:.2%}, PER {result.test['token_error_rate']:.2%} "
           f"({result.test['count']} words); total {(time.monotonic() - start) / 60:.1f} min")

@@ -23,17 +23,19 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .constants import (
     DECODER_ONNX,
     DECODER_TS,
+    DEFAULT_EXPORTER,
     DEFAULT_MAX_LEN,
     DEFAULT_MAX_SRC_TOKENS,
     DEFAULT_OPSET,
     ENCODER_ONNX,
     ENCODER_TS,
+    EXPORTERS,
     MANIFEST_FILE,
     MAX_LEN_CEILING,
     MAX_SRC_TOKENS_CEILING,
     REFERENCE_CHECKPOINT,
 )
-from .errors import ExportError
+from .errors import ExportError, is_int
 from .fsutil import Log, atomic_dir, clean_leftovers, write_bytes
 from .iospec import graph_specs
 from .manifest import FORMATS, build_manifest, file_entry, write_manifest
@@ -52,7 +54,7 @@ def default_out_dir(checkpoint_path: str | os.PathLike) -> Path:
 def resolve_max_len(ckpt: Checkpoint, max_len: int | None) -> int:
     """Explicit value > the checkpoint's training max_len > DEFAULT_MAX_LEN."""
     value = max_len if max_len is not None else (ckpt.training or {}).get("max_len", DEFAULT_MAX_LEN)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_int(value):
         raise ExportError(f"max_len must be a positive integer, got {value!r}")
     if value > MAX_LEN_CEILING:
         raise ExportError(f"max_len {value} is above the ceiling of {MAX_LEN_CEILING} decoding steps")
@@ -97,7 +99,7 @@ def export_bundle(
     *,
     formats: Iterable[str] = FORMATS,
     opset: int = DEFAULT_OPSET,
-    exporter: str = "dynamo",
+    exporter: str = DEFAULT_EXPORTER,
     force: bool = False,
     reference: bool = True,
     max_len: int | None = None,
@@ -111,7 +113,7 @@ def export_bundle(
     export to the same directory that this one removes (or restores).
     """
     from .export.graphs import example_inputs, graph_modules
-    from .export.onnx import EXPORTERS, export_onnx
+    from .export.onnx import export_onnx
     from .export.torchscript import export_torchscript
 
     formats = tuple(formats)

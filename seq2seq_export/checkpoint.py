@@ -23,7 +23,7 @@ import torch
 
 from .config import ModelConfig
 from .constants import CHECKPOINT_FORMAT_VERSION, MANIFEST_SCHEMA_FILE
-from .errors import CheckpointError, Seq2SeqExportError
+from .errors import CheckpointError, Seq2SeqExportError, is_int
 from .fsutil import atomic_file, write_bytes
 from .model import Seq2Seq
 from .vocab import TextPipeline
@@ -151,5 +151,5 @@ def _check_training(training: Any, path: Path) -> None:
         raise CheckpointError(f"{path}: training is a {type(training).__name__}, expected a mapping or nothing")
     for key in TRAINING_COUNTS:
         value = training.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        if value is not None and not is_int(value):
             raise CheckpointError(f"{path}: training[{key!r}] must be a positive integer, got {value!r:.60}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .errors import ConfigError
+from .errors import ConfigError, is_int
 
 RNN_TYPES = ("gru", "lstm")
 ATTENTION_TYPES = ("none", "bahdanau", "luong")
@@ -31,11 +31,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_dim", "num_layers"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_int(value):
                 raise ConfigError(f"model config: {name} must be a positive integer, got {value!r:.60}")
         if self.encoder_hidden_dim is not None:
             value = self.encoder_hidden_dim
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_int(value):
                 raise ConfigError(f"model config: encoder_hidden_dim must be a positive integer or null, got {value!r:.60}")
             if value != self.hidden_dim and not self.bidirectional_encoder:
                 raise ConfigError("model config: encoder_hidden_dim may differ from hidden_dim only with a "

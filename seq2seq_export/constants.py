@@ -8,6 +8,15 @@ PAD_ID, UNK_ID, SOS_ID, EOS_ID = 0, 1, 2, 3
 
 TOKENIZERS = ("char", "space")  # char: one token per character; space: whitespace-separated
 
+# Closed sets the library checks and the CLI offers as choices, each spelled once.
+FORMATS = ("onnx", "torchscript")  # graph formats a bundle may carry
+BACKENDS = ("eager", "torchscript", "onnx")  # the reference first, then the exported formats
+DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when torch sees it, else CPU
+EXPORTERS = ("dynamo", "legacy")  # ONNX exporters: torch.export-based, TorchScript-based
+DEFAULT_EXPORTER = "dynamo"
+LR_SCHEDULES = ("constant", "cosine")
+CLOCKS = ("wall", "cpu")  # what a training time budget counts
+
 CHECKPOINT_FORMAT_VERSION = 1
 # Manifest format 2 (this version writes it): memory required, decoding.max_src_tokens, roles, and a
 # JSON Schema (manifest.schema.json) that every reader validates against. Format-1 bundles still load.
@@ -65,6 +74,8 @@ DEFAULT_EXACT_FACTOR = 8.0
 # max_len default is derived from data.
 MAX_LEN_MARGIN = 10
 DEFAULT_MAX_LEN = 50
+# Sequences per backend call when translating: results never depend on it.
+DEFAULT_BATCH_SIZE = 32
 
 DEFAULT_ARTIFACTS_DIR = "artifacts"
 DEFAULT_PRESET = "cmudict"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DataError
-from .vocab import tokenize
+from .vocab import check_tokenizer, tokenize
 
 Pair = tuple[str, str]
 
@@ -54,7 +54,7 @@ def load_dataset(
         raise DataError(f"unknown dataset {spec!r}: use toy, cmudict or tsv:PATH")
     src_tok, tgt_tok = src_tokenizer or tok[0], tgt_tokenizer or tok[1]
     for kind in (src_tok, tgt_tok):
-        tokenize("", kind)  # raises VocabError for an unknown tokenizer name
+        check_tokenizer(kind)
     if max_tokens is not None:
         splits = [
             [(s, t) for s, t in split if len(tokenize(s, src_tok)) <= max_tokens and len(tokenize(t, tgt_tok)) <= max_tokens]

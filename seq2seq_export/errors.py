@@ -1,4 +1,7 @@
 """The package's exceptions: each message is one line that says what, where, and what to do."""
+from __future__ import annotations
+
+import re
 
 
 class Seq2SeqExportError(Exception):
@@ -43,3 +46,20 @@ class InputTooLong(Seq2SeqExportError):
 
 class VerificationFailed(Seq2SeqExportError):
     """Exported graphs that do not behave like the eager model."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, without terminal colour codes; its type's name if empty.
+
+    For wrapping another library's multi-line error into one of ours, which must be one line.
+    """
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()
+    return lines[0].strip() if lines else type(e).__name__
+
+
+def is_int(value: object, low: int = 1, high: int | None = None) -> bool:
+    """True for an int within [low, high] (no upper bound when high is None), never for a bool.
+
+    The check behind every count, size, seed and id the library takes from a caller or a file.
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value and (high is None or value <= high)

@@ -38,14 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig
-from .constants import DEFAULT_MAX_SRC_TOKENS, MANIFEST_FILE, MANIFEST_FORMAT_VERSION
+from .constants import DEFAULT_MAX_SRC_TOKENS, FORMATS, MANIFEST_FILE, MANIFEST_FORMAT_VERSION
 from .errors import BundleError, ConfigError
 from .fsutil import sha256_file
 from .iospec import GRAPH_NAMES, STATE_OUT_SUFFIX, GraphSpec, graph_specs, io_roles
 from .manifest_check import check_manifest, parse_manifest, read_bounded, read_manifest
 from .vocab import TextPipeline
 
-FORMATS = ("onnx", "torchscript")
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL
-from .errors import BundleError, ConfigError, DataError, VerificationFailed
+from .errors import BundleError, ConfigError, DataError, VerificationFailed, is_int
 from .manifest import GRAPH_NAMES, Bundle, load_bundle
 from .verify_checks import (
     CheckResult,
@@ -160,16 +160,16 @@ def verify(
 ) -> VerifyReport:
     """Run every check on every backend; quick=True is the small post-export run; expect_digest
     ("sha256:...") refuses a bundle whose digest differs."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    if not is_int(samples):
         raise ConfigError(f"samples must be a positive integer, got {samples!r}")
     if not 0 < atol < math.inf or not 0 <= rtol < math.inf:  # an infinite tolerance would pass every value
         raise ConfigError(f"atol must be positive and rtol non-negative, both finite, got atol={atol!r}, rtol={rtol!r}")
     if not 0 <= exact_factor < math.inf:
         raise ConfigError(
             f"exact_factor must be finite and non-negative (0 turns the float64 budget off), got {exact_factor!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed, 0):
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    if not batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batch_sizes):
+    if not batch_sizes or not all(is_int(b) for b in batch_sizes):
         raise ConfigError(f"batch sizes must be positive integers, got {list(batch_sizes)!r}")
     bundle = load_bundle(bundle_path, expect_digest=expect_digest)
     if bundle.reference is None:

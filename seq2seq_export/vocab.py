@@ -13,13 +13,16 @@ from .constants import EOS, EOS_ID, PAD, PAD_ID, SOS, SOS_ID, SPECIAL_TOKENS, TO
 from .errors import VocabError
 
 
+def check_tokenizer(kind: str) -> str:
+    """`kind` itself when it names a tokenizer (TOKENIZERS), else a VocabError."""
+    if kind not in TOKENIZERS:
+        raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
+    return kind
+
+
 def tokenize(text: str, kind: str) -> list[str]:
     """Split text into tokens: every character for 'char', whitespace-separated words for 'space'."""
-    if kind == "char":
-        return list(text)
-    if kind == "space":
-        return text.split()
-    raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
+    return list(text) if check_tokenizer(kind) == "char" else text.split()
 
 
 # A 'space' token: a run of non-whitespace. re's \s and str.split() share one definition of
@@ -34,9 +37,7 @@ class TokenCounter:
     """The tokens of a text fed piece by piece, counted without ever holding its token list."""
 
     def __init__(self, kind: str):
-        if kind not in TOKENIZERS:
-            raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
-        self.kind, self.tokens, self._in_word = kind, 0, False
+        self.kind, self.tokens, self._in_word = check_tokenizer(kind), 0, False
 
     def add(self, piece: str) -> None:
         if self.kind == "char":
@@ -58,23 +59,19 @@ def count_tokens(text: str, kind: str) -> int:
 
 def first_tokens(text: str, kind: str, n: int) -> str:
     """The prefix of `text` that holds exactly its first `n` tokens (all of it if it has fewer)."""
-    if kind == "char":
+    if check_tokenizer(kind) == "char":
         return text[:n]
-    if kind == "space":
-        end = 0
-        for i, match in enumerate(_WORD.finditer(text)):
-            if i == n:
-                break
-            end = match.end()
-        return text[:end]
-    raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
+    end = 0
+    for i, match in enumerate(_WORD.finditer(text)):
+        if i == n:
+            break
+        end = match.end()
+    return text[:end]
 
 
 def detokenize(tokens: Sequence[str], kind: str) -> str:
     """Join tokens back into text: concatenated for 'char', space-joined for 'space'."""
-    if kind not in TOKENIZERS:
-        raise VocabError(f"unknown tokenizer {kind!r}: use one of {', '.join(TOKENIZERS)}")
-    return ("" if kind == "char" else " ").join(tokens)
+    return ("" if check_tokenizer(kind) == "char" else " ").join(tokens)
 
 
 @dataclass(frozen=True)
@@ -90,8 +87,7 @@ class Vocab:
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.tokenizer not in TOKENIZERS:
-            raise VocabError(f"unknown tokenizer {self.tokenizer!r}: use one of {', '.join(TOKENIZERS)}")
+        check_tokenizer(self.tokenizer)
         index = dict(zip(self.tokens, range(len(self.tokens))))  # C loop: vocabularies may have 10^6 tokens
         if len(index) != len(self.tokens):
             i, tok = next((i, t) for i, t in enumerate(self.tokens) if index[t] != i)
@@ -206,5 +202,5 @@ class TextPipeline:
             raise VocabError(f"malformed vocabularies: missing field {e}") from None
 
 
-__all__ = ["Vocab", "TextPipeline", "TokenCounter", "tokenize", "detokenize", "count_tokens", "first_tokens",
+__all__ = ["Vocab", "TextPipeline", "TokenCounter", "check_tokenizer", "tokenize", "detokenize", "count_tokens", "first_tokens",
            "PAD", "UNK", "SOS", "EOS"]

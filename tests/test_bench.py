@@ -21,7 +21,7 @@ ROW_FIELDS = {
 
 
 def _bench(bundle, json_path, *extra):
-    args = ["bench", "--bundle", str(bundle), "--samples", "6", "--repeat", "1", "--json", str(json_path), *extra]
+    args = ["bench", "--bundle", str(bundle), "--samples", "6", "--repeat", "1", "--report", str(json_path), *extra]
     return CliRunner().invoke(main, args)
 
 
@@ -81,11 +81,8 @@ def test_bench_fails_when_backends_disagree(tiny_bundle, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--backends", "eager,tensorrt"], "backends must be distinct names"),
         (["--backends", "onnx,onnx"], "backends must be distinct names"),
-        (["--batch-sizes", "1,x"], "--batch-sizes: expected a comma-separated list"),
         (["--batch-sizes", "0"], "batch sizes must be positive"),
-        (["--device", "tpu"], "device must be one of cpu, cuda, auto"),
         (["--repeat", "0"], "repeat must be >= 1"),
         (["--data", "wiki"], "unknown --data 'wiki'"),
     ],
@@ -94,6 +91,30 @@ def test_bench_bad_options_exit_2_with_one_line(tiny_bundle, tmp_path, args, mes
     res = CliRunner().invoke(main, ["bench", "--bundle", str(tiny_bundle), *args])
     lines = res.output.strip().splitlines()
     assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backends", "eager,tensorrt"], "'--backends': 'tensorrt' is not one of 'eager', 'torchscript', 'onnx'."),
+        (["--backends", ","], "'--backends': the list is empty"),
+        (["--batch-sizes", "1,x"], "'--batch-sizes': expected a comma-separated list, got '1,x'"),
+        (["--device", "tpu"], "'--device': 'tpu' is not one of 'auto', 'cpu', 'cuda'."),
+    ],
+)
+def test_bench_option_values_outside_their_choices_are_usage_errors(tiny_bundle, args, message):
+    res = CliRunner().invoke(main, ["bench", "--bundle", str(tiny_bundle), *args])
+    assert res.exit_code == 2 and res.stdout == "" and "Traceback" not in res.output
+    assert res.stderr.splitlines()[-1] == f"Error: Invalid value for {message}"
+
+
+def test_bench_json_prints_the_report_and_report_writes_it(tiny_bundle, tmp_path):
+    res = _bench(tiny_bundle, tmp_path / "bench.json", "--backends", "onnx,torchscript", "--batch-sizes", "2",
+                 "--no-load-probe", "--json")
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.stdout)
+    assert printed == json.loads((tmp_path / "bench.json").read_text())
+    assert {r["backend"] for r in printed["rows"]} == {"onnx", "torchscript"} and printed["tokens"]["passed"] is True
 
 
 def test_bench_missing_bundle_is_one_line(tmp_path):

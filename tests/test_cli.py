@@ -1,13 +1,16 @@
-"""The CLI as a whole: every command is registered, documented in --help and in the README."""
+"""The CLI as a whole: every command is registered, documented in --help (defaults and choices too) and in
+the README; --json means the same everywhere."""
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
+from seq2seq_export import constants
 from seq2seq_export.cli import main
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
@@ -84,3 +87,42 @@ def test_device_cuda_without_cuda_is_one_line(name, tiny_bundle, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("Error: device 'cuda' was asked for but CUDA is not available to this torch")
     assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+
+
+OFF_WHEN_ABSENT = {"--report", "--expect-digest"}  # no default to show: absent means not done
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_option_with_a_value_shows_its_default_in_help(name):
+    command = main.commands[name]
+    ctx = click.Context(command, info_name=name, **command.context_settings)
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.is_flag or param.required or param.opts[0] in OFF_WHEN_ABSENT:
+            continue
+        _, text = param.get_help_record(ctx)
+        assert "[default: " in text, f"s2s-{name} {param.opts[0]}: --help shows no default: {text!r}"
+
+
+CLOSED_SETS = {
+    ("translate", "backend"): constants.BACKENDS, ("bench", "backends"): constants.BACKENDS,
+    ("verify", "backends"): constants.FORMATS, ("bench", "device"): constants.DEVICES,
+    ("train", "device"): constants.DEVICES, ("train", "lr_schedule"): constants.LR_SCHEDULES,
+    ("train", "clock"): constants.CLOCKS, ("export", "exporter"): constants.EXPORTERS,
+    ("import", "src_tokenizer"): constants.TOKENIZERS, ("import", "tgt_tokenizer"): constants.TOKENIZERS,
+}
+
+
+@pytest.mark.parametrize("name, option", sorted(CLOSED_SETS))
+def test_closed_sets_are_offered_from_the_library_constants(name, option):
+    param = next(p for p in main.commands[name].params if p.name == option)
+    assert tuple(param.type.choices) == CLOSED_SETS[name, option]
+    if isinstance(param.default, str):  # the default itself is one of the choices
+        assert set(str(param.default).split(",")) <= set(CLOSED_SETS[name, option])
+
+
+def test_json_is_a_flag_everywhere_and_report_takes_the_file():
+    for name in ("translate", "verify", "bench"):
+        json_opt = next(p for p in main.commands[name].params if p.opts == ["--json"])
+        assert json_opt.is_flag, name
+    for name in ("verify", "bench"):
+        assert any(p.opts == ["--report"] and not p.is_flag for p in main.commands[name].params), name

@@ -23,7 +23,7 @@ def test_tiny_toy_run_prints_metrics_and_writes_checkpoints(tmp_path):
     assert lines[3].startswith("test:  exact match ") and lines[3].endswith("(1000 pairs)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "last.pt", "metrics.json"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["steps"] == 5 and metrics["test"]["count"] == 1000
+    assert metrics["steps"] == 5 and metrics["test"]["count"] == 1000 and metrics["pairs_per_s"] > 0
     assert result.stderr == ""  # --quiet: no progress bar, no epoch lines
 
 
@@ -53,7 +53,6 @@ def test_malformed_tsv_names_the_line(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--device", "tpu"], "device must be one of auto, cpu, cuda"),
         (["--epochs", "0"], "epochs must be >= 1"),
         (["--teacher-forcing", "1.5"], "teacher_forcing must be in [0, 1]"),
         (["--label-smoothing", "1"], "label_smoothing must be in [0, 1)"),
@@ -61,12 +60,26 @@ def test_malformed_tsv_names_the_line(tmp_path):
         (["--weight-decay", "-0.1"], "weight_decay must be in [0, 1)"),
         (["--preset", "nope"], "unknown preset 'nope'"),
         (["--dataset", "wmt"], "unknown dataset 'wmt'"),
-        (["--lr-schedule", "step"], "lr_schedule must be one of constant, cosine"),
         (["--resume"], "nothing to resume"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, args, message):
     assert message in _one_line_exit_2([*TINY, "--out", str(tmp_path), *args])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--device", "tpu"], "'--device': 'tpu' is not one of 'auto', 'cpu', 'cuda'."),
+        (["--lr-schedule", "step"], "'--lr-schedule': 'step' is not one of 'constant', 'cosine'."),
+        (["--clock", "sundial"], "'--clock': 'sundial' is not one of 'wall', 'cpu'."),
+    ],
+)
+def test_values_outside_their_choices_are_usage_errors(tmp_path, args, message):
+    result = CliRunner().invoke(train_cmd, [*TINY, "--out", str(tmp_path / "run"), *args])
+    assert result.exit_code == 2 and result.stdout == "" and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1] == f"Error: Invalid value for {message}"
+    assert not (tmp_path / "run").exists()
 
 
 def test_every_option_has_help():

@@ -130,7 +130,7 @@ def test_bundle_problem_is_one_line_and_exit_2(case, tiny_bundle, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--backend", "tflite"], "unknown backend 'tflite'"),
+        (["--backend", "tflite"], "'--backend': 'tflite' is not one of 'eager', 'torchscript', 'onnx'."),
         (["--batch-size", "0"], "batch_size must be a positive integer"),
         (["--threads", "0"], "'--threads': 0 is not in the range 1<=x<=256"),
         (["--threads", "5000"], "'--threads': 5000 is not in the range 1<=x<=256"),
@@ -158,3 +158,12 @@ def test_stdin_line_ends_bom_and_invalid_utf8(lively_bundle):
     result = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle)], input=b"ab\n\xff\xfe\n")
     assert result.exit_code == 2
     assert result.stderr == "Error: standard input is not valid UTF-8\n"
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "utf-8"])
+def test_output_is_utf8_even_where_stdout_says_ascii(tiny_bundle, encoding):
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    proc = subprocess.run([sys.executable, "-m", "seq2seq_export", "translate", "--bundle", str(tiny_bundle), "--json",
+                           "héllo→"], capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.decode("utf-8"))["input"] == "héllo→"

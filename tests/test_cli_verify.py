@@ -1,4 +1,4 @@
-"""s2s-verify: the table on stdout, --json, and exit codes 0 (pass), 1 (a check failed), 2 (unusable input)."""
+"""s2s-verify: the table on stdout, --json and --report, and exit codes 0 (pass), 1 (a check failed), 2 (unusable input)."""
 from __future__ import annotations
 
 import json
@@ -19,7 +19,7 @@ def invoke(*args: str):
 
 def test_passing_bundle_exits_0_with_table_and_json(tiny_bundle, tmp_path):
     out = tmp_path / "report.json"
-    result = invoke("--bundle", str(tiny_bundle), "--samples", "8", "--json", str(out))
+    result = invoke("--bundle", str(tiny_bundle), "--samples", "8", "--report", str(out))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["check", "backend", "result", "measured"]
@@ -43,7 +43,6 @@ def test_failing_bundle_exits_1_with_one_line_error(lively_bundle, tmp_path):
     "args, message",
     [
         (["--data", "nope"], "unknown dataset 'nope'"),
-        (["--backends", "onnx,tflite"], "cannot verify backend(s) tflite"),
         (["--atol", "-1"], "atol must be positive"),
         (["--samples", "0"], "Invalid value for '--samples'"),
     ],
@@ -54,6 +53,22 @@ def test_unusable_options_exit_2(tiny_bundle, args, message):
     assert message in result.stderr and "Traceback" not in result.output
 
 
+def test_backends_outside_the_formats_are_usage_errors(tiny_bundle):
+    result = invoke("--bundle", str(tiny_bundle), "--backends", "onnx,tflite")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == ("Error: Invalid value for '--backends': 'tflite' is not one of "
+                                               "'onnx', 'torchscript'.")
+
+
+def test_json_prints_the_report_instead_of_the_table(tiny_bundle, tmp_path):
+    out = tmp_path / "report.json"
+    result = invoke("--bundle", str(tiny_bundle), "--samples", "4", "--backends", "onnx", "--json", "--report", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] is True and {c["backend"] for c in report["checks"]} >= {"onnx"}
+    assert out.read_text() == result.stdout
+
+
 def test_missing_bundle_exits_2(tmp_path):
     result = invoke("--bundle", str(tmp_path / "nothing"))
     assert result.exit_code == 2
@@ -62,7 +77,7 @@ def test_missing_bundle_exits_2(tmp_path):
 
 def test_every_option_has_help():
     options = [p for p in verify_cmd.params if isinstance(p, click.Option)]
-    assert {o.name for o in options} >= {"bundle_dir", "samples", "data", "atol", "backends", "json_path"}
+    assert {o.name for o in options} >= {"bundle_dir", "samples", "data", "atol", "backends", "as_json", "report_path"}
     assert all(o.help for o in options)
 
 

@@ -193,10 +193,10 @@ def _writers(tmp_path: Path, bundle: Path, d: Path) -> dict[str, tuple[list, str
                    file_in("new"), "--out"),
         "train": (["train", "--preset", "toy", "--emb-dim", "8", "--hidden-dim", "16", "--batch-size", "512",
                    "--max-steps", "1", "--quiet", "--out", d / "run"], file_in("run"), "--out"),
-        "verify": (["verify", "--bundle", bundle, "--samples", "2", "--backends", "onnx", "--json", d / "v.json"],
-                   file_in("v.json"), "--json"),
+        "verify": (["verify", "--bundle", bundle, "--samples", "2", "--backends", "onnx", "--report", d / "v.json"],
+                   file_in("v.json"), "--report"),
         "bench": (["bench", "--bundle", bundle, "--backends", "onnx", "--batch-sizes", "1", "--samples", "2",
-                   "--repeat", "1", "--no-load-probe", "--json", d / "b.json"], file_in("b.json"), "--json"),
+                   "--repeat", "1", "--no-load-probe", "--report", d / "b.json"], file_in("b.json"), "--report"),
     }
 
 

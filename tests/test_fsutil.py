@@ -150,9 +150,9 @@ def test_atomic_file_cleans_its_own_leftovers(tmp_path):
     "code, option, advice",
     [
         (errno.ENOSPC, "--out", "(No space left on device); free space or choose another --out"),
-        (errno.EDQUOT, "--json", "(Disk quota exceeded); free space or choose another --json"),
+        (errno.EDQUOT, "--report", "(Disk quota exceeded); free space or choose another --report"),
         (errno.EROFS, "--out", "(Read-only file system); choose a writable --out"),
-        (errno.EACCES, "--json", "(Permission denied); choose a writable --json"),
+        (errno.EACCES, "--report", "(Permission denied); choose a writable --report"),
         (errno.EIO, "--out", "(Input/output error); choose another --out"),
     ],
 )

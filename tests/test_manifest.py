@@ -64,9 +64,9 @@ def test_every_malformed_manifest_is_exit_2_for_every_command(name, bad_bundles,
     report = tmp_path / "report.json"
     runs = {
         "translate": (translate_cmd, ["--bundle", str(root), "--json", "abc"]),
-        "verify": (verify_cmd, ["--bundle", str(root), "--samples", "2", "--json", str(report)]),
+        "verify": (verify_cmd, ["--bundle", str(root), "--samples", "2", "--report", str(report)]),
         "bench": (bench_cmd, ["--bundle", str(root), "--samples", "2", "--repeat", "1", "--backends", "onnx",
-                              "--no-load-probe", "--json", str(report)]),
+                              "--no-load-probe", "--report", str(report)]),
     }
     for command, (cmd, args) in runs.items():
         result = CliRunner().invoke(cmd, args)
@@ -227,8 +227,8 @@ def test_digest_options_of_every_command(tiny_bundle, tmp_path):
     report = tmp_path / "r.json"
     for cmd, args in (
         (translate_cmd, ["abc"]),
-        (verify_cmd, ["--samples", "2", "--json", str(report)]),
-        (bench_cmd, ["--samples", "2", "--repeat", "1", "--no-load-probe", "--json", str(report)]),
+        (verify_cmd, ["--samples", "2", "--report", str(report)]),
+        (bench_cmd, ["--samples", "2", "--repeat", "1", "--no-load-probe", "--report", str(report)]),
     ):
         result = CliRunner().invoke(cmd, ["--bundle", str(tiny_bundle), "--expect-digest", wrong, *args])
         assert result.exit_code == 2 and result.stdout == "" and not report.exists(), result.output

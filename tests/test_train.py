@@ -9,7 +9,7 @@ import torch
 
 from seq2seq_export.checkpoint import load_checkpoint
 from seq2seq_export.config import ModelConfig
-from seq2seq_export.errors import ConfigError
+from seq2seq_export.errors import ConfigError, DataError
 from seq2seq_export.train import TrainConfig, load_config, preset_names, train
 from seq2seq_export.train.config import MODEL_FIELDS
 from seq2seq_export.train.loop import lr_at
@@ -67,6 +67,9 @@ def test_edit_distance_and_scores():
     assert edit_distance(list(b"kitten"), list(b"sitting")) == 3
     m = score([[1, 2], [3], [5, 6, 7]], [[1, 2], [4], [5, 6]])
     assert m.exact_match == pytest.approx(1 / 3) and m.token_error_rate == pytest.approx(2 / 5) and m.count == 3
+    for hyps, refs in (([], []), ([[1]], [[1], [2]])):
+        with pytest.raises(DataError, match="need as many hypotheses as references"):
+            score(hyps, refs)
 
 
 def test_lr_schedule_warms_up_and_decays_with_steps_or_time():

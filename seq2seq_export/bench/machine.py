@@ -54,7 +54,6 @@ def machine_info(threads: int) -> dict:
     }
 
 
-DEVICES = ("cpu", "cuda", "auto")
 ORT_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"], "auto": None}
 
 

@@ -10,17 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ModelConfig
-from ..constants import MAX_THREADS
+from ..constants import BACKENDS, DEVICES, MAX_THREADS
 from ..errors import ConfigError
 from ..manifest import load_bundle
 from ..runtime import DecodeOptions, decode_in_batches, greedy_decode, open_backend
 from ..runtime.core import Backend, Seqs, Strategy, length_order
-from .machine import DEVICES, backend_options, gemm_limit, machine_info, require_device
+from .machine import backend_options, gemm_limit, machine_info, require_device
 from .probe import probe_load
 from .report import BenchResult, LoadRow, Row, TokenCheck
 from .workload import decoder_steps, load_samples, sequence_flops
 
-BACKENDS = ("eager", "torchscript", "onnx")
 SLICE = 128  # sequences per turn when backends take turns: short enough that load bursts hit all alike
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import re
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -19,19 +18,12 @@ import onnx
 import torch
 import torch.nn as nn
 
-from ..constants import MIN_OPSET
-from ..errors import ExportError
+from ..constants import EXPORTERS, MIN_OPSET
+from ..errors import ExportError, first_line
 from ..fsutil import write_bytes
 from ..iospec import GraphSpec
 
-EXPORTERS = ("dynamo", "legacy")
-
 _ONNX_DTYPES = {"int64": onnx.TensorProto.INT64, "float32": onnx.TensorProto.FLOAT}
-
-
-def _first_line(e: BaseException) -> str:
-    """The first line of an exception's message, without terminal colour codes."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", (str(e).strip().splitlines() or [type(e).__name__])[0])
 
 
 @contextlib.contextmanager
@@ -106,8 +98,8 @@ def export_onnx(
             root = e
             while root.__cause__ is not None:  # dynamo wraps the real cause in a generic "step 1/3" error
                 root = root.__cause__
-            cause = "" if root is e else f" (cause: {_first_line(root)})"
-            raise ExportError(f"{spec.name}: {exporter} ONNX export failed: {_first_line(e)}{cause}") from None
+            cause = "" if root is e else f" (cause: {first_line(root)})"
+            raise ExportError(f"{spec.name}: {exporter} ONNX export failed: {first_line(e)}{cause}") from None
     apply_io_spec(model, spec)
     if model.ByteSize() >= 2**31 - 1:
         raise ExportError(f"{spec.name}: the graph is over 2 GB and cannot be a single ONNX file")
@@ -231,7 +223,7 @@ def constant_batch_problems(model: onnx.ModelProto, spec: GraphSpec) -> list[str
     try:
         inferred = onnx.shape_inference.infer_shapes(probe, data_prop=True)
     except Exception as e:  # inference failures are reported, not raised, like every lint
-        return [f"shape inference failed: {_first_line(e)}"]
+        return [f"shape inference failed: {first_line(e)}"]
     outputs = {v.name: _dims(v) for v in inferred.graph.output}
     problems = []
     for t in spec.outputs:
@@ -247,7 +239,7 @@ def check_onnx_model(model: onnx.ModelProto, spec: GraphSpec, opset: int | None 
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        return [f"onnx.checker: {_first_line(e)}"]
+        return [f"onnx.checker: {first_line(e)}"]
     return (
         rnn_problems(model)
         + opset_problems(model, opset)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..errors import ExportError
+from ..errors import ExportError, first_line
 from ..fsutil import write_bytes
 from ..iospec import GraphSpec
 
@@ -21,8 +21,7 @@ def export_torchscript(module: nn.Module, spec: GraphSpec, path: Path) -> None:
     try:
         scripted = torch.jit.script(module.eval())
     except Exception as e:  # TorchScript frontend errors come in several types
-        detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ExportError(f"{spec.name}: torch.jit.script failed: {detail}") from None
+        raise ExportError(f"{spec.name}: torch.jit.script failed: {first_line(e)}") from None
     buffer = io.BytesIO()  # torch.jit.save to a path aborts in C++ on a full disk; Python IO raises OSError
     torch.jit.save(scripted, buffer)
     write_bytes(path, buffer.getvalue())

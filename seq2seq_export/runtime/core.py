@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ..constants import MAX_LEN_CEILING
-from ..errors import ConfigError
+from ..errors import ConfigError, is_int
 from ..iospec import PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
 from .state import MemoryFlow, StateFlow
 
@@ -115,7 +115,7 @@ def length_order(seqs: Seqs) -> list[int]:
 
 def batch_indices(seqs: Seqs, batch_size: int, *, by_length: bool = True) -> list[list[int]]:
     """Index lists of at most batch_size sequences, in length_order (less padding) or in input order."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     order = length_order(seqs) if by_length else list(range(len(seqs)))
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..constants import MAX_THREADS
-from ..errors import BundleError, ConfigError
+from ..errors import BundleError, ConfigError, first_line, is_int
 from ..iospec import NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
 from ..manifest import GRAPH_NAMES, Bundle
 from .core import Carry
@@ -33,7 +33,7 @@ def session_options(intra_op_threads: int | None = None, inter_op_threads: int |
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # two small chains of ops: no inter-op parallelism
     for name, value in (("intra_op_num_threads", intra_op_threads), ("inter_op_num_threads", inter_op_threads)):
         if value is not None:
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_THREADS:
+            if not is_int(value, 1, MAX_THREADS):
                 raise ConfigError(
                     f"onnx backend: {name} must be a positive integer, at most {MAX_THREADS}, got {value!r}")
             setattr(opts, name, value)
@@ -86,7 +86,7 @@ class OnnxBackend:
             try:
                 sess = ort.InferenceSession(data, opts, providers=list(providers or default_providers()))
             except Exception as e:  # onnxruntime raises its own untyped errors for unreadable graphs
-                raise BundleError(f"{path}: onnxruntime cannot load this graph: {str(e).splitlines()[0]}") from None
+                raise BundleError(f"{path}: onnxruntime cannot load this graph: {first_line(e)}") from None
             _check_io(sess, bundle.graphs[name], path, "the manifest")
             _check_io(sess, config_specs[name], path, "model_config")
             self.sessions[name] = sess

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import onnx
 
-from ..errors import BundleError
+from ..errors import BundleError, first_line
 from ..manifest import Bundle
 
 
@@ -42,10 +42,6 @@ def _model_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
             yield from _attribute_tensors(node)
 
 
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
-
-
 def checked_onnx_bytes(bundle: Bundle, graph: str) -> bytes:
     """The graph's file, read once and checked; with any external data read (checked) from the files
     its record lists and inlined. A tensor whose data lies in an unlisted file is a BundleError."""
@@ -54,7 +50,7 @@ def checked_onnx_bytes(bundle: Bundle, graph: str) -> bytes:
     try:
         model = onnx.load_model_from_string(data)  # from bytes: loads no external data
     except Exception as e:  # protobuf's DecodeError and friends
-        raise BundleError(f"{path}: not a readable ONNX graph: {_first_line(e)}") from None
+        raise BundleError(f"{path}: not a readable ONNX graph: {first_line(e)}") from None
     external = [t for t in _model_tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL]
     if not external:
         return data  # the checked bytes themselves
@@ -75,7 +71,7 @@ def checked_onnx_bytes(bundle: Bundle, graph: str) -> bytes:
     try:
         return model.SerializeToString()
     except ValueError as e:  # protobuf cannot serialize a model over 2 GB
-        raise BundleError(f"{path}: cannot inline its external data: {_first_line(e)}") from None
+        raise BundleError(f"{path}: cannot inline its external data: {first_line(e)}") from None
 
 
 def _slice(blob: bytes, info: dict[str, str], path: object, name: str) -> bytes:

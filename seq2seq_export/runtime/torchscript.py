@@ -5,7 +5,7 @@ import io
 
 import torch
 
-from ..errors import BundleError
+from ..errors import BundleError, first_line
 from ..manifest import GRAPH_NAMES, Bundle
 from ..model import select_device
 from .state import memory_flows, state_flows
@@ -24,7 +24,7 @@ class TorchScriptBackend(TorchGraphBackend):
             try:
                 modules[name] = torch.jit.load(io.BytesIO(data), map_location=device).eval()
             except (RuntimeError, ValueError) as e:
-                raise BundleError(f"{path}: torch.jit.load cannot read this module: {str(e).strip().splitlines()[0]}") from None
+                raise BundleError(f"{path}: torch.jit.load cannot read this module: {first_line(e)}") from None
         self.modules = modules
         decoder = bundle.graphs["decoder_step"]
         flows, memory = state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder)

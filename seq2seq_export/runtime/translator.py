@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple, Sequence
 
-from ..constants import DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
-from ..errors import ConfigError, InputTooLong, VocabError
+from ..constants import BACKENDS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
+from ..errors import ConfigError, InputTooLong, VocabError, is_int
 from ..manifest import Bundle, load_bundle
 from ..vocab import TextPipeline, count_tokens, first_tokens
 from .alignment import attention_weights, require_attention
 from .core import Backend, DecodeOptions, batch_indices, decode_in_batches
 from .greedy import greedy_decode
 
-BACKENDS = ("onnx", "torchscript", "eager")
 # Options each backend's constructor takes besides the bundle (open_backend's `threads` is common).
 BACKEND_OPTIONS = {
     "onnx": ("providers", "intra_op_threads", "inter_op_threads", "io_binding"),
@@ -28,7 +27,7 @@ BACKEND_OPTIONS = {
 
 
 def _positive_int(name: str, value: Any, ceiling: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_int(value):
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     if ceiling is not None and value > ceiling:
         raise ConfigError(f"{name} must be at most {ceiling}, got {value}")
@@ -92,7 +91,7 @@ class Translator:
     backend: Backend
     text: TextPipeline
     max_len: int  # decoding steps at most, per sequence
-    batch_size: int = 32  # sequences per backend call; results never depend on it
+    batch_size: int = DEFAULT_BATCH_SIZE  # sequences per backend call; results never depend on it
     max_src_tokens: int = DEFAULT_MAX_SRC_TOKENS  # tokens per input as the model sees them (<eos> included)
 
     def __post_init__(self) -> None:
@@ -105,7 +104,7 @@ class Translator:
         cls,
         path: str | os.PathLike | Bundle,
         backend: str = "onnx",
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         max_len: int | None = None,
         max_src_tokens: int | None = None,
         **backend_opts: Any,

@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig
-from ..constants import DEFAULT_ARTIFACTS_DIR, MAX_THREADS
+from ..constants import CLOCKS, DEFAULT_ARTIFACTS_DIR, DEVICES, LR_SCHEDULES, MAX_THREADS
 from ..errors import ConfigError
 
-LR_SCHEDULES = ("constant", "cosine")
-DEVICES = ("auto", "cpu", "cuda")
-CLOCKS = ("wall", "cpu")
 # Changing these between an interrupted run and its resumption would not continue the same run.
 STOP_FIELDS = ("epochs", "max_minutes", "clock", "max_steps", "device", "threads", "out")
 # The model options: every ModelConfig field but the vocabulary sizes (the data sets those). TrainConfig

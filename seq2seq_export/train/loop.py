@@ -40,7 +40,7 @@ class TrainResult:
     epochs: float  # passes over the train split, fractional if a budget stopped mid-epoch
     steps: int  # optimizer steps in total
     elapsed_s: float  # seconds of the whole run on the budget's clock (wall or CPU), resumptions included
-    words_per_s: float  # training pairs per second of optimizer-step time (same clock)
+    pairs_per_s: float  # training pairs per second of optimizer-step time (same clock)
     stopped_by: str  # "epochs", "time", "steps" or "interrupt"
     max_len: int  # decoding limit: longest train target + MAX_LEN_MARGIN
     max_src_tokens: int  # longest train source in tokens as the model sees them (with <eos> if appended)
@@ -226,7 +226,7 @@ def finish(run: Run, state: TrainState) -> TrainResult:
     save_checkpoint(out / BEST_FILE, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training))
     result = TrainResult(
         out_dir=out, checkpoint=out / BEST_FILE, epochs=round(cur.epoch + cur.batch / run.steps_per_epoch, 4),
-        steps=cur.step, elapsed_s=cur.elapsed_s, words_per_s=cur.words / max(cur.train_s, 1e-9),
+        steps=cur.step, elapsed_s=cur.elapsed_s, pairs_per_s=cur.words / max(cur.train_s, 1e-9),
         stopped_by=state.stopped_by, max_len=run.max_len, max_src_tokens=run.max_src_tokens, valid=state.best,
         test=test,
     )

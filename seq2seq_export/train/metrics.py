@@ -6,6 +6,7 @@ from typing import Sequence
 
 import torch
 
+from ..errors import DataError
 from ..model import Seq2Seq, sequence_loss
 from ..runtime.core import DecodeOptions, decode_in_batches
 from ..runtime.eager import EagerBackend
@@ -38,7 +39,7 @@ def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
 def score(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> Metrics:
     """Exact match and corpus token error rate of hypotheses against references (id lists)."""
     if len(hyps) != len(refs) or not refs:
-        raise ValueError(f"need as many hypotheses as references (>0), got {len(hyps)} and {len(refs)}")
+        raise DataError(f"need as many hypotheses as references (>0), got {len(hyps)} and {len(refs)}")
     exact = sum(list(h) == list(r) for h, r in zip(hyps, refs))
     errors = sum(edit_distance(h, r) for h, r in zip(hyps, refs))
     return Metrics(exact / len(refs), errors / max(1, sum(len(r) for r in refs)), len(refs))

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, is_int
 from ..weights import check_weights
 from .config import TrainConfig
 
@@ -31,7 +31,7 @@ class Damaged:
         return CheckpointError(f"{self.path}: {field}: {what}; {AFRESH}")
 
     def count(self, value: Any, field: str) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not is_int(value, 0):
             raise self(field, f"expected a non-negative integer, got {value!r:.60}")
 
     def number(self, value: Any, field: str) -> None:

@@ -1,0 +1,139 @@
+"""s2s-translate: text in (arguments or streamed standard input), one output line per input line."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..constants import (
+    BACKENDS,
+    DEFAULT_BATCH_SIZE,
+    MAX_SRC_TOKENS_CEILING,
+    MAX_THREADS,
+)
+from .options import (
+    InputError,
+    bundle_option,
+    command,
+    expect_digest_option,
+    json_option,
+    library_errors,
+    text_stdout,
+    threads_option,
+)
+
+TRANSLATE_CHUNK = 512  # stdin lines translated and written per round: bounded memory, batches stay full
+TRANSLATE_CHUNK_CHARS = 1 << 22  # and at most about this many characters per round, however long the lines
+
+
+def _chunks(items: Any, size: int, chars: int = TRANSLATE_CHUNK_CHARS) -> Any:
+    """Lists of up to `size` (text, ...) items and about `chars` characters, never reading ahead of the chunk."""
+    chunk: list[Any] = []
+    held = 0
+    for item in items:
+        chunk.append(item)
+        held += len(item[0])
+        if len(chunk) == size or held >= chars:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
+
+
+def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
+    """(text, truncated) per input line, each within the translator's token limit (or InputTooLong)."""
+    from ..constants import MAX_LINE_CHARS
+
+    for line in lines:
+        label = f"{where} {line.number}"
+        fit = translator.fit(line.text, truncate=truncate, where=label, tokens=line.tokens)
+        if fit.truncated:
+            limit = translator.max_src_tokens
+            click.echo(f"{label}: truncated to {limit} tokens (it has {fit.tokens})" if fit.tokens > limit
+                       else f"{label}: truncated to its first {MAX_LINE_CHARS} characters", err=True)
+        yield fit.text, fit.truncated
+
+
+@command("translate")
+@bundle_option("Bundle directory written by s2s-export (checked: version, paths, sha256).")
+@click.option("--backend", default="onnx", type=click.Choice(BACKENDS),
+              help="onnx (onnxruntime, never imports torch), torchscript or eager (the bundle's reference checkpoint).")
+@click.option("--batch-size", default=DEFAULT_BATCH_SIZE, type=int,
+              help="Sequences per batch (sorted by length); results do not depend on it.")
+@click.option("--max-len", type=int, help="Decoding steps at most per sequence [default: the bundle's].")
+@click.option("--max-input-tokens", "max_src_tokens", type=click.IntRange(1, MAX_SRC_TOKENS_CEILING),
+              help=f"Tokens at most per input, <eos> included, 1-{MAX_SRC_TOKENS_CEILING}; a longer input is an "
+                   "error (exit 2) naming its line, unless --truncate [default: the bundle's].")
+@click.option("--truncate", is_flag=True,
+              help="Cut an input over --max-input-tokens to its first tokens instead of stopping; each cut is "
+                   "reported on stderr (and with --json as \"truncated\": true).")
+@threads_option(None, f"Compute threads (onnxruntime intra-op / torch), 1-{MAX_THREADS} [default: the library's].")
+@json_option("Write one JSON object per line: {input, output, ids}.")
+@click.option("--attention-out", "attention", is_flag=True,
+              help="With --json: add \"attention\", one row per output token of weights over the source tokens "
+                   "(models with attention).")
+@expect_digest_option
+@click.argument("texts", nargs=-1, metavar="[TEXT]...")
+@library_errors
+def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int | None, max_src_tokens: int | None,
+                  truncate: bool, threads: int | None, as_json: bool, attention: bool, expect_digest: str | None,
+                  texts: tuple[str, ...]) -> None:
+    """Translate each TEXT, or each line of standard input, to one output line, in input order.
+
+    Standard input is UTF-8, streamed in chunks (any size of input, constant memory); only \\n ends
+    a line (\\r\\n too; a lone \\r is a character), a leading byte-order mark is dropped, and empty
+    lines give empty outputs. A progress bar appears on stderr when it is a terminal.
+    """
+    from ..lines import InputLine, read_lines, text_stream
+    from ..manifest import load_bundle
+    from ..runtime.translator import Translator
+
+    if attention and not as_json:
+        raise click.UsageError("--attention-out needs --json (the weights are written into each JSON line)")
+    bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
+    translator = Translator.from_bundle(bundle, backend, batch_size=batch_size, max_len=max_len,
+                                        max_src_tokens=max_src_tokens, threads=threads)
+    stdin = text_stream(sys.stdin.buffer)
+    lines: Iterator[InputLine]
+    if texts:
+        lines, where, chunk = (InputLine(i, t) for i, t in enumerate(texts, 1)), "TEXT argument", TRANSLATE_CHUNK
+    else:
+        lines, where = read_lines(stdin, translator.text.src.tokenizer), "standard input line"
+        chunk = 1 if stdin.isatty() else TRANSLATE_CHUNK  # interactive: answer each line at once
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(texts) or None, unit="line", file=sys.stderr)
+    try:
+        inputs = _chunks(_fitted(translator, lines, truncate, where), chunk)
+        _translate_stream(translator, inputs, as_json, attention, bar)
+    except UnicodeDecodeError:
+        raise InputError("standard input is not valid UTF-8") from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _translate_stream(translator: Any, chunks: Any, as_json: bool, attention: bool, bar: Any) -> None:
+    import json
+
+    out = text_stdout()
+    for batch in chunks:
+        results = translator.translations([text for text, _ in batch], attention=attention)
+        for t, (_, truncated) in zip(results, batch):
+            if as_json:
+                record: dict[str, Any] = {"input": t.input, "output": t.output, "ids": list(t.ids)}
+                if attention:
+                    record["attention"] = [[round(w, 6) for w in row] for row in t.attention]
+                if truncated:
+                    record["truncated"] = True
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                out.write(t.output + "\n")
+        out.flush()
+        if bar is not None:
+            bar.update(len(batch))
