@@ -219,7 +219,7 @@ class StepHiddenCellKeys(_DecoderCore):
 
 
 def forward_inputs(cls: type[nn.Module]) -> tuple[str, ...]:
-    """The input names a wrapper class's forward takes, in order (its key in the tables below)."""
+    """The input names a wrapper class's forward takes, in order (with forward_outputs, its key in WRAPPERS)."""
     return tuple(inspect.signature(cls.forward).parameters)[1:]
 
 

@@ -18,7 +18,7 @@ from ..iospec import GraphSpec
 
 def schema_problems(scripted: torch.jit.ScriptModule, spec: GraphSpec) -> list[str]:
     """The scripted forward takes the spec's inputs by name, in order, and returns as many outputs."""
-    schema = scripted.forward.schema
+    schema = scripted.forward.schema  # type: ignore[attr-defined]  # a ScriptMethod, typed Callable by torch
     names = [a.name for a in schema.arguments[1:]]  # [0] is self
     ret = schema.returns[0].type if len(schema.returns) == 1 else None
     count = len(ret.elements()) if isinstance(ret, torch.TupleType) else len(schema.returns)
