@@ -17,12 +17,12 @@ from seq2seq_export.config import ModelConfig
 from seq2seq_export.constants import EOS_ID, PAD_ID, SOS_ID
 from seq2seq_export.data import load_dataset
 from seq2seq_export.errors import BundleError, ConfigError
-from seq2seq_export.iospec import BATCH, SRC_LEN, graph_specs, memory_names, state_names
+from seq2seq_export.iospec import BATCH, SRC_LEN, carried_entries, graph_specs, memory_names, state_names
 from seq2seq_export.model import Seq2Seq, source_mask
 from seq2seq_export.runtime.eager import EagerBackend
 from seq2seq_export.runtime.core import DecodeOptions, pad_batch
 from seq2seq_export.runtime.greedy import greedy_decode
-from seq2seq_export.runtime.state import config_memory_flows, memory_flows
+from seq2seq_export.runtime.state import config_memory_flows, config_state_flows, memory_flows
 from seq2seq_export.train.batching import EncodedPairs
 from seq2seq_export.train.metrics import validation_loss
 
@@ -266,6 +266,11 @@ def test_memory_flows_from_config_and_manifest_entries():
     assert [(f.encoder_output, f.decoder_input, f.batch_axis) for f in flows] == [
         ("encoder_outputs", "encoder_outputs", 0), ("src_mask", "src_mask", 0)]
     assert config_memory_flows(ModelConfig(5, 6), graph_specs(ModelConfig(5, 6))["decoder_step"]) == ()
+    # One function writes the manifest's entries and the flows a backend built from a model uses.
+    assert carried_entries(cfg) == {
+        "state": [{"encoder_output": n, "decoder_input": n, "decoder_output": n + "_out"} for n in ("hidden", "cell")],
+        "memory": [{"encoder_output": n, "decoder_input": n} for n in ("encoder_outputs", "src_mask")]}
+    assert [f.decoder_output for f in config_state_flows(cfg, decoder)] == ["hidden_out", "cell_out"]
     with pytest.raises(BundleError, match="lacks encoder_output/decoder_input"):
         memory_flows([{"encoder_output": "encoder_outputs"}], decoder)
     with pytest.raises(BundleError, match="does not match the decoder_step graph"):
