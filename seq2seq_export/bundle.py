@@ -37,12 +37,12 @@ from .constants import (
 )
 from .errors import ExportError, is_int
 from .fsutil import Log, atomic_dir, clean_leftovers, write_bytes
-from .iospec import graph_specs
+from .iospec import DECODER_STEP, ENCODER, graph_specs
 from .manifest import FORMATS, build_manifest, file_entry, write_manifest
 
 GRAPH_FILES = {  # {graph: {format: file name inside the bundle}}
-    "encoder": {"onnx": ENCODER_ONNX, "torchscript": ENCODER_TS},
-    "decoder_step": {"onnx": DECODER_ONNX, "torchscript": DECODER_TS},
+    ENCODER: {"onnx": ENCODER_ONNX, "torchscript": ENCODER_TS},
+    DECODER_STEP: {"onnx": DECODER_ONNX, "torchscript": DECODER_TS},
 }
 
 

@@ -55,19 +55,6 @@ class ModelConfig:
                               "a bidirectional encoder doubles them, so use attention_score 'general'")
 
     @property
-    def state_names(self) -> tuple[str, ...]:
-        """Names of the recurrent state tensors the decoder carries from step to step."""
-        return ("hidden", "cell") if self.rnn == "lstm" else ("hidden",)
-
-    @property
-    def memory_names(self) -> tuple[str, ...]:
-        """Encoder outputs fed unchanged to every decoder step (attention models only; Bahdanau
-        also gets its key projection of the encoder outputs, computed once per source)."""
-        if self.attention == "none":
-            return ()
-        return ("encoder_outputs", "src_mask") + (("attention_keys",) if self.attention == "bahdanau" else ())
-
-    @property
     def encoder_dim(self) -> int:
         """The encoder's state size per direction: encoder_hidden_dim, else hidden_dim."""
         return self.hidden_dim if self.encoder_hidden_dim is None else self.encoder_hidden_dim

@@ -9,25 +9,51 @@ from dataclasses import dataclass
 
 from .config import ModelConfig
 
+ENCODER, DECODER_STEP = "encoder", "decoder_step"  # the two graphs (file names: constants.py)
+GRAPH_NAMES = (ENCODER, DECODER_STEP)
+
 BATCH, SRC_LEN = "batch", "src_len"  # the symbolic (dynamic) dims
 
 SRC_TOKENS, SRC_LENGTHS = "src_tokens", "src_lengths"
 PREV_TOKENS, LOGITS, NEXT_TOKENS = "prev_tokens", "logits", "next_tokens"
+HIDDEN, CELL = "hidden", "cell"  # recurrent state: every model's hidden, an LSTM's cell too
 STATE_OUT_SUFFIX = "_out"  # decoder state input X comes back as output X_out
-ENCODER_OUTPUTS, SRC_MASK = "encoder_outputs", "src_mask"  # attention memory (ModelConfig.memory_names)
+ENCODER_OUTPUTS, SRC_MASK = "encoder_outputs", "src_mask"  # attention memory (memory_names)
 ATTENTION_KEYS = "attention_keys"  # Bahdanau memory: the key projection of encoder_outputs
 ATTENTION = "attention"  # attention models' last decoder_step output: weights over source positions
 
-GRAPH_NAMES = ("encoder", "decoder_step")
-# Where each manifest role lives: {role: (graph, "inputs" | "outputs")}. Drivers find IO by role.
+# Where each manifest role lives: {role: (graph, "inputs" | "outputs")}. Drivers find IO by role;
+# each role is named after the IO that plays it (attention: none without attention).
 ROLE_SIDES = {
-    "src_tokens": ("encoder", "inputs"),
-    "src_lengths": ("encoder", "inputs"),
-    "prev_tokens": ("decoder_step", "inputs"),
-    "logits": ("decoder_step", "outputs"),
-    "next_tokens": ("decoder_step", "outputs"),
-    "attention": ("decoder_step", "outputs"),
+    SRC_TOKENS: (ENCODER, "inputs"),
+    SRC_LENGTHS: (ENCODER, "inputs"),
+    PREV_TOKENS: (DECODER_STEP, "inputs"),
+    LOGITS: (DECODER_STEP, "outputs"),
+    NEXT_TOKENS: (DECODER_STEP, "outputs"),
+    ATTENTION: (DECODER_STEP, "outputs"),
 }
+
+
+def state_names(cfg: ModelConfig) -> tuple[str, ...]:
+    """The recurrent state tensors the decoder carries from step to step."""
+    return (HIDDEN, CELL) if cfg.rnn == "lstm" else (HIDDEN,)
+
+
+def memory_names(cfg: ModelConfig) -> tuple[str, ...]:
+    """Encoder outputs fed unchanged to every decoder step (attention models only; Bahdanau also
+    gets its key projection of the encoder outputs, computed once per source)."""
+    if cfg.attention == "none":
+        return ()
+    return (ENCODER_OUTPUTS, SRC_MASK) + ((ATTENTION_KEYS,) if cfg.attention == "bahdanau" else ())
+
+
+def carried_entries(cfg: ModelConfig) -> dict[str, list[dict[str, str]]]:
+    """The manifest's `state` and `memory` entries: how each carried tensor flows between the graphs."""
+    return {
+        "state": [{"encoder_output": s, "decoder_input": s, "decoder_output": s + STATE_OUT_SUFFIX}
+                  for s in state_names(cfg)],
+        "memory": [{"encoder_output": m, "decoder_input": m} for m in memory_names(cfg)],
+    }
 
 
 @dataclass(frozen=True)
@@ -49,7 +75,7 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class GraphSpec:
-    name: str  # "encoder" or "decoder_step"
+    name: str  # one of GRAPH_NAMES
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
 
@@ -75,7 +101,7 @@ class GraphSpec:
 
 def _state_specs(cfg: ModelConfig, suffix: str = "") -> tuple[TensorSpec, ...]:
     return tuple(
-        TensorSpec(name + suffix, "float32", (cfg.num_layers, BATCH, cfg.hidden_dim)) for name in cfg.state_names
+        TensorSpec(name + suffix, "float32", (cfg.num_layers, BATCH, cfg.hidden_dim)) for name in state_names(cfg)
     )
 
 
@@ -86,13 +112,13 @@ def _memory_specs(cfg: ModelConfig) -> tuple[TensorSpec, ...]:
         SRC_MASK: (BATCH, SRC_LEN),  # 1.0 at real source positions, 0.0 at padding
         ATTENTION_KEYS: (BATCH, SRC_LEN, cfg.hidden_dim),  # W_k encoder_outputs + b (the bias at padding)
     }
-    return tuple(TensorSpec(name, "float32", shapes[name]) for name in cfg.memory_names)
+    return tuple(TensorSpec(name, "float32", shapes[name]) for name in memory_names(cfg))
 
 
 def encoder_spec(cfg: ModelConfig) -> GraphSpec:
     """Encoder: padded source ids + true lengths -> the decoder's initial state (+ attention memory)."""
     return GraphSpec(
-        "encoder",
+        ENCODER,
         inputs=(
             TensorSpec(SRC_TOKENS, "int64", (BATCH, SRC_LEN)),  # padded with the source <pad> id
             TensorSpec(SRC_LENGTHS, "int64", (BATCH,)),  # true lengths; 0 allowed (empty input)
@@ -104,9 +130,9 @@ def encoder_spec(cfg: ModelConfig) -> GraphSpec:
 def decoder_step_spec(cfg: ModelConfig) -> GraphSpec:
     """One decoder step: previous token + state (+ memory) -> logits, greedy next token, new state
     (+ attention weights (batch, src_len), exactly 0 at padding, for attention models)."""
-    attention = (TensorSpec(ATTENTION, "float32", (BATCH, SRC_LEN)),) if cfg.memory_names else ()
+    attention = (TensorSpec(ATTENTION, "float32", (BATCH, SRC_LEN)),) if memory_names(cfg) else ()
     return GraphSpec(
-        "decoder_step",
+        DECODER_STEP,
         inputs=(TensorSpec(PREV_TOKENS, "int64", (BATCH,)),) + _state_specs(cfg) + _memory_specs(cfg),
         outputs=(
             TensorSpec(LOGITS, "float32", (BATCH, cfg.tgt_vocab_size)),
@@ -118,10 +144,9 @@ def decoder_step_spec(cfg: ModelConfig) -> GraphSpec:
 
 
 def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
-    return {"encoder": encoder_spec(cfg), "decoder_step": decoder_step_spec(cfg)}
+    return {ENCODER: encoder_spec(cfg), DECODER_STEP: decoder_step_spec(cfg)}
 
 
 def io_roles(cfg: ModelConfig) -> dict[str, str | None]:
     """The manifest's roles: {role: the graph input or output that plays it}; attention None without attention."""
-    return {"src_tokens": SRC_TOKENS, "src_lengths": SRC_LENGTHS, "prev_tokens": PREV_TOKENS, "logits": LOGITS,
-            "next_tokens": NEXT_TOKENS, "attention": ATTENTION if cfg.memory_names else None}
+    return {role: None if role == ATTENTION and not memory_names(cfg) else role for role in ROLE_SIDES}

@@ -41,7 +41,7 @@ from .config import ModelConfig
 from .constants import DEFAULT_MAX_SRC_TOKENS, FORMATS, MANIFEST_FILE, MANIFEST_FORMAT_VERSION
 from .errors import BundleError, ConfigError
 from .fsutil import sha256_file
-from .iospec import GRAPH_NAMES, STATE_OUT_SUFFIX, GraphSpec, graph_specs, io_roles
+from .iospec import GRAPH_NAMES, GraphSpec, carried_entries, graph_specs, io_roles
 from .manifest_check import check_manifest, parse_manifest, read_bounded, read_manifest
 from .vocab import TextPipeline
 
@@ -76,10 +76,7 @@ def build_manifest(
         },
         "decoding": {"strategy": "greedy", "max_len": max_len, "max_src_tokens": max_src_tokens,
                      "start_id": text.tgt.sos_id, "end_id": text.tgt.eos_id},
-        "state": [
-            {"encoder_output": s, "decoder_input": s, "decoder_output": s + STATE_OUT_SUFFIX} for s in config.state_names
-        ],
-        "memory": [{"encoder_output": m, "decoder_input": m} for m in config.memory_names],
+        **carried_entries(config),  # "state", then "memory"
         "roles": io_roles(config),
         "graphs": {
             name: {**specs[name].to_dict(), "files": graph_files.get(name, {})} for name in GRAPH_NAMES

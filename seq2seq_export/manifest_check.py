@@ -18,7 +18,7 @@ from typing import Any
 from .config import ModelConfig
 from .constants import MANIFEST_SCHEMA_FILE, MAX_MANIFEST_BYTES, SUPPORTED_MANIFEST_VERSIONS
 from .errors import BundleError, Seq2SeqExportError
-from .iospec import GRAPH_NAMES, PREV_TOKENS, ROLE_SIDES, GraphSpec, graph_specs, io_roles
+from .iospec import DECODER_STEP, ENCODER, GRAPH_NAMES, PREV_TOKENS, ROLE_SIDES, GraphSpec, graph_specs, io_roles
 from .vocab import TextPipeline
 
 READ_CHUNK = 1 << 20
@@ -224,13 +224,13 @@ def _check_carried(mpath: Path, manifest: dict, graphs: dict[str, GraphSpec]) ->
     """The state and memory entries connect the two graphs: each takes an encoder output, and every
     decoder_step input but prev_tokens is fed by one of them (runtime/state.py checks the rest)."""
     entries = [(f"{key}.{i}", e) for key in ("state", "memory") for i, e in enumerate(manifest.get(key, []))]
-    outputs = graphs["encoder"].output_names
+    outputs = graphs[ENCODER].output_names
     for where, e in entries:
         if e["encoder_output"] not in outputs:
             raise BundleError(f"{mpath}: {where}.encoder_output: {e['encoder_output']!r} names no output of the "
                               f"encoder graph ({', '.join(outputs)})")
     fed = {e["decoder_input"] for _, e in entries}
-    for name in graphs["decoder_step"].input_names:
+    for name in graphs[DECODER_STEP].input_names:
         if name != PREV_TOKENS and name not in fed:
             raise BundleError(f"{mpath}: decoder_step input {name!r} is fed by no state or memory entry")
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .attention import BahdanauAttention, LuongAttention
 from .config import ModelConfig
 from .errors import ConfigError
+from .iospec import state_names
 
 
 def reverse_rows(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -201,6 +202,33 @@ class Decoder(nn.Module):
         return self.fc_out(out.squeeze(1)), states, weights.squeeze(1)
 
 
+class GraphEncoder(nn.Module):
+    """What the exported encoder graph computes, outputs in iospec order: one (L, B, H) tensor per
+    state name, then for attention models encoder_outputs (B, S, De) and src_mask (B, S), and for
+    Bahdanau attention_keys (B, S, H). Seq2Seq.encode and the export wrappers both run this.
+
+    Holds only the encoder (and Bahdanau's key projection, run here once per source), so a scripted
+    encoder graph carries no decoder weights.
+    """
+
+    __constants__ = ["attention"]
+
+    def __init__(self, model: Seq2Seq):
+        super().__init__()
+        self.encoder = model.encoder
+        self.attention = model.config.attention != "none"
+        self.key_proj = model.decoder.attention.key_proj if model.decoder.bahdanau else None
+
+    def outputs(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor) -> List[torch.Tensor]:
+        memory, states = self.encoder(src_tokens, src_lengths)  # (B, S, De), [(L, B, H)..]
+        if not self.attention:
+            return states
+        out = states + [memory, source_mask(src_lengths, src_tokens.shape[1])]
+        if self.key_proj is not None:
+            out.append(self.key_proj(memory))  # (B, S, H): attention_keys
+        return out
+
+
 class Seq2Seq(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -238,19 +266,13 @@ class Seq2Seq(nn.Module):
         return torch.stack(steps, 1)
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """The exported encoder graph, outputs in iospec order: one (L, B, H) tensor per state name,
-        then for attention models encoder_outputs (B, S, De) and src_mask (B, S), and for Bahdanau
-        attention_keys (B, S, H)."""
-        memory, states = self.encoder(src, src_lengths)
-        if not self.config.memory_names:
-            return tuple(states)
-        out = (*states, memory, source_mask(src_lengths, src.shape[1]))
-        return (*out, self.decoder.attention_keys(memory)) if self.decoder.bahdanau else out
+        """The exported encoder graph (GraphEncoder.outputs): outputs in iospec order."""
+        return tuple(GraphEncoder(self).outputs(src, src_lengths))
 
     def decode_step(self, prev_tokens: torch.Tensor, *inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """The exported decoder-step graph: prev_tokens (B,), *states, *memory (iospec input order) ->
         logits (B, V), next_tokens (B,), *states_out (L, B, H), and attention (B, S) for attention models."""
-        n = len(self.config.state_names)
+        n = len(state_names(self.config))
         logits, states, weights = self.decoder.step(prev_tokens, list(inputs[:n]), *inputs[n:])
         out = (logits, logits.argmax(-1), *states)
         return out if weights is None else (*out, weights)

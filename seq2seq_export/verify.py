@@ -20,7 +20,8 @@ import numpy as np
 
 from .constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL
 from .errors import BundleError, ConfigError, DataError, VerificationFailed, is_int
-from .manifest import GRAPH_NAMES, Bundle, load_bundle
+from .iospec import GRAPH_NAMES
+from .manifest import Bundle, load_bundle
 from .verify_checks import (
     CheckResult,
     Reference,

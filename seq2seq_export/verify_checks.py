@@ -11,8 +11,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .iospec import BATCH, LOGITS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
-from .manifest import GRAPH_NAMES, Bundle
+from .iospec import BATCH, DECODER_STEP, ENCODER, GRAPH_NAMES, LOGITS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
+from .manifest import Bundle
 from .runtime.core import Backend, Carry, DecodeOptions, batch_indices, decode_in_batches, pad_batch, teacher_forced_steps
 from .runtime.greedy import greedy_decode
 
@@ -208,9 +208,9 @@ def check_graphs(ref: Reference, backends: dict[str, Backend]) -> list[CheckResu
         src, lengths = pad_batch(batch, ref.options.pad_id)
         dims = {BATCH: len(batch), SRC_LEN: src.shape[1]}
         enc = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
-        want_enc = ref.eager.run_graph("encoder", enc)
+        want_enc = ref.eager.run_graph(ENCODER, enc)
         dec = carry.feeds(rng.integers(0, ref.bundle.config.tgt_vocab_size, len(batch), dtype=np.int64), carry.first(want_enc))
-        for graph, feeds, want in (("encoder", enc, want_enc), ("decoder_step", dec, ref.eager.run_graph("decoder_step", dec))):
+        for graph, feeds, want in ((ENCODER, enc, want_enc), (DECODER_STEP, dec, ref.eager.run_graph(DECODER_STEP, dec))):
             where = f"batch {len(batch)}, length {src.shape[1]}"
             exact = ref.exact.run_graph(graph, feeds)
             for n, got in _run_all(live[graph], graph, lambda _: feeds, errors[graph], where).items():
@@ -251,7 +251,7 @@ class _StepTally:
     def add(self, ref: Reference, got: dict, want: dict, exact: dict, compared: list, alive: np.ndarray,
             rows: Sequence[int], step: int | None) -> None:
         """Compare outputs (name, batch axis) in `compared` on the alive rows; step None is the encoder."""
-        at = "encoder" if step is None else f"step {step}"
+        at = ENCODER if step is None else f"step {step}"
         where = lambda r, diff: f"first outside tolerance: sample {rows[r]}, {at} (abs diff {diff:.1e})"  # noqa: E731
         diff = max(self.budgets.setdefault(k, _Budget()).add(ref, got[k], want[k], exact[k], axis, alive, where) for k, axis in compared)
         if step is not None:
@@ -279,7 +279,7 @@ def check_teacher_forced(ref: Reference, backends: dict[str, Backend]) -> list[C
         prev, alive = _teacher_inputs(ref, rows)
         live = {n: b for n, b in backends.items() if n not in errors}
         for step, feeds, want in teacher_forced_steps(ref.eager, [ref.seqs[i] for i in rows], prev, pad_id=ref.options.pad_id):
-            graph, at = ("encoder", "encoder") if step is None else ("decoder_step", f"step {step}")
+            graph, at = (ENCODER, ENCODER) if step is None else (DECODER_STEP, f"step {step}")
             compared, mask = (enc_compared, np.ones(len(rows), dtype=bool)) if step is None else (step_compared, alive[:, step])
             exact = ref.exact.run_graph(graph, feeds)
             for n, got in _run_all(live, graph, lambda _: feeds, errors, at).items():

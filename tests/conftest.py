@@ -97,7 +97,9 @@ def _eos_margin(model, text, rate: float) -> float:
     stop (each step fed the best other token), on random sources."""
     import torch
 
-    n_states, eos = len(model.config.state_names), text.tgt.eos_id
+    from seq2seq_export.iospec import state_names
+
+    n_states, eos = len(state_names(model.config)), text.tgt.eos_id
     gen = torch.Generator().manual_seed(0)
     src = torch.randint(len(SPECIAL_TOKENS), len(text.src), (64, 8), generator=gen)
     out = model.encode(src, torch.randint(1, 9, (64,), generator=gen))

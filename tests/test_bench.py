@@ -11,6 +11,7 @@ from conftest import make_checkpoint
 from seq2seq_export.bench.workload import decoder_steps, layer_flops, sequence_flops
 from seq2seq_export.cli import main
 from seq2seq_export.config import ModelConfig
+from seq2seq_export.iospec import state_names
 from seq2seq_export.model import Seq2Seq
 
 BACKENDS = ("eager", "torchscript", "onnx")
@@ -147,7 +148,7 @@ def test_flop_model_matches_torch_flop_counter_on_every_gru_variant(variant):
         state = outputs
         for _ in range(steps):
             step = model.decode_step(torch.tensor([2]), *state)
-            state = (*step[2 : 2 + len(cfg.state_names)], *outputs[len(cfg.state_names):])
+            state = (*step[2 : 2 + len(state_names(cfg))], *outputs[len(state_names(cfg)):])
     assert counter.get_total_flops() == sequence_flops(cfg, src_len, steps)
 
 

@@ -6,6 +6,7 @@ onnxruntime sessions and torch.jit.load-ed modules at batches and lengths never 
 from __future__ import annotations
 
 import functools
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,15 @@ import torch.nn as nn
 from seq2seq_export.config import ModelConfig
 from seq2seq_export.constants import DEFAULT_ATOL, DEFAULT_OPSET
 from seq2seq_export.errors import ExportError
-from seq2seq_export.export.graphs import EXPORT_BATCH, EXPORT_SRC_LEN, example_inputs, graph_modules
+from seq2seq_export.export.graphs import (
+    EXPORT_BATCH,
+    EXPORT_SRC_LEN,
+    example_inputs,
+    forward_inputs,
+    forward_outputs,
+    graph_modules,
+    wrapper_class,
+)
 from seq2seq_export.export.onnx import (
     check_onnx_file,
     constant_batch_problems,
@@ -29,7 +38,7 @@ from seq2seq_export.export.onnx import (
     training_op_problems,
 )
 from seq2seq_export.export.torchscript import export_torchscript
-from seq2seq_export.iospec import graph_specs
+from seq2seq_export.iospec import GraphSpec, graph_specs, memory_names, state_names
 from seq2seq_export.model import Seq2Seq
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -92,9 +101,9 @@ def _inputs(batch: int, length: int, seed: int, cfg: ModelConfig = CFG) -> dict[
         "src_lengths": lengths,
         "prev_tokens": rng.integers(0, cfg.tgt_vocab_size, size=batch),
     }
-    for name in cfg.state_names:
+    for name in state_names(cfg):
         x[name] = rng.standard_normal((cfg.num_layers, batch, cfg.hidden_dim)).astype(np.float32)
-    if cfg.memory_names:
+    if memory_names(cfg):
         memory = rng.standard_normal((batch, length, cfg.encoder_output_dim)).astype(np.float32)
         x["encoder_outputs"] = memory * mask[:, :, None]  # zeros at padding, as the encoder makes them
         x["src_mask"] = mask
@@ -207,7 +216,7 @@ def test_variant_graphs_keep_padding_out_of_the_bidirectional_encoder(models, ex
     for row, n in enumerate(x["src_lengths"].tolist()):
         alone = {"src_tokens": x["src_tokens"][row : row + 1, : max(n, 1)], "src_lengths": x["src_lengths"][row : row + 1]}
         enc = _run_onnx_graph(d, cfg, "encoder", alone)
-        for name in cfg.state_names:
+        for name in state_names(cfg):
             np.testing.assert_allclose(enc[f"encoder.{name}"][:, 0], batched[f"encoder.{name}"][:, row], rtol=0, atol=1e-6)
         got, want = enc["encoder.encoder_outputs"][0, :n], batched["encoder.encoder_outputs"][row, :n]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
@@ -360,3 +369,44 @@ def test_a_graph_that_loses_an_input_is_an_export_error_and_nothing_is_printed(t
         export_onnx(_DropsLengths(), args, spec, tmp_path / "e.onnx", opset=DEFAULT_OPSET, exporter="legacy")
     assert capsys.readouterr() == ("", "")
     assert not (tmp_path / "e.onnx").exists()
+
+
+class _RenamedLengths(nn.Module):
+    """The encoder's computation under a forward whose second input is misnamed."""
+
+    def forward(self, src_tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(1, src_tokens.shape[0], 4) + lengths.unsqueeze(0).unsqueeze(2)
+
+
+@pytest.mark.parametrize(
+    "module, graph, match",
+    [
+        (_RenamedLengths(), "encoder", r"encoder: scripted graph does not match its IO spec: forward takes "
+                                       r"\['src_tokens', 'lengths'\], the IO spec says \['src_tokens', 'src_lengths'\]"),
+        (_DropsLengths(), "encoder", None),  # matches: scripting keeps src_lengths a tensor input
+        ("encoder", "decoder_step", r"decoder_step: .*forward takes \['src_tokens', 'src_lengths'\].*; forward returns "
+                                    r"1 outputs, the IO spec says 3 \(logits, next_tokens, hidden_out\)"),
+    ],
+)
+def test_torchscript_export_checks_the_scripted_signature_against_the_spec(module, graph, match, model, tmp_path):
+    spec = graph_specs(CFG)[graph]
+    module = graph_modules(model)[module] if isinstance(module, str) else module
+    if match is None:
+        export_torchscript(module, spec, tmp_path / "g.pt")
+        assert [a.name for a in torch.jit.load(tmp_path / "g.pt").forward.schema.arguments[1:]] == spec.input_names
+        return
+    with pytest.raises(ExportError, match=match):
+        export_torchscript(module, spec, tmp_path / "g.pt")
+    assert not (tmp_path / "g.pt").exists()
+
+
+def test_wrappers_are_picked_by_io_signature():
+    """Every variant's specs pick a wrapper whose forward takes the spec's inputs; an unknown signature is an ExportError."""
+    for rnn, attention in itertools.product(("gru", "lstm"), ("none", "luong", "bahdanau")):
+        for spec in graph_specs(ModelConfig(5, 6, 4, 4, rnn=rnn, attention=attention)).values():
+            cls = wrapper_class(spec)
+            assert (list(forward_inputs(cls)), forward_outputs(cls)) == (spec.input_names, len(spec.outputs))
+    spec = graph_specs(CFG)["decoder_step"]
+    odd = GraphSpec(spec.name, spec.inputs[:1], spec.outputs)
+    with pytest.raises(ExportError, match=r"decoder_step: no export wrapper takes \['prev_tokens'\] and returns 3 outputs"):
+        wrapper_class(odd)

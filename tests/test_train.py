@@ -10,6 +10,7 @@ import torch
 from seq2seq_export.checkpoint import load_checkpoint
 from seq2seq_export.config import ModelConfig
 from seq2seq_export.errors import ConfigError, DataError
+from seq2seq_export.iospec import memory_names
 from seq2seq_export.train import TrainConfig, load_config, preset_names, train
 from seq2seq_export.train.config import MODEL_FIELDS
 from seq2seq_export.train.loop import lr_at
@@ -135,7 +136,7 @@ def test_every_shipped_preset_builds_a_model_config():
         model_cfg = cfg.model_config(40, 50)
         assert (model_cfg.rnn, model_cfg.attention, model_cfg.num_layers) == (cfg.rnn, cfg.attention, cfg.num_layers)
     assert {"toy", "cmudict", "cmudict-attention", "tsv-attention"} <= set(preset_names())
-    assert load_config("cmudict-attention").model_config(40, 50).memory_names  # attention: carries memory
+    assert memory_names(load_config("cmudict-attention").model_config(40, 50))  # attention: carries memory
 
 
 def test_every_model_option_is_a_train_option_of_the_same_name():

@@ -17,12 +17,12 @@ from seq2seq_export.config import ModelConfig
 from seq2seq_export.constants import EOS_ID, PAD_ID, SOS_ID
 from seq2seq_export.data import load_dataset
 from seq2seq_export.errors import BundleError, ConfigError
-from seq2seq_export.iospec import BATCH, SRC_LEN, graph_specs
+from seq2seq_export.iospec import BATCH, SRC_LEN, carried_entries, graph_specs, memory_names, state_names
 from seq2seq_export.model import Seq2Seq, source_mask
 from seq2seq_export.runtime.eager import EagerBackend
 from seq2seq_export.runtime.core import DecodeOptions, pad_batch
 from seq2seq_export.runtime.greedy import greedy_decode
-from seq2seq_export.runtime.state import config_memory_flows, memory_flows
+from seq2seq_export.runtime.state import config_memory_flows, config_state_flows, memory_flows
 from seq2seq_export.train.batching import EncodedPairs
 from seq2seq_export.train.metrics import validation_loss
 
@@ -66,11 +66,11 @@ def _first_step(model: Seq2Seq, seqs: list[list[int]]) -> tuple[tuple[torch.Tens
 def test_config_options_properties_and_bad_combinations():
     base = dict(src_vocab_size=5, tgt_vocab_size=6, hidden_dim=8)
     cfg = ModelConfig(**base, rnn="lstm", bidirectional_encoder=True, attention="bahdanau")
-    assert (cfg.state_names, cfg.memory_names, cfg.encoder_output_dim) == (
+    assert (state_names(cfg), memory_names(cfg), cfg.encoder_output_dim) == (
         ("hidden", "cell"), ("encoder_outputs", "src_mask", "attention_keys"), 16)
-    assert ModelConfig(**base, attention="luong").memory_names == ("encoder_outputs", "src_mask")
+    assert memory_names(ModelConfig(**base, attention="luong")) == ("encoder_outputs", "src_mask")
     baseline = ModelConfig(**base)
-    assert (baseline.state_names, baseline.memory_names, baseline.encoder_output_dim) == (("hidden",), (), 8)
+    assert (state_names(baseline), memory_names(baseline), baseline.encoder_output_dim) == (("hidden",), (), 8)
     assert ModelConfig.from_dict(dict(base, num_layers=1, dropout=0.0, rnn="gru")) == baseline  # a pre-#8 dict
     narrow = ModelConfig(**base, bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=3)
     assert (narrow.encoder_dim, narrow.encoder_output_dim, baseline.encoder_dim) == (3, 6, 8)
@@ -106,7 +106,7 @@ def test_encode_and_decode_step_follow_the_io_spec(variant):
     logits, next_tokens = step[:2]
     assert torch.equal(next_tokens, logits.argmax(-1))
     named = dict(zip(specs["encoder"].output_names, enc))
-    if model.config.memory_names:  # src_mask: 1.0 exactly at real positions
+    if memory_names(model.config):  # src_mask: 1.0 exactly at real positions
         assert named["src_mask"].tolist() == [[float(j < len(s)) for j in range(sizes[SRC_LEN])] for s in SEQS]
     if model.config.attention == "bahdanau":  # the keys, computed once by the encoder, are the key projection
         assert torch.equal(named["attention_keys"], model.decoder.attention.key_proj(named["encoder_outputs"]))
@@ -117,7 +117,7 @@ def test_padding_never_changes_a_row(variant):
     """Each row alone == the same row in a mixed-length batch: encoder outputs, states, step outputs."""
     model = _model(variant)
     cfg = model.config
-    n_states = len(cfg.state_names)
+    n_states = len(state_names(cfg))
     enc, step = _first_step(model, SEQS)
     for i, seq in enumerate(SEQS):
         enc_alone, step_alone = _first_step(model, [seq])
@@ -125,7 +125,7 @@ def test_padding_never_changes_a_row(variant):
         for together, alone in zip(enc[:n_states] + step[2 : 2 + n_states], enc_alone[:n_states] + step_alone[2 : 2 + n_states]):
             torch.testing.assert_close(together[:, i : i + 1], alone, atol=1e-6, rtol=0)  # (L, 1, H)
         torch.testing.assert_close(step[0][i : i + 1], step_alone[0], atol=1e-6, rtol=0)  # logits
-        if cfg.memory_names:
+        if memory_names(cfg):
             outputs, mask, attention = enc[n_states], enc[n_states + 1], step[-1]
             torch.testing.assert_close(outputs[i : i + 1, :width], enc_alone[n_states], atol=1e-6, rtol=0)
             torch.testing.assert_close(attention[i : i + 1, :width], step_alone[-1], atol=1e-6, rtol=0)
@@ -141,7 +141,7 @@ def test_attention_weights_cover_only_real_positions(variant):
     src, lengths = (torch.from_numpy(a) for a in pad_batch(SEQS, PAD))
     with torch.no_grad():
         state = model.encode(src, lengths)
-        n_states = len(model.config.state_names)
+        n_states = len(state_names(model.config))
         for token in (SOS, 5, 7):  # a few steps, so the queries differ
             *out, attention = model.decode_step(torch.full((len(SEQS),), token), *state)
             state = tuple(out[2:]) + state[n_states:]
@@ -165,7 +165,7 @@ def test_teacher_forced_pass_equals_step_by_step_decoding(variant):
     model = _model(variant)
     src, lengths = (torch.from_numpy(a) for a in pad_batch(SEQS, PAD))
     tgt_in = torch.tensor([[SOS, 5, 6, 7], [SOS, 9, 4, PAD], [SOS, 8, PAD, PAD], [SOS, 4, 4, 10]])
-    n_states = len(model.config.state_names)
+    n_states = len(state_names(model.config))
     with torch.no_grad():
         full = model(src, lengths, tgt_in, 1.0)  # (B, T, V)
         state = model.encode(src, lengths)
@@ -208,7 +208,7 @@ def test_eager_greedy_decoding_is_batch_invariant(variant):
     kept = backend.select(state, rows)
     alone = backend.step(torch.full((1,), SOS).numpy(), backend.encode(*pad_batch([SEQS[3]], PAD)))[1]
     n = len(backend.flows)
-    assert len(kept) == len(alone) == n + len(backend.model.config.memory_names)
+    assert len(kept) == len(alone) == n + len(memory_names(backend.model.config))
     for got, want in zip(kept[:n], alone[:n]):  # states (L, 2, H): batch axis 1
         torch.testing.assert_close(got[:, 1:2], want, atol=1e-6, rtol=0)
     for got, want in zip(kept[n:], alone[n:]):  # memory (2, S, De) and (2, S): batch axis 0
@@ -238,7 +238,7 @@ def test_scripted_encoder_and_decoder_step_match_eager(variant):
     with torch.no_grad():
         memory, states = model.encoder(src, lengths)
         s_memory, s_states = scripted.encoder(src, lengths)
-        mask = source_mask(lengths, src.shape[1]) if model.config.memory_names else None
+        mask = source_mask(lengths, src.shape[1]) if memory_names(model.config) else None
         bahdanau = model.config.attention == "bahdanau"
         keys = model.decoder.attention_keys(memory) if bahdanau else None
         s_keys = scripted.decoder.attention_keys(s_memory) if bahdanau else None
@@ -246,7 +246,7 @@ def test_scripted_encoder_and_decoder_step_match_eager(variant):
         scripted_step = scripted.decoder.step(torch.full((len(SEQS),), SOS), s_states, s_memory, mask, s_keys)
     for got, want in zip([s_memory, *s_states, scripted_step[0], *scripted_step[1]], [memory, *states, eager_step[0], *eager_step[1]]):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
-    assert (scripted_step[2] is None) == (eager_step[2] is None) == (not model.config.memory_names)
+    assert (scripted_step[2] is None) == (eager_step[2] is None) == (not memory_names(model.config))
 
 
 def test_the_baseline_keeps_the_seed_parameter_names():
@@ -266,6 +266,11 @@ def test_memory_flows_from_config_and_manifest_entries():
     assert [(f.encoder_output, f.decoder_input, f.batch_axis) for f in flows] == [
         ("encoder_outputs", "encoder_outputs", 0), ("src_mask", "src_mask", 0)]
     assert config_memory_flows(ModelConfig(5, 6), graph_specs(ModelConfig(5, 6))["decoder_step"]) == ()
+    # One function writes the manifest's entries and the flows a backend built from a model uses.
+    assert carried_entries(cfg) == {
+        "state": [{"encoder_output": n, "decoder_input": n, "decoder_output": n + "_out"} for n in ("hidden", "cell")],
+        "memory": [{"encoder_output": n, "decoder_input": n} for n in ("encoder_outputs", "src_mask")]}
+    assert [f.decoder_output for f in config_state_flows(cfg, decoder)] == ["hidden_out", "cell_out"]
     with pytest.raises(BundleError, match="lacks encoder_output/decoder_input"):
         memory_flows([{"encoder_output": "encoder_outputs"}], decoder)
     with pytest.raises(BundleError, match="does not match the decoder_step graph"):

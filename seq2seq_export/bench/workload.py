@@ -6,6 +6,7 @@ from typing import Sequence
 
 from ..config import ModelConfig
 from ..errors import ConfigError
+from ..iospec import state_names
 from ..manifest import Bundle
 
 RANDOM_LENGTHS = (3, 12)  # source lengths drawn uniformly from this range, like cmudict words (chars)
@@ -78,7 +79,7 @@ def sequence_flops(cfg: ModelConfig, src_len: int, steps: int) -> int:
     """
     bridge = 0
     if cfg.bidirectional_encoder:
-        bridge = len(cfg.state_names) * cfg.num_layers * 2 * (2 * cfg.encoder_dim) * cfg.hidden_dim
+        bridge = len(state_names(cfg)) * cfg.num_layers * 2 * (2 * cfg.encoder_dim) * cfg.hidden_dim
     return src_len * encoder_token_flops(cfg) + bridge + steps * decoder_step_flops(cfg, src_len)
 
 

@@ -1,15 +1,18 @@
 """The two exported graphs as nn.Modules, plus example inputs for tracing them.
 
-Both exporters and the TorchScript path use these same wrappers, which compute Seq2Seq.encode and
-Seq2Seq.decode_step (the decoder step rearranged for speed, same values within float rounding; the
-verifier checks them against the eager model); IO names and dims come from iospec.graph_specs.
+Both exporters and the TorchScript path use these same wrappers. The encoder wrappers run the
+model's own GraphEncoder (what Seq2Seq.encode runs); the decoder step is Seq2Seq.decode_step
+rearranged for speed (same values within float rounding; the verifier checks them against the eager
+model). IO names and dims come from iospec.graph_specs.
 
-TorchScript needs a fixed signature per module, so each graph has one thin class per IO signature
-(GRU or LSTM state; no attention memory, Luong's two tensors or Bahdanau's three); the computation
-is shared.
+TorchScript needs a fixed signature per module, so each graph has one thin class per IO signature,
+picked by the spec's input names and output count (WRAPPERS); the computation is shared, and
+export/torchscript.py checks each scripted signature against the spec.
 """
 from __future__ import annotations
 
+import inspect
+import typing
 from typing import List, Optional, Tuple
 
 import torch
@@ -17,8 +20,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import ModelConfig
-from ..iospec import BATCH, SRC_LEN, SRC_LENGTHS, SRC_MASK, GraphSpec
-from ..model import Seq2Seq, source_mask
+from ..errors import ExportError
+from ..iospec import (BATCH, DECODER_STEP, ENCODER, PREV_TOKENS, SRC_LEN, SRC_LENGTHS, SRC_MASK, SRC_TOKENS, GraphSpec,
+                      graph_specs)
+from ..model import GraphEncoder, Seq2Seq, source_mask
 
 # Sizes of the example inputs used at export time. Both differ from 0 and 1 (which torch.export
 # specializes) and from each other, so no dynamic axis can be mistaken for another.
@@ -28,70 +33,40 @@ EXPORT_SRC_LEN = 5
 Tensor = torch.Tensor
 
 
-class _EncoderCore(nn.Module):
-    """Seq2Seq.encode's outputs in iospec order, as a list. Holds only the encoder, so a scripted
-    encoder.pt carries no decoder weights."""
-
-    __constants__ = ["attention"]
-
-    def __init__(self, model: Seq2Seq):
-        super().__init__()
-        self.encoder = model.encoder
-        self.attention = bool(model.config.memory_names)
-        # Bahdanau's key projection runs here, once per source; only that Linear of the decoder is held.
-        self.key_proj = model.decoder.attention.key_proj if model.decoder.bahdanau else None
-
-    def outputs(self, src_tokens: Tensor, src_lengths: Tensor) -> List[Tensor]:
-        memory, states = self.encoder(src_tokens, src_lengths)  # (B, S, De), [(L, B, H)..]
-        if not self.attention:
-            return states
-        out = states + [memory, source_mask(src_lengths, src_tokens.shape[1])]
-        if self.key_proj is not None:
-            out.append(self.key_proj(memory))  # (B, S, H): attention_keys
-        return out
-
-
-class EncoderGraph(_EncoderCore):
-    """GRU, no attention: src_tokens (B, S), src_lengths (B,) -> hidden (L, B, H)."""
+class EncoderGraph1(GraphEncoder):
+    """One output: hidden (L, B, H) (GRU, no attention)."""
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tensor:
         return self.outputs(src_tokens, src_lengths)[0]
 
 
-class LSTMEncoderGraph(_EncoderCore):
-    """LSTM, no attention: -> hidden, cell (L, B, H)."""
+class EncoderGraph2(GraphEncoder):
+    """Two outputs: hidden, cell (L, B, H) (LSTM, no attention)."""
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
         return out[0], out[1]
 
 
-class AttentionEncoderGraph(_EncoderCore):
-    """GRU with Luong attention: -> hidden (L, B, H), encoder_outputs (B, S, De), src_mask (B, S)."""
+class EncoderGraph3(GraphEncoder):
+    """Three outputs: hidden, encoder_outputs (B, S, De), src_mask (B, S) (GRU, Luong)."""
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
         return out[0], out[1], out[2]
 
 
-class LSTMAttentionEncoderGraph(_EncoderCore):
-    """LSTM with Luong attention: -> hidden, cell (L, B, H), encoder_outputs (B, S, De), src_mask (B, S)."""
+class EncoderGraph4(GraphEncoder):
+    """Four outputs: hidden, cell, encoder_outputs, src_mask (LSTM, Luong) or hidden,
+    encoder_outputs, src_mask, attention_keys (B, S, H) (GRU, Bahdanau)."""
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
         return out[0], out[1], out[2], out[3]
 
 
-class BahdanauEncoderGraph(_EncoderCore):
-    """GRU with Bahdanau attention: -> hidden, encoder_outputs, src_mask, attention_keys (B, S, H)."""
-
-    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        out = self.outputs(src_tokens, src_lengths)
-        return out[0], out[1], out[2], out[3]
-
-
-class LSTMBahdanauEncoderGraph(_EncoderCore):
-    """LSTM with Bahdanau attention: -> hidden, cell, encoder_outputs, src_mask, attention_keys."""
+class EncoderGraph5(GraphEncoder):
+    """Five outputs: hidden, cell, encoder_outputs, src_mask, attention_keys (LSTM, Bahdanau)."""
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
@@ -178,25 +153,25 @@ class _DecoderCore(nn.Module):
         return self.decoder.fc_out(out), new_states, attention
 
 
-class DecoderStepGraph(_DecoderCore):
-    """GRU, no attention: prev_tokens (B,), hidden (L, B, H) -> logits (B, V), next_tokens (B,), hidden_out."""
+class StepHidden(_DecoderCore):
+    """prev_tokens (B,), hidden (L, B, H) -> logits (B, V), next_tokens (B,), hidden_out (GRU, no attention)."""
 
     def forward(self, prev_tokens: Tensor, hidden: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         logits, states, _ = self.step(prev_tokens, [hidden], None, None)
         return logits, logits.argmax(-1), states[0]
 
 
-class LSTMDecoderStepGraph(_DecoderCore):
-    """LSTM, no attention: prev_tokens, hidden, cell -> logits, next_tokens, hidden_out, cell_out."""
+class StepHiddenCell(_DecoderCore):
+    """prev_tokens, hidden, cell -> logits, next_tokens, hidden_out, cell_out (LSTM, no attention)."""
 
     def forward(self, prev_tokens: Tensor, hidden: Tensor, cell: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         logits, states, _ = self.step(prev_tokens, [hidden, cell], None, None)
         return logits, logits.argmax(-1), states[0], states[1]
 
 
-class AttentionDecoderStepGraph(_DecoderCore):
-    """GRU with Luong attention: prev_tokens, hidden, encoder_outputs, src_mask -> logits, next_tokens,
-    hidden_out, attention (B, S)."""
+class StepHiddenMemory(_DecoderCore):
+    """prev_tokens, hidden, encoder_outputs, src_mask -> logits, next_tokens, hidden_out, attention
+    (B, S) (GRU, Luong)."""
 
     def forward(
         self, prev_tokens: Tensor, hidden: Tensor, encoder_outputs: Tensor, src_mask: Tensor
@@ -206,9 +181,9 @@ class AttentionDecoderStepGraph(_DecoderCore):
         return logits, logits.argmax(-1), states[0], attention
 
 
-class LSTMAttentionDecoderStepGraph(_DecoderCore):
-    """LSTM with Luong attention: prev_tokens, hidden, cell, encoder_outputs, src_mask -> logits,
-    next_tokens, hidden_out, cell_out, attention (B, S)."""
+class StepHiddenCellMemory(_DecoderCore):
+    """prev_tokens, hidden, cell, encoder_outputs, src_mask -> logits, next_tokens, hidden_out,
+    cell_out, attention (B, S) (LSTM, Luong)."""
 
     def forward(
         self, prev_tokens: Tensor, hidden: Tensor, cell: Tensor, encoder_outputs: Tensor, src_mask: Tensor
@@ -218,9 +193,9 @@ class LSTMAttentionDecoderStepGraph(_DecoderCore):
         return logits, logits.argmax(-1), states[0], states[1], attention
 
 
-class BahdanauDecoderStepGraph(_DecoderCore):
-    """GRU with Bahdanau attention: prev_tokens, hidden, encoder_outputs, src_mask, attention_keys ->
-    logits, next_tokens, hidden_out, attention (B, S)."""
+class StepHiddenKeys(_DecoderCore):
+    """prev_tokens, hidden, encoder_outputs, src_mask, attention_keys -> logits, next_tokens,
+    hidden_out, attention (B, S) (GRU, Bahdanau)."""
 
     def forward(
         self, prev_tokens: Tensor, hidden: Tensor, encoder_outputs: Tensor, src_mask: Tensor, attention_keys: Tensor
@@ -230,9 +205,9 @@ class BahdanauDecoderStepGraph(_DecoderCore):
         return logits, logits.argmax(-1), states[0], attention
 
 
-class LSTMBahdanauDecoderStepGraph(_DecoderCore):
-    """LSTM with Bahdanau attention: prev_tokens, hidden, cell, encoder_outputs, src_mask,
-    attention_keys -> logits, next_tokens, hidden_out, cell_out, attention (B, S)."""
+class StepHiddenCellKeys(_DecoderCore):
+    """prev_tokens, hidden, cell, encoder_outputs, src_mask, attention_keys -> logits, next_tokens,
+    hidden_out, cell_out, attention (B, S) (LSTM, Bahdanau)."""
 
     def forward(
         self, prev_tokens: Tensor, hidden: Tensor, cell: Tensor, encoder_outputs: Tensor, src_mask: Tensor,
@@ -243,29 +218,47 @@ class LSTMBahdanauDecoderStepGraph(_DecoderCore):
         return logits, logits.argmax(-1), states[0], states[1], attention
 
 
-# {(LSTM?, attention): (encoder class, decoder step class)}
-GRAPH_CLASSES = {
-    (False, "none"): (EncoderGraph, DecoderStepGraph),
-    (True, "none"): (LSTMEncoderGraph, LSTMDecoderStepGraph),
-    (False, "luong"): (AttentionEncoderGraph, AttentionDecoderStepGraph),
-    (True, "luong"): (LSTMAttentionEncoderGraph, LSTMAttentionDecoderStepGraph),
-    (False, "bahdanau"): (BahdanauEncoderGraph, BahdanauDecoderStepGraph),
-    (True, "bahdanau"): (LSTMBahdanauEncoderGraph, LSTMBahdanauDecoderStepGraph),
+def forward_inputs(cls: type[nn.Module]) -> tuple[str, ...]:
+    """The input names a wrapper class's forward takes, in order (with forward_outputs, its key in WRAPPERS)."""
+    return tuple(inspect.signature(cls.forward).parameters)[1:]
+
+
+def forward_outputs(cls: type[nn.Module]) -> int:
+    """How many outputs a wrapper class's forward returns, read from its return annotation."""
+    ret = typing.get_type_hints(cls.forward)["return"]
+    return len(typing.get_args(ret)) if typing.get_origin(ret) is tuple else 1
+
+
+# The wrappers by IO signature: {(input names, output count): class}. Exactly the signatures
+# iospec.graph_specs produces; a graph without a wrapper here cannot be exported.
+WRAPPERS: dict[str, dict[tuple[tuple[str, ...], int], type[nn.Module]]] = {
+    graph: {(forward_inputs(c), forward_outputs(c)): c for c in classes}
+    for graph, classes in (
+        (ENCODER, (EncoderGraph1, EncoderGraph2, EncoderGraph3, EncoderGraph4, EncoderGraph5)),
+        (DECODER_STEP, (StepHidden, StepHiddenCell, StepHiddenMemory, StepHiddenCellMemory, StepHiddenKeys,
+                        StepHiddenCellKeys)),
+    )
 }
 
 
+def wrapper_class(spec: GraphSpec) -> type[nn.Module]:
+    """The wrapper whose forward has the spec's input names and output count; ExportError if none."""
+    key = (tuple(spec.input_names), len(spec.outputs))
+    if key not in WRAPPERS.get(spec.name, {}):
+        raise ExportError(f"{spec.name}: no export wrapper takes {list(key[0])} and returns {key[1]} outputs")
+    return WRAPPERS[spec.name][key]
+
+
 def graph_modules(model: Seq2Seq) -> dict[str, nn.Module]:
-    """{graph name: module in eval mode}; keys match iospec.graph_specs."""
-    cfg = model.config
-    encoder, decoder_step = GRAPH_CLASSES[cfg.rnn == "lstm", cfg.attention]
-    return {"encoder": encoder(model).eval(), "decoder_step": decoder_step(model).eval()}
+    """{graph name: its wrapper module in eval mode}; keys match iospec.graph_specs."""
+    return {name: wrapper_class(spec)(model).eval() for name, spec in graph_specs(model.config).items()}
 
 
 def example_inputs(spec: GraphSpec, cfg: ModelConfig, device: torch.device | str = "cpu") -> tuple[Tensor, ...]:
     """Inputs shaped by `spec` with batch EXPORT_BATCH and source length EXPORT_SRC_LEN."""
     gen = torch.Generator().manual_seed(0)
     sizes = {BATCH: EXPORT_BATCH, SRC_LEN: EXPORT_SRC_LEN}
-    high = {"src_tokens": cfg.src_vocab_size, "prev_tokens": cfg.tgt_vocab_size}
+    high = {SRC_TOKENS: cfg.src_vocab_size, PREV_TOKENS: cfg.tgt_vocab_size}
     # Mixed lengths, the longest filling the padded width.
     lengths = torch.tensor([EXPORT_SRC_LEN - i % EXPORT_SRC_LEN for i in range(EXPORT_BATCH)])
     tensors = []

@@ -11,13 +11,13 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..iospec import ATTENTION, SRC_TOKENS
+from ..iospec import ATTENTION, DECODER_STEP, SRC_TOKENS
 from .core import Backend, DecodeOptions, Seqs, teacher_forced_steps
 
 
 def require_attention(backend: Backend) -> None:
     """ConfigError unless the backend's decoder step has an attention output."""
-    if ATTENTION not in backend.graphs["decoder_step"].output_names:
+    if ATTENTION not in backend.graphs[DECODER_STEP].output_names:
         raise ConfigError("attention weights need a model with attention; this bundle's model_config.attention is 'none'")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..constants import MAX_LEN_CEILING
 from ..errors import ConfigError, is_int
-from ..iospec import PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
+from ..iospec import DECODER_STEP, ENCODER, PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
 from .state import MemoryFlow, StateFlow
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class Backend(Protocol):
     """What every backend (onnx, torchscript, eager) offers: the two graphs' IO specs, what is carried
     between them, a fast encode/step/select path for search loops, and raw graph calls."""
 
-    graphs: dict[str, GraphSpec]  # "encoder", "decoder_step" -> IO spec
+    graphs: dict[str, GraphSpec]  # iospec.GRAPH_NAMES -> IO spec
     flows: tuple[StateFlow, ...]  # state tensors: replaced by every decoder step
     memory: tuple[MemoryFlow, ...]  # memory tensors (attention models): fed unchanged to every step
 
@@ -188,11 +188,11 @@ def teacher_forced_steps(
     carry = Carry.of(backend)
     src, lengths = pad_batch(seqs, pad_id)
     feeds = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
-    out = backend.run_graph("encoder", feeds)
+    out = backend.run_graph(ENCODER, feeds)
     yield None, feeds, out
     carried = carry.first(out)
     for t in range(prev.shape[1]):
         feeds = carry.feeds(np.ascontiguousarray(prev[:, t]), carried)
-        out = backend.run_graph("decoder_step", feeds)
+        out = backend.run_graph(DECODER_STEP, feeds)
         yield t, feeds, out
         carried = carry.stepped(carried, out)

@@ -8,7 +8,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..errors import BundleError, CheckpointError
-from ..iospec import graph_specs
+from ..iospec import DECODER_STEP, ENCODER, graph_specs
 from ..manifest import Bundle
 from ..model import Seq2Seq, select_device
 from .state import MemoryFlow, StateFlow, config_memory_flows, config_state_flows, memory_flows, state_flows
@@ -29,9 +29,9 @@ class EagerBackend(TorchGraphBackend):
         device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(device).eval()
         graphs = graph_specs(model.config)
-        flows = config_state_flows(model.config, graphs["decoder_step"]) if flows is None else flows
-        memory = config_memory_flows(model.config, graphs["decoder_step"]) if memory is None else memory
-        functions = {"encoder": self.model.encode, "decoder_step": self.model.decode_step}
+        flows = config_state_flows(model.config, graphs[DECODER_STEP]) if flows is None else flows
+        memory = config_memory_flows(model.config, graphs[DECODER_STEP]) if memory is None else memory
+        functions = {ENCODER: self.model.encode, DECODER_STEP: self.model.decode_step}
         super().__init__(graphs, functions, flows, device, memory)
 
     @classmethod
@@ -46,7 +46,7 @@ class EagerBackend(TorchGraphBackend):
         if ckpt.config != bundle.config or ckpt.text != bundle.text:
             raise BundleError(f"{bundle.reference}: reference checkpoint's model config or vocabularies differ from the manifest")
         device = select_device("auto" if device is None else str(device))
-        decoder = bundle.graphs["decoder_step"]
+        decoder = bundle.graphs[DECODER_STEP]
         return cls(ckpt.build_model(device), device, state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder))
 
 

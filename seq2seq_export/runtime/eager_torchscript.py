@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..iospec import NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
+from ..iospec import DECODER_STEP, ENCODER, NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
 from .core import Carry
 from .state import MemoryFlow, StateFlow
 
@@ -54,11 +54,11 @@ class TorchGraphBackend:
 
     @torch.inference_mode()
     def encode(self, src: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, ...]:
-        return self.carry.first(self._call("encoder", {SRC_TOKENS: self._tensor(src), SRC_LENGTHS: self._tensor(lengths)}))
+        return self.carry.first(self._call(ENCODER, {SRC_TOKENS: self._tensor(src), SRC_LENGTHS: self._tensor(lengths)}))
 
     @torch.inference_mode()
     def step(self, prev_tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
-        out = self._call("decoder_step", self.carry.feeds(self._tensor(prev_tokens), state))
+        out = self._call(DECODER_STEP, self.carry.feeds(self._tensor(prev_tokens), state))
         return out[NEXT_TOKENS].cpu().numpy(), self.carry.stepped(state, out)
 
     def select(self, state: tuple, rows: np.ndarray) -> tuple:

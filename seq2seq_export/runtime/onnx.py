@@ -13,8 +13,8 @@ import onnxruntime as ort
 
 from ..constants import MAX_THREADS
 from ..errors import BundleError, ConfigError, first_line, is_int
-from ..iospec import NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
-from ..manifest import GRAPH_NAMES, Bundle
+from ..iospec import DECODER_STEP, ENCODER, GRAPH_NAMES, NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
+from ..manifest import Bundle
 from .core import Carry
 from .onnx_bytes import checked_onnx_bytes
 from .state import memory_flows, state_flows
@@ -90,10 +90,10 @@ class OnnxBackend:
             _check_io(sess, bundle.graphs[name], path, "the manifest")
             _check_io(sess, config_specs[name], path, "model_config")
             self.sessions[name] = sess
-        self.flows = state_flows(bundle.state, bundle.graphs["decoder_step"])
-        self.memory = memory_flows(bundle.memory, bundle.graphs["decoder_step"])
+        self.flows = state_flows(bundle.state, bundle.graphs[DECODER_STEP])
+        self.memory = memory_flows(bundle.memory, bundle.graphs[DECODER_STEP])
         self.carry = Carry(self.flows, self.memory)  # what encode returns and step / select carry
-        self._encoder, self._decoder = self.sessions["encoder"], self.sessions["decoder_step"]
+        self._encoder, self._decoder = self.sessions[ENCODER], self.sessions[DECODER_STEP]
         self._step_outputs = [NEXT_TOKENS] + self.carry.state_outputs
         on_cuda = self._decoder.get_providers()[0] == CUDA
         device_id = int(self._decoder.get_provider_options().get(CUDA, {}).get("device_id", 0))

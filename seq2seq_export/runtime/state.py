@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from ..config import ModelConfig
 from ..errors import BundleError
-from ..iospec import BATCH, STATE_OUT_SUFFIX, GraphSpec
+from ..iospec import BATCH, DECODER_STEP, GraphSpec, carried_entries
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def _checked(e: Any, keys: tuple[str, ...], decoder: GraphSpec, kind: str) -> tu
     inputs = {t.name: t for t in decoder.inputs}
     din, outputs = values[1], values[2:]
     if din not in inputs or BATCH not in inputs[din].shape or any(o not in decoder.output_names for o in outputs):
-        raise BundleError(f"manifest {kind} entry {e!r} does not match the decoder_step graph's inputs and outputs")
+        raise BundleError(f"manifest {kind} entry {e!r} does not match the {DECODER_STEP} graph's inputs and outputs")
     return values, inputs[din].shape.index(BATCH)
 
 
@@ -73,12 +73,9 @@ def memory_flows(entries: Sequence[dict[str, Any]], decoder: GraphSpec) -> tuple
 
 def config_state_flows(config: ModelConfig, decoder: GraphSpec) -> tuple[StateFlow, ...]:
     """The state flow a bundle exported from this config records (for backends built from a model)."""
-    return state_flows(
-        [{"encoder_output": s, "decoder_input": s, "decoder_output": s + STATE_OUT_SUFFIX} for s in config.state_names],
-        decoder,
-    )
+    return state_flows(carried_entries(config)["state"], decoder)
 
 
 def config_memory_flows(config: ModelConfig, decoder: GraphSpec) -> tuple[MemoryFlow, ...]:
     """The memory flow a bundle exported from this config records (empty without attention)."""
-    return memory_flows([{"encoder_output": m, "decoder_input": m} for m in config.memory_names], decoder)
+    return memory_flows(carried_entries(config)["memory"], decoder)

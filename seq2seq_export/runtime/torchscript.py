@@ -6,7 +6,8 @@ import io
 import torch
 
 from ..errors import BundleError, first_line
-from ..manifest import GRAPH_NAMES, Bundle
+from ..iospec import DECODER_STEP, GRAPH_NAMES
+from ..manifest import Bundle
 from ..model import select_device
 from .state import memory_flows, state_flows
 from .eager_torchscript import TorchGraphBackend
@@ -26,6 +27,6 @@ class TorchScriptBackend(TorchGraphBackend):
             except (RuntimeError, ValueError) as e:
                 raise BundleError(f"{path}: torch.jit.load cannot read this module: {first_line(e)}") from None
         self.modules = modules
-        decoder = bundle.graphs["decoder_step"]
+        decoder = bundle.graphs[DECODER_STEP]
         flows, memory = state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder)
         super().__init__(bundle.graphs, modules, flows, device, memory)
