@@ -24,7 +24,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .core import Backend, DecodeOptions, Scored, Seqs, log_softmax, normalized, pad_batch
+from .core import (
+    Backend,
+    DecodeOptions,
+    Scored,
+    Seqs,
+    log_softmax,
+    normalized,
+    pad_batch,
+)
 
 
 @dataclass(frozen=True)
