@@ -29,7 +29,7 @@ from seq2seq_export.runtime import (
     open_backend,
     teacher_forced_steps,
 )
-from seq2seq_export.runtime.beam import top_k
+from seq2seq_export.runtime.beam import SORT_COLUMNS, top_k
 from seq2seq_export.runtime.eager import EagerBackend
 from seq2seq_export.vocab import TextPipeline, Vocab
 
@@ -275,12 +275,24 @@ def test_stopping_bounds_by_max_len_not_by_the_next_step():
     assert [h.ids for h in beam_search(model, [[4]], replace(opts, beam_size=1, num_hypotheses=1))[0]] == [(a,)]
 
 
-def test_top_k_breaks_ties_by_column():
+def test_a_row_of_non_finite_logits_ranks_none_of_its_tokens():
+    sos, eos, a, b = 2, 3, 4, 5
+    model = BigramBackend({sos: {a: 0.6, b: 0.4}, a: {eos: 1}, b: {eos: 1}}, vocab=6)
+    model.logits[a, b] = np.nan  # after A, every log-prob is NaN: no continuation of A is ranked
+    opts = DecodeOptions(pad_id=0, start_id=sos, end_id=eos, max_len=5, beam_size=2, num_hypotheses=2)
+    found = beam_search(model, [[4]], opts)[0]
+    assert found[0].ids == (b,) and len(found) == 2 and all(h.ids[0] == b for h in found)  # A, the likelier start, is gone
+    model.logits[sos] = np.inf  # nothing can be ranked at all: an empty n-best list
+    assert beam_search(model, [[4]], opts) == [[]]
+
+
+@pytest.mark.parametrize("width", [9, SORT_COLUMNS + 300])  # rows sorted whole, and rows partitioned first
+def test_top_k_breaks_ties_by_column(width):
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 4, size=(200, 9)).astype(np.float64)  # many ties
+    x = rng.integers(0, 4, size=(30, width)).astype(np.float64)  # many ties
     x[rng.random(x.shape) < 0.2] = -np.inf
-    for k in range(1, 12):
-        want = np.array([sorted(range(9), key=lambda j: (-row[j], j))[:k] for row in x])
+    for k in (1, 2, 3, 7, 9, 12, 40, width):
+        want = np.array([sorted(range(width), key=lambda j: (-row[j], j))[:k] for row in x])
         np.testing.assert_array_equal(top_k(x, k), want)
 
 

@@ -55,12 +55,13 @@ class _Rows:
 
 def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early: bool = True) -> list[list[Scored]]:
     """Decode one batch; returns per sequence its n-best list: at most num_hypotheses distinct
-    hypotheses, best score first (ties: the one finished first).
+    hypotheses, best score first (ties: the one finished first). Only a model whose every candidate
+    has probability 0 (non-finite logits) can leave a sequence with an empty list.
 
     stop_early False runs every sequence until its beam is empty or max_len, for checking that the
     stopping rule never drops a better hypothesis: the results are the same.
     """
-    n, k, end_id = len(seqs), opts.beam_size, opts.end_id
+    n, k = len(seqs), opts.beam_size
     kept: list[list[Scored]] = [[] for _ in range(n)]  # per sequence: its best (at most k) finished, best first
     worst = np.full(n, -np.inf)  # per sequence: the k-th best finished score (-inf while fewer)
     if n == 0:
@@ -70,20 +71,15 @@ def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early
     prev = np.full(n, opts.start_id, dtype=np.int64)
     for t in range(1, opts.max_len + 1):
         logits, carried = backend.step_logits(prev, carried)
-        logp = np.nan_to_num(log_softmax(logits), copy=False, nan=-np.inf, neginf=-np.inf)  # (R, V)
+        logp = log_softmax(logits)  # (R, V)
+        if np.isnan(logp).any():  # a row with a non-finite logit: none of its tokens can be ranked
+            logp[np.isnan(logp)] = -np.inf
         parent, token, token_logp = best_candidates(rows.seq, rows.total, logp, k)
         cands = rows.grown(parent, token, token_logp)  # (C,) grouped by sequence, best first
-        ended = (token == end_id) | (t == opts.max_len)
-        for c in np.flatnonzero(ended).tolist():
-            s = int(cands.seq[c])
-            ids = cands.ids[c, :-1] if token[c] == end_id else cands.ids[c]
-            kept[s].append(Scored(tuple(ids.tolist()), normalized(float(cands.total[c]), t, opts.length_penalty),
-                                  tuple(cands.logps[c].tolist())))
-        for s in set(cands.seq[ended].tolist()):
-            kept[s] = sorted(kept[s], key=lambda h: -h.score)[:k]  # stable: earlier finished first on ties
-            worst[s] = kept[s][-1].score if len(kept[s]) == k else -np.inf
+        ended = (token == opts.end_id) | (t == opts.max_len)
+        _finish(kept, worst, cands, ended, token == opts.end_id, t, opts)
         live = ~ended
-        if stop_early:
+        if stop_early and np.isfinite(worst).any():
             best = np.full(n, -np.inf)  # per sequence: its best live sum
             np.maximum.at(best, cands.seq[live], cands.total[live])
             done = normalized(best, opts.max_len, opts.length_penalty) <= worst  # the bound: see the module doc
@@ -96,6 +92,18 @@ def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early
     return [found[: opts.num_hypotheses] for found in kept]
 
 
+def _finish(kept: list[list[Scored]], worst: np.ndarray, cands: _Rows, ended: np.ndarray, eos: np.ndarray,
+            t: int, opts: DecodeOptions) -> None:
+    """Score the candidates that ended at step t (<eos>, or max_len) into their sequences' kept lists."""
+    for c in np.flatnonzero(ended).tolist():
+        ids = cands.ids[c, :-1] if eos[c] else cands.ids[c]
+        kept[int(cands.seq[c])].append(Scored(tuple(ids.tolist()), normalized(float(cands.total[c]), t, opts.length_penalty),
+                                              tuple(cands.logps[c].tolist())))
+    for s in set(cands.seq[ended].tolist()):
+        kept[s] = sorted(kept[s], key=lambda h: -h.score)[: opts.beam_size]  # stable: earlier finished first on ties
+        worst[s] = kept[s][-1].score if len(kept[s]) == opts.beam_size else -np.inf
+
+
 def best_candidates(seq: np.ndarray, total: np.ndarray, logp: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
     """Each sequence's k best one-token extensions of its rows, by log-prob sum.
 
@@ -104,30 +112,40 @@ def best_candidates(seq: np.ndarray, total: np.ndarray, logp: np.ndarray, k: int
     best first within a sequence, ties to the lower (row, token); -inf candidates are dropped.
     """
     r, v = logp.shape
-    cand = total[:, None] + logp  # (R, V): every extension's sum
+    cand = logp + total[:, None]  # (R, V): every extension's sum
     per_row = min(k, v)
-    tok = top_k(cand, per_row)  # (R, per_row): a row's best tokens; a sequence's k best are among these
-    starts = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]])  # (G,) first row of each sequence
-    counts = np.diff(np.r_[starts, r])
-    group, slot = np.repeat(np.arange(len(starts)), counts), np.arange(r) - np.repeat(starts, counts)
-    grid = np.full((len(starts), int(counts.max()), per_row), -np.inf)  # (G, rows of a sequence, per_row)
-    grid[group, slot] = np.take_along_axis(cand, tok, 1)
-    flat = grid.reshape(len(starts), -1)  # row-major: flat order is (slot, rank), so ties go to the lower row
-    best = top_k(flat, min(k, flat.shape[1]))  # (G, k)
-    g, j = np.nonzero(np.take_along_axis(flat, best, 1) > -np.inf)
-    row_slot, rank = np.divmod(best[g, j], per_row)
-    parent = starts[g] + row_slot
+    tok = top_k(cand, per_row)  # (R, per_row): a row's best tokens, best first; a sequence's k best are among these
+    top = cand[np.arange(r)[:, None], tok]
+    first = np.empty(r, dtype=bool)
+    first[0], first[1:] = True, seq[1:] != seq[:-1]
+    starts = np.flatnonzero(first)  # (G,) the first row of each sequence
+    if len(starts) == r:  # one row per sequence (the first step, or beam 1): its best tokens are the answer
+        g, rank = np.nonzero(top > -np.inf)
+        parent = g
+    else:
+        group = np.cumsum(first) - 1
+        width = int(np.diff(np.append(starts, r)).max())
+        grid = np.full((len(starts), width, per_row), -np.inf)  # (G, rows of a sequence, per_row)
+        grid[group, np.arange(r) - starts[group]] = top
+        flat = grid.reshape(len(starts), -1)  # row-major: flat order is (slot, rank), so ties go to the lower row
+        best = top_k(flat, min(k, flat.shape[1]))  # (G, k)
+        g, j = np.nonzero(flat[np.arange(len(starts))[:, None], best] > -np.inf)
+        row_slot, rank = np.divmod(best[g, j], per_row)
+        parent = starts[g] + row_slot
     token = tok[parent, rank]
     return parent, token, logp[parent, token]
 
 
+SORT_COLUMNS = 1024  # top_k sorts whole rows up to this width; wider rows are partitioned first
+
+
 def top_k(x: np.ndarray, k: int) -> np.ndarray:
-    """(N, M) values (no NaN) -> (N, k) column indices of each row's k largest, largest first;
-    equal values in column order (the lowest column first)."""
+    """(N, M) values, no NaN -> (N, k) column indices of each row's k largest, largest first; equal
+    values in column order (the lowest column first)."""
     n, m = x.shape
     if k == 1:
         return x.argmax(axis=1)[:, None]  # the first of equal maxima
-    if k >= m:
+    if k >= m or m <= SORT_COLUMNS:
         return np.argsort(-x, axis=1, kind="stable")[:, :k]
     kth = -np.partition(-x, k - 1, axis=1)[:, k - 1 : k]  # (N, 1): the k-th largest value of each row
     above, tie = x > kth, x == kth

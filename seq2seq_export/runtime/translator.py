@@ -234,7 +234,8 @@ class Translator:
         found: list[tuple[Hypothesis, ...]] = [(Hypothesis("", (), None),) for _ in texts]
         if beam_size > 1 or scores or token_scores:
             for i, nbest in zip(todo, self.scored_ids(seqs, opts)):
-                found[i] = tuple(self._hypothesis(h.ids, h.score, h.token_scores if token_scores else None) for h in nbest)
+                found[i] = tuple(self._hypothesis(h.ids, h.score, h.token_scores if token_scores else None)
+                                 for h in nbest) or found[i]  # empty only for a model with non-finite logits
         else:
             for i, ids in zip(todo, self.translate_ids(seqs)):
                 found[i] = (self._hypothesis(ids, None, None),)
