@@ -131,8 +131,9 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return x
 
 
-def normalized(total: float, length: int, length_penalty: float) -> float:
-    """A hypothesis' score from its log-prob sum and its length (the end token counted)."""
+def normalized(total: Any, length: int, length_penalty: float) -> Any:
+    """A hypothesis' score from its log-prob sum and its length (the end token counted); total may
+    be a float or an array of them."""
     return total / length**length_penalty  # penalty 0: divided by exactly 1.0, the plain sum
 
 
