@@ -29,6 +29,8 @@ MANIFEST_SCHEMA_FILE = "manifest.schema.json"  # inside the package; drivers rea
 # a machine. The manifest schema repeats the manifest ones (a test keeps them equal).
 MAX_MANIFEST_BYTES = 16 << 20  # a 100k-token vocabulary is ~2 MB of manifest
 MAX_LEN_CEILING = 4096  # decoding steps per sequence
+MAX_BEAM_SIZE = 4096  # hypotheses kept per sequence while searching: a batch decodes batch x beam rows
+MAX_LENGTH_PENALTY = 10.0  # length ** penalty stays finite for every length up to MAX_LEN_CEILING
 MAX_SRC_TOKENS_CEILING = 4096  # tokens per input, as the model sees them
 # An input cap for bundles that do not record one (format 1, imported models): generous for
 # words and sentences, small enough that one batch's encoder memory stays in the tens of MB.

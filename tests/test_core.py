@@ -162,10 +162,15 @@ def test_decode_options_from_the_bundle_and_from_the_vocabularies(lively_bundle)
         ({"start_id": -1}, "ids must be >= 0"),
         ({"end_id": -2}, "end_id may be -1"),
         ({"pad_id": True}, "pad_id must be an integer"),
-        ({"beam_size": 0}, "num_hypotheses <= beam_size"),
-        ({"beam_size": 2, "num_hypotheses": 3}, "num_hypotheses <= beam_size"),
+        ({"beam_size": 0}, "beam_size must lie in"),
+        ({"beam_size": 5000}, "beam_size must lie in"),
+        ({"beam_size": 2, "num_hypotheses": 3}, r"num_hypotheses must lie in \[1, beam_size 2\]"),
+        ({"num_hypotheses": 0}, "num_hypotheses must lie in"),
         ({"length_penalty": -0.5}, "length_penalty must be a finite number"),
         ({"length_penalty": float("nan")}, "length_penalty must be a finite number"),
+        ({"length_penalty": float("inf")}, "length_penalty must be a finite number"),
+        ({"length_penalty": 11}, "length_penalty must be a finite number"),
+        ({"length_penalty": True}, "length_penalty must be a finite number"),
     ],
 )
 def test_decode_options_reject_bad_values(fields, message):

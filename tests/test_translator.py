@@ -8,7 +8,7 @@ import pytest
 
 from seq2seq_export.errors import ConfigError, VocabError
 from seq2seq_export.manifest import load_bundle
-from seq2seq_export.runtime import BACKENDS, Translation, Translator
+from seq2seq_export.runtime import BACKENDS, Hypothesis, Translation, Translator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,7 +25,7 @@ def test_translate_detokenizes_translate_ids(lively_bundle):
 def test_translations_carry_input_output_ids(lively_bundle):
     tr = Translator.from_bundle(lively_bundle, max_len=5)
     records = tr.translations(["hello", ""])
-    assert records[1] == Translation("", "", ())
+    assert records[1] == Translation("", "", (), hypotheses=(Hypothesis("", (), None),))
     rec = records[0]
     assert rec.input == "hello" and rec.ids == tuple(tr.translate_ids([tr.text.encode_source("hello")])[0])
     assert rec.output == tr.text.tgt.decode(rec.ids) and len(rec.ids) <= 5

@@ -1,19 +1,20 @@
 """The decoding core every search strategy, the verifier, the alignment path and the benchmark share.
 
 It owns the decode options, padding, batching, carrying state and memory between graph calls and
-selecting batch rows, and teacher-forced stepping. A search strategy (greedy.py) is one function
-`strategy(backend, seqs, opts) -> tokens per sequence` over it. numpy only: no torch.
+selecting batch rows, teacher-forced stepping, and how a hypothesis is scored. A search strategy
+(greedy.py, beam.py) is one function `strategy(backend, seqs, opts) -> one result per sequence`
+over it. numpy only: no torch.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
-from ..constants import MAX_LEN_CEILING
+from ..constants import MAX_BEAM_SIZE, MAX_LEN_CEILING, MAX_LENGTH_PENALTY
 from ..errors import ConfigError, is_int
 from ..iospec import DECODER_STEP, ENCODER, PREV_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
 from .state import MemoryFlow, StateFlow
@@ -38,6 +39,9 @@ class Backend(Protocol):
 
     def step(self, prev_tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         """prev_tokens (B,) int64 -> (next_tokens (B,) int64 on the host, the next step's carried tensors)."""
+
+    def step_logits(self, prev_tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """step() for searches that score: (logits (B, V) float32 on the host, the next step's carried tensors)."""
 
     def select(self, state: Any, rows: np.ndarray) -> Any:
         """The given batch rows of the carried tensors (rows: int64 indices, in any order, may repeat)."""
@@ -68,11 +72,15 @@ class DecodeOptions:
                               f"start {self.start_id}, end {self.end_id}")
         if not 1 <= self.max_len <= MAX_LEN_CEILING:
             raise ConfigError(f"max_len must lie in [1, {MAX_LEN_CEILING}], got {self.max_len}")
+        if not 1 <= self.beam_size <= MAX_BEAM_SIZE:
+            raise ConfigError(f"beam_size must lie in [1, {MAX_BEAM_SIZE}], got {self.beam_size}")
         if not 1 <= self.num_hypotheses <= self.beam_size:
-            raise ConfigError(f"need 1 <= num_hypotheses <= beam_size, got {self.num_hypotheses} and {self.beam_size}")
-        if isinstance(self.length_penalty, bool) or not (isinstance(self.length_penalty, (int, float))
-                                                         and math.isfinite(self.length_penalty) and self.length_penalty >= 0):
-            raise ConfigError(f"length_penalty must be a finite number >= 0, got {self.length_penalty!r}")
+            raise ConfigError(f"num_hypotheses must lie in [1, beam_size {self.beam_size}], got {self.num_hypotheses}: "
+                              "raise the beam size or ask for fewer hypotheses")
+        penalty = self.length_penalty
+        if isinstance(penalty, bool) or not (isinstance(penalty, (int, float)) and math.isfinite(penalty)
+                                             and 0 <= penalty <= MAX_LENGTH_PENALTY):
+            raise ConfigError(f"length_penalty must be a finite number in [0, {MAX_LENGTH_PENALTY:g}], got {penalty!r}")
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, max_len: int | None = None, **search: Any) -> DecodeOptions:
@@ -95,8 +103,38 @@ def _special(text_id: int | None, name: str) -> int:
     return text_id
 
 
-# A search strategy: decode one batch, return each sequence's tokens without <sos>/<eos>.
-Strategy = Callable[[Backend, Seqs, DecodeOptions], list[list[int]]]
+R = TypeVar("R")
+# A search strategy: decode one batch, return one result per sequence (greedy: its tokens without
+# <sos>/<eos>; beam search: its n-best list of Scored hypotheses).
+Strategy = Callable[[Backend, Seqs, DecodeOptions], list[R]]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One hypothesis of a search, scored.
+
+    score = sum(token_scores) / len(token_scores) ** length_penalty, where token_scores are the
+    natural-log probabilities (log-softmax of the step logits) of every emitted token, the end
+    token included; a hypothesis cut at max_len has max_len tokens and no end token.
+    """
+
+    ids: tuple[int, ...]  # target ids without <sos>/<eos>
+    score: float  # the length-normalized sum of log-probs above
+    token_scores: tuple[float, ...]  # log-prob of each id, then of <eos> when the hypothesis ended with one
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """(B, V) logits -> (B, V) float64 log-probabilities, each <= 0 (max-shifted: no overflow)."""
+    x = logits.astype(np.float64)  # float32 logits are exact in float64; sums of many log-probs keep their digits
+    x -= x.max(axis=1, keepdims=True)
+    x -= np.log(np.exp(x).sum(axis=1, keepdims=True))  # the sum is >= 1 (its max term is exp(0)): log >= 0
+    return x
+
+
+def normalized(total: Any, length: int, length_penalty: float) -> Any:
+    """A hypothesis' score from its log-prob sum and its length (the end token counted); total may
+    be a float or an array of them."""
+    return total / length**length_penalty  # penalty 0: divided by exactly 1.0, the plain sum
 
 
 def pad_batch(seqs: Seqs, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,13 +160,13 @@ def batch_indices(seqs: Seqs, batch_size: int, *, by_length: bool = True) -> lis
 
 
 def decode_in_batches(
-    backend: Backend, seqs: Seqs, opts: DecodeOptions, *, batch_size: int, strategy: Strategy, by_length: bool = True
-) -> list[list[int]]:
+    backend: Backend, seqs: Seqs, opts: DecodeOptions, *, batch_size: int, strategy: Strategy[R], by_length: bool = True
+) -> list[R]:
     """Run `strategy` over batch_indices(seqs, batch_size, by_length=...); results in input order."""
-    results: list[list[int]] = [[] for _ in seqs]
+    results: list[Any] = [None] * len(seqs)
     for idx in batch_indices(seqs, batch_size, by_length=by_length):
-        for i, toks in zip(idx, strategy(backend, [seqs[i] for i in idx], opts)):
-            results[i] = toks
+        for i, found in zip(idx, strategy(backend, [seqs[i] for i in idx], opts)):
+            results[i] = found
     return results
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..iospec import DECODER_STEP, ENCODER, NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
+from ..iospec import DECODER_STEP, ENCODER, LOGITS, NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec
 from .core import Carry
 from .state import MemoryFlow, StateFlow
 
@@ -56,10 +56,17 @@ class TorchGraphBackend:
     def encode(self, src: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, ...]:
         return self.carry.first(self._call(ENCODER, {SRC_TOKENS: self._tensor(src), SRC_LENGTHS: self._tensor(lengths)}))
 
-    @torch.inference_mode()
     def step(self, prev_tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
+        return self._step(prev_tokens, state, NEXT_TOKENS)
+
+    def step_logits(self, prev_tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
+        return self._step(prev_tokens, state, LOGITS)
+
+    @torch.inference_mode()
+    def _step(self, prev_tokens: np.ndarray, state: tuple, fetch: str) -> tuple[np.ndarray, tuple]:
+        """One decoder step: output `fetch` on the host, the new state left on the device."""
         out = self._call(DECODER_STEP, self.carry.feeds(self._tensor(prev_tokens), state))
-        return out[NEXT_TOKENS].cpu().numpy(), self.carry.stepped(state, out)
+        return out[fetch].cpu().numpy(), self.carry.stepped(state, out)
 
     def select(self, state: tuple, rows: np.ndarray) -> tuple:
         return self.carry.select(state, self._tensor(rows), lambda t, idx, axis: t.index_select(axis, idx))

@@ -1,7 +1,7 @@
 """onnxruntime backend: numpy + onnxruntime only, so it runs where torch is not installed.
 
-On CPU the step loop feeds numpy arrays and fetches only next_tokens and the new state (never the
-logits or attention). On CUDA it uses IO binding: the state and the memory (attention models'
+On CPU the step loop feeds numpy arrays and fetches only next_tokens and the new state (the logits
+too only for searches that score, never the attention). On CUDA it uses IO binding: the state and the memory (attention models'
 encoder outputs) stay on the device between steps and only the chosen token ids come back to the host.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import onnxruntime as ort
 
 from ..constants import MAX_THREADS
 from ..errors import BundleError, ConfigError, first_line, is_int
-from ..iospec import DECODER_STEP, ENCODER, GRAPH_NAMES, NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
+from ..iospec import DECODER_STEP, ENCODER, GRAPH_NAMES, LOGITS, NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
 from ..manifest import Bundle
 from .core import Carry
 from .onnx_bytes import checked_onnx_bytes
@@ -95,6 +95,7 @@ class OnnxBackend:
         self.carry = Carry(self.flows, self.memory)  # what encode returns and step / select carry
         self._encoder, self._decoder = self.sessions[ENCODER], self.sessions[DECODER_STEP]
         self._step_outputs = [NEXT_TOKENS] + self.carry.state_outputs
+        self._logits_outputs = [LOGITS] + self.carry.state_outputs  # searches that score (beam.py)
         on_cuda = self._decoder.get_providers()[0] == CUDA
         device_id = int(self._decoder.get_provider_options().get(CUDA, {}).get("device_id", 0))
         self._device = ("cuda", device_id) if on_cuda else ("cpu", 0)  # where bound state outputs live
@@ -118,12 +119,19 @@ class OnnxBackend:
         return tuple(self._encoder.run(fetch, feeds))
 
     def step(self, prev_tokens: np.ndarray, carried: tuple) -> tuple[np.ndarray, tuple]:
+        return self._step(prev_tokens, carried, self._step_outputs)
+
+    def step_logits(self, prev_tokens: np.ndarray, carried: tuple) -> tuple[np.ndarray, tuple]:
+        return self._step(prev_tokens, carried, self._logits_outputs)
+
+    def _step(self, prev_tokens: np.ndarray, carried: tuple, outputs: list[str]) -> tuple[np.ndarray, tuple]:
+        """One decoder step fetching outputs[0] to the host and the new state (kept on the device when bound)."""
         feeds = self.carry.feeds(prev_tokens, carried)
         if self.io_binding:
-            nxt, *new = self._bound_run(self._decoder, feeds, self._step_outputs, host_outputs=1)
-            return nxt.numpy(), self.carry.next(carried, new)
-        nxt, *new = self._decoder.run(self._step_outputs, feeds)
-        return nxt, self.carry.next(carried, new)
+            first, *new = self._bound_run(self._decoder, feeds, outputs, host_outputs=1)
+            return first.numpy(), self.carry.next(carried, new)
+        first, *new = self._decoder.run(outputs, feeds)
+        return first, self.carry.next(carried, new)
 
     def select(self, carried: tuple, rows: np.ndarray) -> tuple:
         if self.io_binding:  # rare (only when some rows finish): a round trip through the host

@@ -1,4 +1,4 @@
-"""Translator: text in, text out, from a checked bundle on any backend, through the one greedy loop.
+"""Translator: text in, text out, from a checked bundle on any backend, by greedy or beam search.
 
 Importing this module never imports torch or onnxruntime: `open_backend` imports the chosen
 backend's module when it is asked for, so the onnx path stays torch-free.
@@ -6,7 +6,7 @@ backend's module when it is asked for, so the onnx path stays torch-free.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, NamedTuple, Sequence
 
@@ -15,7 +15,8 @@ from ..errors import ConfigError, InputTooLong, VocabError, is_int
 from ..manifest import Bundle, load_bundle
 from ..vocab import TextPipeline, count_tokens, first_tokens
 from .alignment import attention_weights, require_attention
-from .core import Backend, DecodeOptions, batch_indices, decode_in_batches
+from .beam import beam_search
+from .core import Backend, DecodeOptions, Scored, Seqs, batch_indices, decode_in_batches
 from .greedy import greedy_decode
 
 # Options each backend's constructor takes besides the bundle (open_backend's `threads` is common).
@@ -74,19 +75,35 @@ class Fit(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Hypothesis:
+    """One entry of a translation's n-best list."""
+
+    output: str  # detokenized target text
+    ids: tuple[int, ...]  # target ids without <sos>/<eos>
+    # sum of the tokens' log-probs (<eos> included) / length ** length_penalty (runtime.core.Scored);
+    # None for a greedy decode without scores=True, and for an empty input (never decoded)
+    score: float | None
+    token_scores: tuple[float, ...] | None = None  # with token_scores=True: each id's log-prob, then <eos>'s if it ended
+
+
+@dataclass(frozen=True)
 class Translation:
     input: str
-    output: str  # detokenized target text
+    output: str  # detokenized target text (the best hypothesis')
     ids: tuple[int, ...]  # target ids without <sos>/<eos>
     # With attention=True: one row per id, the weights over the source tokens as the model saw them
     # (one per character or word, plus <eos> when the bundle appends it), each row summing to 1.
     attention: tuple[tuple[float, ...], ...] | None = None
     truncated: bool = False  # cut to max_src_tokens (translations(truncate=True)); `input` is then the cut text
+    score: float | None = None  # the best hypothesis' score (Hypothesis.score)
+    token_scores: tuple[float, ...] | None = None  # the best hypothesis' token log-probs (token_scores=True)
+    hypotheses: tuple[Hypothesis, ...] = ()  # the n-best list, best first: hypotheses[0] is output, ids, score
 
 
 @dataclass(frozen=True)
 class Translator:
-    """Greedy translation through a backend. Holds no per-call state: safe to share between threads."""
+    """Greedy or beam-search translation through a backend. Holds no per-call state: safe to share
+    between threads."""
 
     backend: Backend
     text: TextPipeline
@@ -151,47 +168,85 @@ class Translator:
 
     @cached_property
     def options(self) -> DecodeOptions:
-        """The decode options of every call, from the vocabularies and max_len."""
+        """The decode options of a greedy call, from the vocabularies and max_len."""
         return DecodeOptions.from_text(self.text, self.max_len)
 
-    def translate_ids(self, seqs: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Source id lists (as the model sees them) -> target id lists without <sos>/<eos>.
+    def search_options(self, beam_size: int = 1, num_hypotheses: int = 1, length_penalty: float = 1.0) -> DecodeOptions:
+        """options with these search settings; a bad value raises ConfigError (see DecodeOptions)."""
+        return replace(self.options, beam_size=beam_size, num_hypotheses=num_hypotheses, length_penalty=length_penalty)
+
+    def translate_ids(self, seqs: Seqs) -> list[list[int]]:
+        """Source id lists (as the model sees them) -> target id lists without <sos>/<eos>, by greedy search.
 
         A list longer than max_src_tokens raises InputTooLong naming its index.
         """
+        self._check_ids(seqs)
+        return decode_in_batches(self.backend, seqs, self.options, batch_size=self.batch_size, strategy=greedy_decode)
+
+    def scored_ids(self, seqs: Seqs, options: DecodeOptions) -> list[list[Scored]]:
+        """Source id lists -> n-best lists of scored hypotheses (runtime.beam.beam_search; beam_size 1
+        gives greedy's tokens, scored). options: e.g. search_options(beam_size=5)."""
+        self._check_ids(seqs)
+        return decode_in_batches(self.backend, seqs, options, batch_size=self.batch_size, strategy=beam_search)
+
+    def _check_ids(self, seqs: Seqs) -> None:
         size = len(self.text.src)
         for i, s in enumerate(seqs):
             if len(s) > self.max_src_tokens:
                 raise self._too_long(f"input {i}", f"{len(s)} ids")
             if s and not (0 <= min(s) and max(s) < size):
                 raise VocabError(f"input {i}: source ids must lie in [0, {size}), got {list(s)}")
-        return decode_in_batches(self.backend, seqs, self.options, batch_size=self.batch_size, strategy=greedy_decode)
 
-    def translations(self, texts: Sequence[str], attention: bool = False, truncate: bool = False) -> list[Translation]:
+    def translations(
+        self,
+        texts: Sequence[str],
+        attention: bool = False,
+        truncate: bool = False,
+        *,
+        beam_size: int = 1,
+        num_hypotheses: int = 1,
+        length_penalty: float = 1.0,
+        scores: bool = False,
+        token_scores: bool = False,
+    ) -> list[Translation]:
         """Texts -> Translation records. An input with no tokens (empty line) gives an empty output.
 
         An input over max_src_tokens raises InputTooLong (see `fit`); with truncate=True it is cut
         and its record says so. attention=True also returns each output token's attention weights
         (models with attention only, else ConfigError); it re-runs the decoder steps, so it costs
         about one more decode.
+
+        beam_size > 1 searches a beam (runtime.beam) and returns num_hypotheses hypotheses per input,
+        scored with length_penalty. A greedy decode (beam_size 1) is scored only with scores=True
+        or token_scores=True (it then fetches the logits of every step); token_scores=True also
+        returns each token's log-prob. Bad values raise ConfigError.
         """
+        opts = self.search_options(beam_size, num_hypotheses, length_penalty)
         if attention:
             require_attention(self.backend)
         fitted = [self.fit(t, truncate=truncate, where=f"input {i}") for i, t in enumerate(texts)]
         texts = [f.text for f in fitted]
-        cut = [f.truncated for f in fitted]
         encoded = [self.text.encode_source(t) for t in texts]
         blank = int(self.text.src_append_eos)  # an empty input encodes to [] or to [<eos>]
         todo = [i for i, ids in enumerate(encoded) if len(ids) > blank]
-        out: list[list[int]] = [[] for _ in texts]
-        for i, ids in zip(todo, self.translate_ids([encoded[i] for i in todo])):
-            out[i] = ids
+        seqs = [encoded[i] for i in todo]
+        found: list[tuple[Hypothesis, ...]] = [(Hypothesis("", (), None),) for _ in texts]
+        if beam_size > 1 or scores or token_scores:
+            for i, nbest in zip(todo, self.scored_ids(seqs, opts)):
+                found[i] = tuple(self._hypothesis(h.ids, h.score, h.token_scores if token_scores else None)
+                                 for h in nbest) or found[i]  # empty only for a model with non-finite logits
+        else:
+            for i, ids in zip(todo, self.translate_ids(seqs)):
+                found[i] = (self._hypothesis(ids, None, None),)
         weights: list[Any] = [() if attention else None for _ in texts]  # an empty output attends nowhere
         if attention:
-            for i, w in zip(todo, self._attention([encoded[i] for i in todo], [out[i] for i in todo])):
+            for i, w in zip(todo, self._attention(seqs, [found[i][0].ids for i in todo])):
                 weights[i] = tuple(tuple(float(x) for x in row) for row in w)
-        return [Translation(t, self.text.decode_target(ids), tuple(ids), w, c)
-                for t, ids, w, c in zip(texts, out, weights, cut)]
+        return [Translation(t, h[0].output, h[0].ids, w, f.truncated, h[0].score, h[0].token_scores, h)
+                for t, h, w, f in zip(texts, found, weights, fitted)]
+
+    def _hypothesis(self, ids: Sequence[int], score: float | None, token_scores: tuple[float, ...] | None) -> Hypothesis:
+        return Hypothesis(self.text.decode_target(list(ids)), tuple(ids), score, token_scores)
 
     def _attention(self, seqs: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> list[Any]:
         """alignment.attention_weights in batches of batch_size: (T, S) per sequence."""
@@ -200,5 +255,9 @@ class Translator:
             found += attention_weights(self.backend, [seqs[i] for i in idx], [outputs[i] for i in idx], self.options)
         return found
 
-    def translate(self, texts: Sequence[str], truncate: bool = False) -> list[str]:
-        return [t.output for t in self.translations(texts, truncate=truncate)]
+    def translate(
+        self, texts: Sequence[str], truncate: bool = False, *, beam_size: int = 1, length_penalty: float = 1.0
+    ) -> list[str]:
+        """Texts -> the best translation of each (translations() returns n-best lists and scores)."""
+        return [t.output for t in self.translations(texts, truncate=truncate, beam_size=beam_size,
+                                                    length_penalty=length_penalty)]
