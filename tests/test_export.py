@@ -304,7 +304,8 @@ def test_batch_baked_into_the_graph_fails_lint_even_when_relabelled(exported, tm
     onnx.save(m, str(tmp_path / "baked.onnx"))
     sess = ort.InferenceSession(str(tmp_path / "baked.onnx"), providers=["CPUExecutionProvider"])
     x = _inputs(3, 1, seed=0)
-    with pytest.raises(Exception):  # the lint is right: batch 3 cannot run
+    # The lint is right: batch 3 cannot run (the Reshape to the baked (2, V) fails at run time).
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.Fail, match="cannot be reshaped to the requested shape"):
         sess.run(None, {"prev_tokens": x["prev_tokens"], "hidden": x["hidden"]})
 
 

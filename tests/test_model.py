@@ -1,6 +1,6 @@
 import pytest
 import torch
-import torch.nn as nn
+from seed_models import SeedDecoder, SeedEncoder, SeedSeq2Seq
 
 from seq2seq_export.config import ModelConfig
 from seq2seq_export.errors import ConfigError
@@ -35,30 +35,8 @@ def test_encoder_matches_the_stacked_gru_run_on_the_unpadded_sequence():
         torch.testing.assert_close(model.encode(src, torch.tensor([4]))[0], reference, atol=1e-6, rtol=0)
 
 
-class SeedEncoder(nn.Module):  # the seed tutorial's module layout, copied minimally
-    def __init__(self, vocab, emb, hid):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab, emb)
-        self.rnn = nn.GRU(emb, hid)
-
-
-class SeedDecoder(nn.Module):
-    def __init__(self, vocab, emb, hid):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab, emb)
-        self.rnn = nn.GRU(emb, hid)
-        self.fc_out = nn.Linear(hid, vocab)
-
-
-class SeedSeq2Seq(nn.Module):
-    def __init__(self, encoder, decoder):
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-
-
 def test_state_dict_from_the_seed_layout_loads_unchanged():
-    seed = SeedSeq2Seq(SeedEncoder(11, 8, 16), SeedDecoder(13, 8, 16))
+    seed = SeedSeq2Seq(SeedEncoder(11, 8, 16, 1), SeedDecoder(13, 8, 16, 1))
     state = seed.state_dict()
     model = Seq2Seq(ModelConfig(src_vocab_size=11, tgt_vocab_size=13, emb_dim=8, hidden_dim=16))
     model.load_state_dict(state, strict=True)

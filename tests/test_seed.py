@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-import torch.nn as nn
+from seed_models import SeedDecoder, SeedEncoder, SeedSeq2Seq
 
 from seq2seq_export.bundle import export_bundle
 from seq2seq_export.checkpoint import load_checkpoint, save_checkpoint
@@ -18,41 +18,6 @@ from seq2seq_export.seed import import_seed, read_vocab_file
 # Seed-style vocabularies: specials not at our fixed ids; the source has no start token.
 SRC_TOKENS = ["a", "b", "c", "<pad>", "d", "<eos>", "<unk>", " "]
 TGT_TOKENS = ["<pad>", "X", "<sos>", "Y", "<eos>", "Z"]
-
-
-class SeedEncoder(nn.Module):
-    """The seed tutorial's encoder: sequence-first GRU, returns its final hidden state."""
-
-    def __init__(self, vocab: int, emb: int, hid: int, layers: int):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab, emb)
-        self.rnn = nn.GRU(emb, hid, layers)
-        self.dropout = nn.Dropout(0.5)
-
-    def forward(self, src):  # src (S, B)
-        _, hidden = self.rnn(self.dropout(self.embedding(src)))
-        return hidden  # (L, B, H)
-
-
-class SeedDecoder(nn.Module):
-    """The seed tutorial's decoder: one step per call."""
-
-    def __init__(self, vocab: int, emb: int, hid: int, layers: int):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab, emb)
-        self.rnn = nn.GRU(emb, hid, layers)
-        self.fc_out = nn.Linear(hid, vocab)
-        self.dropout = nn.Dropout(0.5)
-
-    def forward(self, token, hidden):  # token (B,), hidden (L, B, H)
-        output, hidden = self.rnn(self.dropout(self.embedding(token.unsqueeze(0))), hidden)
-        return self.fc_out(output.squeeze(0)), hidden
-
-
-class SeedSeq2Seq(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module):
-        super().__init__()
-        self.encoder, self.decoder = encoder, decoder
 
 
 def write_seed_model(root: Path, layers: int = 2, seed: int = 0) -> tuple[SeedSeq2Seq, Path, Path, Path]:
