@@ -103,7 +103,7 @@ LEGEND = {
 
 def format_report(report: VerifyReport) -> str:
     """A table, one row per check, a legend, then one line per failure with where it failed."""
-    rows = [("check", "backend", "result", "measured (vs the eager PyTorch model)")]
+    rows = [("check", "backend", "result", "measured (see the legend below)")]
     rows += [(c.name, c.backend, "PASS" if c.passed else "FAIL", c.figure) for c in report.checks]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(f"{v:<{w}}" for v, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
