@@ -2,8 +2,11 @@
 links and commands all exist, and every command line shown in the docs uses real options."""
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -18,7 +21,7 @@ DOCS = ROOT / "docs"
 CLI_PAGE = DOCS / "reference" / "cli.md"
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
 COMMANDS = {f"s2s-{name}": command for name, command in main.commands.items()}
-FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 SEPARATORS = re.compile(r"\s(?:\||&&|;|<|>|2>)\s|\s#\s")
 
@@ -30,7 +33,7 @@ def options(command: click.Command) -> set[str]:
 
 def make_targets() -> set[str]:
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
-    return set(re.findall(r"^([A-Za-z][\w-]*):", text, re.M))
+    return set(re.findall(r"^([A-Za-z][\w-]*):", text, re.MULTILINE))
 
 
 def command_lines(markdown: str) -> list[str]:
@@ -51,7 +54,7 @@ def test_cli_reference_lists_every_option_of_every_command():
     documented = set(re.findall(r":command: (\w+)", page))
     assert documented == {c.callback.__name__ for c in main.commands.values()}, "one mkdocs-click directive per command"
     html = markdown.Markdown(extensions=["mkdocs-click", "toc", "pymdownx.superfences"]).convert(page)
-    sections = dict(re.findall(r'<h2 id="([\w-]+)">.*?</h2>(.*?)(?=<h2 |\Z)', html, re.S))
+    sections = dict(re.findall(r'<h2 id="([\w-]+)">.*?</h2>(.*?)(?=<h2 |\Z)', html, re.DOTALL))
     for name, command in COMMANDS.items():
         assert name in sections, f"{name} has no section in the CLI reference"
         missing = [o for o in sorted(options(command)) if not re.search(rf"(?<![\w-]){o}(?![\w-])", sections[name])]
@@ -137,10 +140,6 @@ def with_additions(line: str) -> str:
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> tuple[Path, dict]:
     """A directory laid out as `make demo` leaves the clone, and an environment whose s2s-* run this checkout."""
-    import os
-    import subprocess
-    import sys
-
     root = tmp_path_factory.mktemp("docs_run")
     bin_dir = root / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
@@ -151,25 +150,24 @@ def demo_dir(tmp_path_factory) -> tuple[Path, dict]:
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
     for line in (f"s2s-train --preset toy --out artifacts/demo --force {CHEAPER['s2s-train']} --quiet",
                  f"s2s-export --checkpoint artifacts/demo/checkpoint.pt --out artifacts/demo/bundle {CHEAPER['s2s-export']}"):
-        done = subprocess.run(line, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(line, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=300,
+                              check=False)
         assert done.returncode == 0, f"{line}\n{done.stderr}"
-    from test_seed import write_seed_model  # seed.pt, src.txt, tgt.txt: the README's s2s-import example
+    from test_seed import write_seed_model
 
-    write_seed_model(root)
+    write_seed_model(root)  # seed.pt, src.txt, tgt.txt: what the README's s2s-import example reads
     return root, env
 
 
 @pytest.mark.parametrize("doc", RUN, ids=lambda p: str(p.relative_to(ROOT)))
 def test_commands_shown_run_for_real(doc, demo_dir):
-    import subprocess
-
     root, env = demo_dir
     lines = runnable_lines(doc)
     assert lines, f"{doc.name}: no command lines found to run"
     for line in lines:
         run = with_additions(line)
         done = subprocess.run(["bash", "-c", f"set -o pipefail; {run}"], cwd=root, env=env, capture_output=True,
-                              text=True, timeout=300)
+                              text=True, timeout=300, check=False)
         assert done.returncode == 0, f"{doc.name}: `{line}` (run as `{run}`) exit {done.returncode}:\n{done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr, f"{doc.name}: `{line}`:\n{done.stderr}"
 
@@ -187,7 +185,7 @@ def test_quick_start_works_after_make_demo():
     scripts/demo.sh's bundle."""
     demo = (ROOT / "scripts" / "demo.sh").read_text(encoding="utf-8")
     assert "BIN=.venv/bin" in demo and "OUT=artifacts/demo" in demo and '--out "$OUT/bundle"' in demo
-    assert re.search(r"^demo: \$\(STAMP\)\n\tbash scripts/demo.sh", (ROOT / "Makefile").read_text(), re.M)
+    assert re.search(r"^demo: \$\(STAMP\)\n\tbash scripts/demo.sh", (ROOT / "Makefile").read_text(), re.MULTILINE)
     quick = README.read_text(encoding="utf-8").split("## Quick start", 1)[1].split("\n## ", 1)[0]
     for line in command_lines(quick):
         words = shlex.split(SEPARATORS.split(line)[0], comments=True)

@@ -39,7 +39,7 @@ def on_terminal(args: list[str]) -> tuple[int, str, str]:
 
 
 def in_pipe(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+    return subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120, check=False)
 
 
 def progress_lines(stderr: str) -> list[str]:
@@ -61,7 +61,7 @@ def test_export_shows_each_stage_on_a_terminal(tiny_checkpoint, tmp_path):
 
 
 def test_export_quiet_on_a_terminal_and_silent_in_a_pipe(tiny_checkpoint, tmp_path):
-    code, out, err = on_terminal([*export_args(tiny_checkpoint, tmp_path / "q"), "--quiet"])
+    code, _, err = on_terminal([*export_args(tiny_checkpoint, tmp_path / "q"), "--quiet"])
     assert code == 0 and not progress_lines(err), err
     piped = in_pipe(export_args(tiny_checkpoint, tmp_path / "p"))
     assert piped.returncode == 0, piped.stderr
