@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SETUP_LOG := .setup.log
 QUIETLY := scripts/quietly.sh $(SETUP_LOG)
 
-.PHONY: demo test docs venv clean runtimes-setup runtimes-cpp setup-node setup-browser setup-cpp
+.PHONY: demo test docs lint venv clean runtimes-setup runtimes-cpp setup-node setup-browser setup-cpp
 
 # torch is pinned in pyproject.toml; on these machines 2.13.0 is a local CPU wheel.
 $(STAMP): pyproject.toml
@@ -64,10 +64,20 @@ runtimes-cpp: $(CPP_BUILD)/CMakeCache.txt
 docs: $(DOCS_STAMP)
 	PYTHONPATH=$(CURDIR) NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
-# Static checks (ruff, mypy) are not part of `make test` yet: a `lint` target goes here, and into
-# test's prerequisites.
-test: $(STAMP) runtimes-setup docs
-	$(PY) -m pytest -q
+# Static checks: ruff (lint, and the format check) and mypy, configured in pyproject.toml.
+LINTED := seq2seq_export tests benchmarks scripts docs
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check --quiet $(LINTED)
+	$(VENV)/bin/ruff format --check --quiet $(LINTED)
+	$(VENV)/bin/mypy
+
+# The suite runs on two processes (pytest-xdist), a test file per process at a time (--dist loadfile:
+# module fixtures are built once, and the C++ driver's tests share one process). The C++ driver is
+# built first, so no two test processes build it at once.
+test: $(STAMP) runtimes-setup docs lint
+	@$(QUIETLY) "build the C++ driver (runtimes/cpp/build)" $(MAKE) --no-print-directory runtimes-cpp
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 demo: $(STAMP)
 	bash scripts/demo.sh

@@ -37,9 +37,9 @@ from .verify_checks import (
 DEFAULT_BATCH_SIZES = (1, 3, 16)  # graph-level probes run at each (the export traced batch 2)
 RANDOM_LENGTHS = (1, 64)  # inclusive range of source lengths for data="random" (the export traced 5)
 # Sizes of the full run; decode-level checks use every sample, graph-level probes the first ones.
-FULL = dict(decode_batch=64, graph_samples=24, invariance_samples=32)
+FULL: dict[str, Any] = dict(decode_batch=64, graph_samples=24, invariance_samples=32)
 # s2s-export's post-export check: every check, on few samples.
-QUICK = dict(samples=16, batch_sizes=(1, 5), decode_batch=8, graph_samples=8, invariance_samples=6)
+QUICK: dict[str, Any] = dict(samples=16, batch_sizes=(1, 5), decode_batch=8, graph_samples=8, invariance_samples=6)
 # One compute thread per backend: verification makes thousands of tiny per-step calls, where torch's
 # and onnxruntime's thread pools cost far more than they give (100x slower on a busy 2-core machine).
 THREADS = 1
@@ -131,7 +131,7 @@ def sample_sources(bundle: Bundle, data: str, samples: int, seed: int) -> list[t
         pool = [i for i in range(len(text.src)) if i not in specials]
         lengths = rng.integers(RANDOM_LENGTHS[0], RANDOM_LENGTHS[1] + 1, samples)
         lengths[:2] = RANDOM_LENGTHS[: min(2, samples)]  # always include the extremes
-        tail = (text.src.eos_id,) if text.src_append_eos else ()
+        tail: tuple[int, ...] = (int(text.src.eos_id),) if text.src_append_eos and text.src.eos_id is not None else ()
         return [tuple(int(x) for x in rng.choice(pool, n)) + tail for n in lengths]
     from .data import load_dataset
 
