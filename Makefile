@@ -32,10 +32,10 @@ $(NODE_STAMP): runtimes/node/package.json runtimes/node/package-lock.json
 
 runtimes-setup: $(NODE_STAMP)
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
-	# C++ (runtimes/cpp): compiler, CMake, nlohmann/json, valijson and OpenSSL headers from Debian.
+	# C++ (runtimes/cpp): compiler, CMake, nlohmann/json, valijson, OpenSSL and ICU headers from Debian.
 	(command -v cmake && command -v g++ && test -f /usr/include/nlohmann/json.hpp -a -f /usr/include/openssl/evp.h \
-	  -a -f /usr/include/valijson/validator.hpp) >/dev/null \
-	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ nlohmann-json3-dev libvalijson-dev libssl-dev)
+	  -a -f /usr/include/valijson/validator.hpp -a -f /usr/include/unicode/normalizer2.h) >/dev/null \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ nlohmann-json3-dev libvalijson-dev libssl-dev libicu-dev)
 
 # C++ driver: libtorch from the venv's torch wheel, Release build in runtimes/cpp/build (git-ignored);
 # incremental after the first build. tests/test_runtime_cpp.py runs it.

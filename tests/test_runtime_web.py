@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from js_drivers import (HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_one_line, bad_manifest_bundles,
+from js_drivers import (assert_same_readings, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_one_line, bad_manifest_bundles,
                         build_case, hostile_bundle, require_setup, rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
@@ -52,12 +52,21 @@ def case(request) -> Case:
     return build_case(request.param, request)
 
 
+def typeable(case: Case) -> tuple[list[str], list[str]]:
+    """The case's inputs a person can type into the page, and their expected outputs: a textarea's value
+    turns a lone \\r into a line end, so inputs holding one are left to the other drivers' tests."""
+    kept = [i for i, line in enumerate(case.inputs) if "\r" not in line]
+    return [case.inputs[i] for i in kept], [case.expected[i] for i in kept]
+
+
 def test_page_shows_same_output_as_python(case):
+    inputs, expected = typeable(case)
     with serve(case.bundle) as page:
-        proc = drive(page + "?bundle=/bundle/", case.inputs)
+        proc = drive(page + "?bundle=/bundle/", inputs)
         assert proc.returncode == 0, proc.stderr.decode()
-        assert proc.stdout.decode().split("\n")[:-1] == case.expected
-    assert len(case.inputs) >= 200 and "" in case.inputs and len(set(case.expected)) >= 20
+        assert proc.stdout.decode().split("\n")[:-1] == expected
+        assert_same_readings(case.name, inputs, proc.stdout.decode().split("\n")[:-1])  # upper / mixed case, NFC
+    assert len(inputs) >= 200 and "" in inputs and len(set(expected)) >= 20
 
 
 @pytest.mark.parametrize(
@@ -117,11 +126,13 @@ def test_page_translates_format_1_and_2_alike_and_bounds_inputs(version, request
     decoding.max_src_tokens (format 1: 1024) is an error naming its line."""
     case = build_case("attention", request)
     root = Path(shutil.copytree(case.bundle, tmp_path / "bundle"))
-    rewrite_manifest(root, lambda m: as_format(m, version))
+    # format 2 at format 1's cap (the shared case lifts it to the ceiling for its long edge inputs)
+    rewrite_manifest(root, lambda m: as_format({**m, "decoding": {**m["decoding"], "max_src_tokens": 1024}}, version))
+    inputs, expected = typeable(case)
     with serve(root) as page:
-        proc = drive(page, case.inputs)
+        proc = drive(page, inputs)
         assert proc.returncode == 0, proc.stderr.decode()
-        assert proc.stdout.decode().split("\n")[:-1] == case.expected
+        assert proc.stdout.decode().split("\n")[:-1] == expected
         proc = drive(page, ["abc", "a" * 1024])
     assert proc.returncode == 2
     assert "input line 2: 1025 tokens, more than the 1024 this bundle accepts (decoding.max_src_tokens)" in proc.stderr.decode()

@@ -129,3 +129,17 @@ def test_truncated_input_is_the_normalized_head(normalizing_bundle):
     tr = Translator.from_bundle(normalizing_bundle, max_src_tokens=3)
     (record,) = tr.translations(["HELLO"], truncate=True)
     assert record.truncated and record.input == "hel"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cmudict_bundle_reads_upper_mixed_and_decomposed_alike(backend, request):
+    """The driver tests' cmudict-shaped bundle (normalize nfc, lower), on every Python backend: each
+    group of variants gives one output, the one s2s-translate (onnx) gives and the drivers must give."""
+    from js_drivers import SAME_READING, assert_same_readings, build_case
+
+    case = build_case("cmudict", request)
+    inputs = [w for group in SAME_READING for w in group]
+    outputs = Translator.from_bundle(case.bundle, backend).translate(inputs)
+    assert_same_readings("cmudict", inputs, outputs)
+    assert outputs == [case.expected[case.inputs.index(w)] for w in inputs]
+    assert len(set(outputs)) >= 4  # the groups do not all read alike: the equalities mean something
