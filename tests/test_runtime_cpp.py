@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import (assert_same_readings, FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, S2S_TRANSLATE, Case, as_format, assert_refused,
-                        bad_manifest_bundles, build_case, edit_flows, hostile_bundle, rewrite_manifest)
+from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, S2S_TRANSLATE, Case, as_format, assert_refused,
+                        assert_same_readings, bad_manifest_bundles, build_case, edit_flows, hostile_bundle,
+                        rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 TRANSLATE_BIN = REPO / "runtimes" / "cpp" / "build" / "translate"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import (assert_same_readings, FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_refused,
-                        bad_manifest_bundles, build_case, edit_flows, hostile_bundle, python_outputs, require_setup,
-                        rewrite_manifest)
+from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_refused,
+                        assert_same_readings, bad_manifest_bundles, build_case, edit_flows, hostile_bundle,
+                        python_outputs, require_setup, rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 TRANSLATE_MJS = REPO / "runtimes" / "node" / "translate.mjs"

@@ -14,8 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from js_drivers import (assert_same_readings, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_one_line, bad_manifest_bundles,
-                        build_case, hostile_bundle, require_setup, rewrite_manifest)
+from js_drivers import (HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_one_line, assert_same_readings,
+                        bad_manifest_bundles, build_case, hostile_bundle, require_setup, rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 SERVE_PY = REPO / "runtimes" / "web" / "serve.py"
