@@ -30,8 +30,8 @@ venv: $(STAMP)
 # Debian's chromium; C++: the Debian packages below. Only missing packages are installed (root needed then).
 NODE_STAMP := runtimes/node/node_modules/.installed
 BROWSER_PACKAGES := chromium
-# C++ (runtimes/cpp): compiler, CMake, nlohmann/json, valijson and OpenSSL headers.
-CPP_PACKAGES := cmake g++ nlohmann-json3-dev libvalijson-dev libssl-dev
+# C++ (runtimes/cpp): compiler, CMake, nlohmann/json, valijson, OpenSSL and ICU (NFC normalization) headers.
+CPP_PACKAGES := cmake g++ nlohmann-json3-dev libvalijson-dev libssl-dev libicu-dev
 
 $(NODE_STAMP): runtimes/node/package.json runtimes/node/package-lock.json
 	@$(QUIETLY) "Node.js driver: npm ci in runtimes/node" \

@@ -33,7 +33,32 @@ def test_text_arguments_one_line_each(lively_bundle):
     result = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), *words])
     assert result.exit_code == 0, result.output
     assert result.stdout.split("\n") == Translator.from_bundle(lively_bundle).translate(words) + [""]
-    assert result.stderr == ""  # no progress bar: stderr is not a terminal
+    # no progress bar (stderr is not a terminal): only the closing warning about "a?b"
+    assert result.stderr == UNKNOWN_WARNING.format(summary="1 input had 1 symbol", first="'?' in TEXT argument 4")
+
+
+UNKNOWN_WARNING = ("warning: {summary} outside the source vocabulary (first: {first}); the model read them as <unk>: "
+                   "check the input's language, script and case (--json lists them as \"unknown\")\n")
+
+
+def test_unknown_symbols_are_counted_on_stderr_and_listed_in_json(lively_bundle):
+    args = ["translate", "--bundle", str(lively_bundle), "--json"]
+    result = CliRunner().invoke(main, args, input="abc\nHI?\n\n\u0416x\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r.get("unknown") for r in rows] == [None, ["H", "I", "?"], None, ["\u0416"]]
+    summary, first = "2 inputs had 4 symbols", "'H' in standard input line 2"
+    assert result.stderr == UNKNOWN_WARNING.format(summary=summary, first=first)
+
+
+def test_normalized_input_reads_alike_and_json_keeps_it_as_given(normalizing_bundle):
+    result = CliRunner().invoke(main, ["translate", "--bundle", str(normalizing_bundle), "--json", "HELLO", "hello",
+                                       "Cafe\u0301", "caf\u00e9"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["input"] for r in rows] == ["HELLO", "hello", "Cafe\u0301", "caf\u00e9"]
+    assert rows[0]["output"] == rows[1]["output"] and rows[2]["output"] == rows[3]["output"]
+    assert [r.get("unknown") for r in rows] == [None, None, ["\u00e9"], ["\u00e9"]]  # one symbol after NFC, not two
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torchscript", "eager"])
@@ -53,7 +78,10 @@ def test_stdin_2000_lines_keep_their_order(lively_bundle):
         input="\n".join(words) + "\n", capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    unknown = [w.count("?") for w in words]  # random_words' one symbol outside the vocabulary
+    summary = f"{sum(map(bool, unknown))} inputs had {sum(unknown)} symbols"
+    first = f"'?' in standard input line {next(i for i, n in enumerate(unknown, 1) if n)}"
+    assert proc.stderr == UNKNOWN_WARNING.format(summary=summary, first=first)  # and no progress bar
     assert proc.stdout.split("\n") == Translator.from_bundle(lively_bundle).translate(words) + [""]
 
 

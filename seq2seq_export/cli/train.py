@@ -19,6 +19,9 @@ from .options import (
 @command("train")
 @click.option("--preset", default=DEFAULT_PRESET, help="Preset name (toy, cmudict) or path to a TOML preset.")
 @click.option("--dataset", help="toy, cmudict or tsv:PATH (source<TAB>target per line) [default: the preset's].")
+@click.option("--normalize", help="Source normalization steps, comma-separated, applied in order: nfc (Unicode NFC), "
+              "lower (ASCII A-Z to a-z); recorded in the checkpoint and bundle, so every runtime applies them too "
+              "[default: the preset's: lower for cmudict, none otherwise].")
 @click.option("--out", help="Output folder for checkpoint.pt, last.pt and metrics.json; one that already holds a run "
               "is refused without --resume or --force [default: artifacts/<preset>, or artifacts/<preset>-<dataset> "
               "(the TSV file's name) for another dataset than the preset's].")

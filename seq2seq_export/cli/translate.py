@@ -44,7 +44,8 @@ def _chunks(items: Any, size: int, chars: int = TRANSLATE_CHUNK_CHARS) -> Any:
 
 
 def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
-    """(text, truncated) per input line, each within the translator's token limit (or InputTooLong)."""
+    """(text as read, truncated, the line as given, its label) per input line: normalized, within the
+    translator's token limit (or InputTooLong)."""
     from ..constants import MAX_LINE_CHARS
 
     for line in lines:
@@ -54,7 +55,7 @@ def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
             limit = translator.max_src_tokens
             click.echo(f"{label}: truncated to {limit} tokens (it has {fit.tokens})" if fit.tokens > limit
                        else f"{label}: truncated to its first {MAX_LINE_CHARS} characters", err=True)
-        yield fit.text, fit.truncated
+        yield fit.text, fit.truncated, line.text, label
 
 
 @command("translate")
@@ -71,7 +72,8 @@ def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
               help="Cut an input over --max-input-tokens to its first tokens instead of stopping; each cut is "
                    "reported on stderr (and with --json as \"truncated\": true).")
 @threads_option(None, f"Compute threads (onnxruntime intra-op / torch), 1-{MAX_THREADS} [default: the library's].")
-@json_option("Write one JSON object per line: {input, output, ids}.")
+@json_option("Write one JSON object per line: {input, output, ids}, plus \"unknown\" (the input's symbols outside the "
+             "source vocabulary) when it has any.")
 @click.option("--attention-out", "attention", is_flag=True,
               help="With --json: add \"attention\", one row per output token of weights over the source tokens "
                    "(models with attention).")
@@ -103,6 +105,7 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
     else:
         lines, where = read_lines(stdin, translator.text.src.tokenizer), "standard input line"
         chunk = 1 if stdin.isatty() else TRANSLATE_CHUNK  # interactive: answer each line at once
+    unknown = UnknownTally()
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
@@ -110,27 +113,52 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
         bar = tqdm(total=len(texts) or None, unit="line", file=sys.stderr)
     try:
         inputs = _chunks(_fitted(translator, lines, truncate, where), chunk)
-        _translate_stream(translator, inputs, as_json, attention, bar)
+        _translate_stream(translator, inputs, as_json, attention, bar, unknown)
     except UnicodeDecodeError:
         raise InputError("standard input is not valid UTF-8") from None
     finally:
         if bar is not None:
             bar.close()
+    if unknown.symbols:
+        click.echo(unknown.summary(), err=True)
 
 
-def _translate_stream(translator: Any, chunks: Any, as_json: bool, attention: bool, bar: Any) -> None:
+class UnknownTally:
+    """Source symbols outside the vocabulary, counted over a whole run for the closing warning."""
+
+    def __init__(self) -> None:
+        self.inputs, self.symbols, self.first = 0, 0, ""
+
+    def add(self, unknown: tuple[str, ...], label: str) -> None:
+        if unknown:
+            self.inputs += 1
+            self.symbols += len(unknown)
+            self.first = self.first or f"{unknown[0]!r} in {label}"
+
+    def summary(self) -> str:
+        inputs = f"{self.inputs} input{'s' if self.inputs > 1 else ''} had"
+        symbols = f"{self.symbols} symbol{'s' if self.symbols > 1 else ''}"
+        return (f"warning: {inputs} {symbols} outside the source vocabulary (first: {self.first}); the model read "
+                "them as <unk>: check the input's language, script and case (--json lists them as \"unknown\")")
+
+
+def _translate_stream(translator: Any, chunks: Any, as_json: bool, attention: bool, bar: Any,
+                      unknown: UnknownTally) -> None:
     import json
 
     out = text_stdout()
     for batch in chunks:
-        results = translator.translations([text for text, _ in batch], attention=attention)
-        for t, (_, truncated) in zip(results, batch):
+        results = translator.translations([text for text, *_ in batch], attention=attention, normalized=True)
+        for t, (_, truncated, given, label) in zip(results, batch):
+            unknown.add(t.unknown, label)
             if as_json:
-                record: dict[str, Any] = {"input": t.input, "output": t.output, "ids": list(t.ids)}
+                record: dict[str, Any] = {"input": t.input if truncated else given, "output": t.output, "ids": list(t.ids)}
                 if attention:
                     record["attention"] = [[round(w, 6) for w in row] for row in t.attention]
                 if truncated:
                     record["truncated"] = True
+                if t.unknown:
+                    record["unknown"] = list(t.unknown)
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 out.write(t.output + "\n")

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..config import ModelConfig
 from ..constants import CLOCKS, DEFAULT_ARTIFACTS_DIR, DEVICES, LR_SCHEDULES, MAX_THREADS
-from ..errors import ConfigError
+from ..errors import ConfigError, VocabError
+from ..vocab import check_normalize
 
 # Changing these between an interrupted run and its resumption would not continue the same run.
 STOP_FIELDS = ("epochs", "max_minutes", "clock", "max_steps", "device", "threads", "out")
@@ -24,6 +25,7 @@ class TrainConfig:
     dataset: str = "toy"  # toy | cmudict | tsv:PATH
     src_tokenizer: str = ""  # char | space; "" = the dataset's default
     tgt_tokenizer: str = ""  # char | space; "" = the dataset's default
+    normalize: str = ""  # source normalization steps, comma-separated, applied in order: nfc, lower (ASCII); "" = none
     max_tokens: int = 0  # drop pairs with a side longer than this (0 = keep all)
     out: str = ""  # output folder; "" = artifacts/<preset>, or artifacts/<preset>-<dataset> for another dataset
     # The model options (MODEL_FIELDS), named as in ModelConfig; the defaults are the training's own.
@@ -85,7 +87,13 @@ class TrainConfig:
             raise ConfigError(f"train config: clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"train config: device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        normalize_steps(self.normalize)
         self.model_config(1, 1)  # the model options, checked where ModelConfig checks them
+
+    @property
+    def normalize_steps(self) -> tuple[str, ...]:
+        """normalize as a tuple of steps: "nfc,lower" -> ("nfc", "lower")."""
+        return normalize_steps(self.normalize)
 
     def model_config(self, src_vocab_size: int, tgt_vocab_size: int) -> ModelConfig:
         """The model these settings train, for the given vocabulary sizes: every model option by its name."""
@@ -120,6 +128,14 @@ class TrainConfig:
         """Fields (outside `ignore`) whose values differ, as 'name: mine vs theirs'."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{k}: {mine[k]!r} vs {theirs[k]!r}" for k in mine if k not in ignore and mine[k] != theirs[k]]
+
+
+def normalize_steps(text: str) -> tuple[str, ...]:
+    """Comma-separated normalize steps ("nfc,lower") as a tuple; a ConfigError names a bad one."""
+    try:
+        return check_normalize([s.strip() for s in text.split(",")] if text.strip() else [])
+    except VocabError as e:
+        raise ConfigError(f"train config: {e}") from None
 
 
 def preset_names() -> list[str]:

@@ -15,7 +15,7 @@ from ..constants import MAX_LEN_MARGIN
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError
 from ..model import Seq2Seq, select_device
-from ..vocab import TextPipeline, Vocab
+from ..vocab import TextPipeline, Vocab, normalize_text
 from ..weights import check_model_size
 from .averaging import WeightAverage
 from .batching import EncodedPairs, epoch_batches
@@ -144,9 +144,11 @@ def start_or_resume(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[
 
 def _fresh(cfg: TrainConfig, data: Dataset) -> tuple[TextPipeline, ModelConfig, dict[str, Any]]:
     """Vocabularies from the train split, the model they size, and the state of a run at its start."""
+    steps = cfg.normalize_steps  # the vocabulary holds the sources as the model will read them
     text = TextPipeline(
-        Vocab.build((s for s, _ in data.train), data.src_tokenizer),
+        Vocab.build((normalize_text(s, steps) for s, _ in data.train), data.src_tokenizer),
         Vocab.build((t for _, t in data.train), data.tgt_tokenizer),
+        normalize=steps,
     )
     mcfg = cfg.model_config(len(text.src), len(text.tgt))
     check_model_size(mcfg, "train options", ConfigError)
