@@ -67,8 +67,10 @@ def test_json_lines_per_backend(backend, lively_bundle):
     result = CliRunner().invoke(main, args, input="hello\n\nzebra\n")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    expected = Translator.from_bundle(lively_bundle, max_len=4).translations(["hello", "", "zebra"])
-    assert rows == [{"input": t.input, "output": t.output, "ids": list(t.ids)} for t in expected]
+    expected = Translator.from_bundle(lively_bundle, backend, max_len=4).translations(["hello", "", "zebra"], scores=True)
+    best = [{"output": t.output, "ids": list(t.ids), "score": t.score} for t in expected]
+    assert rows == [{"input": t.input, **b, "hypotheses": [b]} for t, b in zip(expected, best)]
+    assert rows[0]["score"] < 0 and rows[1]["score"] is None  # a decoded input has a log-prob score, an empty one none
 
 
 def test_stdin_2000_lines_keep_their_order(lively_bundle):
@@ -195,3 +197,55 @@ def test_output_is_utf8_even_where_stdout_says_ascii(tiny_bundle, encoding):
                            "héllo→"], capture_output=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.decode("utf-8"))["input"] == "héllo→"
+
+
+@pytest.mark.parametrize("penalty", ["1.0", "0"])
+def test_beam_json_lists_the_n_best_with_scores(penalty, lively_bundle):
+    words = random_words(40, seed=3)
+    args = ["--bundle", str(lively_bundle), "--json", "--beam-size", "4", "--n-best", "3", "--length-penalty", penalty]
+    result = CliRunner().invoke(translate_cmd, [*args, "--token-scores", *words])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    want = Translator.from_bundle(lively_bundle).translations(
+        words, beam_size=4, num_hypotheses=3, length_penalty=float(penalty), token_scores=True)
+    assert len(records) == len(words)
+    for r, t in zip(records, want):
+        assert r["input"] == t.input and r["output"] == t.output and r["ids"] == list(t.ids) and r["score"] == t.score
+        assert [(h["ids"], h["score"], h["token_scores"]) for h in r["hypotheses"]] == [
+            (list(h.ids), h.score, list(h.token_scores or ())) for h in t.hypotheses]
+        if t.ids:  # a decoded input: 3 distinct hypotheses, best first, the record's own output leading
+            scores = [h["score"] for h in r["hypotheses"]]
+            assert len(scores) == 3 and scores == sorted(scores, reverse=True) and r["hypotheses"][0]["ids"] == r["ids"]
+            assert len({tuple(h["ids"]) for h in r["hypotheses"]}) == 3
+    # plain output: the best hypothesis, one line per input, as before
+    plain = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), "--beam-size", "4", "--n-best", "3",
+                                               "--length-penalty", penalty, *words])
+    assert plain.stdout.splitlines() == [t.output for t in want]
+
+
+def test_greedy_json_scores_equal_beam_1(lively_bundle):
+    words = random_words(30, seed=4)
+    greedy = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), "--json", *words])
+    beam1 = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), "--json", "--beam-size", "1", *words])
+    assert greedy.exit_code == beam1.exit_code == 0
+    assert greedy.stdout == beam1.stdout
+    plain = Translator.from_bundle(lively_bundle).translate(words)
+    assert [json.loads(line)["output"] for line in greedy.stdout.splitlines()] == plain
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--beam-size", "0"], "beam_size must"),
+        (["--beam-size", "2", "--n-best", "3"], "num_hypotheses must lie in [1, beam_size 2]"),
+        (["--length-penalty", "-1"], "length_penalty must be a finite number in [0, 10], got -1.0"),
+        (["--length-penalty", "inf"], "length_penalty must be a finite number in [0, 10], got inf"),
+        (["--token-scores"], "--token-scores need --json"),
+    ],
+)
+def test_bad_search_options_are_one_line_exit_2(args, message, lively_bundle):
+    proc = subprocess.run([S2S_TRANSLATE, "--bundle", str(lively_bundle), *args, "abc"], capture_output=True, timeout=120)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2 and proc.stdout == b"" and message in stderr, stderr
+    if "--token-scores" not in args:  # a library error: one line (a usage error prints click's usage lines)
+        assert stderr.count("\n") == 1 and "Traceback" not in stderr

@@ -74,6 +74,16 @@ def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
 @threads_option(None, f"Compute threads (onnxruntime intra-op / torch), 1-{MAX_THREADS} [default: the library's].")
 @json_option("Write one JSON object per line: {input, output, ids}, plus \"unknown\" (the input's symbols outside the "
              "source vocabulary) when it has any.")
+@click.option("--beam-size", default=1, type=int,
+              help="Hypotheses kept per input while searching; 1 is greedy search (the fastest).")
+@click.option("--n-best", "num_hypotheses", default=1, type=int,
+              help="Hypotheses returned per input, at most --beam-size; with --json they are listed under "
+                   "\"hypotheses\", best first (plain output prints the best one).")
+@click.option("--length-penalty", default=1.0, type=float,
+              help="A hypothesis' score is the sum of its tokens' log-probs (<eos> included) divided by "
+                   "length ** this; 0 gives the plain sum.")
+@click.option("--token-scores", is_flag=True,
+              help="With --json: add \"token_scores\", each output token's log-prob (then <eos>'s).")
 @click.option("--attention-out", "attention", is_flag=True,
               help="With --json: add \"attention\", one row per output token of weights over the source tokens "
                    "(models with attention).")
@@ -81,7 +91,8 @@ def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
 @library_errors
 def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int | None, max_src_tokens: int | None,
-                  truncate: bool, threads: int | None, as_json: bool, attention: bool, expect_digest: str | None,
+                  truncate: bool, threads: int | None, as_json: bool, beam_size: int, num_hypotheses: int,
+                  length_penalty: float, token_scores: bool, attention: bool, expect_digest: str | None,
                   texts: tuple[str, ...]) -> None:
     """Translate each TEXT, or each line of standard input, to one output line, in input order.
 
@@ -93,11 +104,15 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
     from ..manifest import load_bundle
     from ..runtime.translator import Translator
 
-    if attention and not as_json:
-        raise click.UsageError("--attention-out needs --json (the weights are written into each JSON line)")
+    if (attention or token_scores) and not as_json:
+        raise click.UsageError("--attention-out and --token-scores need --json (they are written into each JSON line)")
     bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
     translator = Translator.from_bundle(bundle, backend, batch_size=batch_size, max_len=max_len,
                                         max_src_tokens=max_src_tokens, threads=threads)
+    translator.search_options(beam_size, num_hypotheses, length_penalty)  # bad values: one line before any input
+    # --json reports scores (greedy then fetches each step's logits); plain output stays one line per input.
+    search = dict(beam_size=beam_size, num_hypotheses=num_hypotheses, length_penalty=length_penalty,
+                  scores=as_json, token_scores=token_scores)
     stdin = text_stream(sys.stdin.buffer)
     lines: Iterator[InputLine]
     if texts:
@@ -113,7 +128,7 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
         bar = tqdm(total=len(texts) or None, unit="line", file=sys.stderr)
     try:
         inputs = _chunks(_fitted(translator, lines, truncate, where), chunk)
-        _translate_stream(translator, inputs, as_json, attention, bar, unknown)
+        _translate_stream(translator, inputs, as_json, attention, bar, unknown, search)
     except UnicodeDecodeError:
         raise InputError("standard input is not valid UTF-8") from None
     finally:
@@ -142,17 +157,26 @@ class UnknownTally:
                 "them as <unk>: check the input's language, script and case (--json lists them as \"unknown\")")
 
 
+def _hypothesis(h: Any, token_scores: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {"output": h.output, "ids": list(h.ids), "score": h.score}
+    if token_scores:
+        record["token_scores"] = list(h.token_scores or ())
+    return record
+
+
 def _translate_stream(translator: Any, chunks: Any, as_json: bool, attention: bool, bar: Any,
-                      unknown: UnknownTally) -> None:
+                      unknown: UnknownTally, search: dict[str, Any]) -> None:
     import json
 
     out = text_stdout()
     for batch in chunks:
-        results = translator.translations([text for text, *_ in batch], attention=attention, normalized=True)
+        results = translator.translations([text for text, *_ in batch], attention=attention, normalized=True, **search)
         for t, (_, truncated, given, label) in zip(results, batch):
             unknown.add(t.unknown, label)
             if as_json:
-                record: dict[str, Any] = {"input": t.input if truncated else given, "output": t.output, "ids": list(t.ids)}
+                best = _hypothesis(t, search["token_scores"])
+                record: dict[str, Any] = {"input": t.input if truncated else given, **best,
+                                          "hypotheses": [_hypothesis(h, search["token_scores"]) for h in t.hypotheses]}
                 if attention:
                     record["attention"] = [[round(w, 6) for w in row] for row in t.attention]
                 if truncated:
