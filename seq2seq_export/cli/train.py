@@ -95,9 +95,8 @@ def train_cmd(preset: str, resume: bool, force: bool, quiet: bool, **options: An
     result = train(cfg, resume=resume, force=force, log=None if quiet else echo_err, warn=echo_err,
                    progress=not quiet and sys.stderr.isatty())
     names = MetricNames.of(cfg.dataset)
-    clock = "CPU-min" if cfg.clock == "cpu" else "min"
     click.echo(f"checkpoint: {result.checkpoint}")
-    click.echo(f"trained {result.epochs:g} epochs, {result.steps} steps in {result.elapsed_s / 60:.1f} {clock} "
+    click.echo(f"trained {result.epochs:g} epochs, {result.steps} steps in {result.elapsed_s / 60:.1f} {cfg.minutes} "
                f"(stopped by {result.stopped_by}); {result.pairs_per_s:.0f} training pairs/s")
     for split, row in (("valid:", result.valid), ("test: ", result.test)):
         click.echo(f"{split} {names.describe(row)} ({row['count']} {names.item})")

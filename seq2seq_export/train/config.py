@@ -99,6 +99,11 @@ class TrainConfig:
         return ModelConfig(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, **options)
 
     @property
+    def minutes(self) -> str:
+        """How the budget's minutes print: 'CPU-min' on the CPU clock, 'min' on the wall clock."""
+        return "CPU-min" if self.clock == "cpu" else "min"
+
+    @property
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path(DEFAULT_ARTIFACTS_DIR) / self.preset
 

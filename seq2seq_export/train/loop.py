@@ -206,7 +206,7 @@ def validate_and_keep_best(run: Run, state: TrainState) -> None:
             save_checkpoint(run.out / BEST_FILE,
                             Checkpoint(run.model_config, run.text, model.state_dict(), {**run.limits(), "valid": row}))
     run.log(f"epoch {epoch:.2f} step {cur.step}: valid loss {vloss:.4f}, {run.names.describe(row)}, "
-            f"{cur.elapsed_s / 60:.1f} {'CPU-min' if cfg.clock == 'cpu' else 'min'}"
+            f"{cur.elapsed_s / 60:.1f} {cfg.minutes}"
             + (" (best)" if state.best is row else ""))
     warning = nothing_right(run, state.history)
     if warning and state.history[-1] is first_judged(run, state.history):  # once: at that row

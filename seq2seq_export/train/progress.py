@@ -23,8 +23,7 @@ def budget_progress(cfg: TrainConfig, steps_per_epoch: int, step: int, elapsed_s
         total_steps = min(total_steps, cfg.max_steps)
     steps = min(1.0, step / total_steps)
     if cfg.max_minutes and elapsed_s / 60 / cfg.max_minutes >= steps:
-        unit = "CPU-min" if cfg.clock == "cpu" else "min"
-        return min(1.0, elapsed_s / 60 / cfg.max_minutes), f"{elapsed_s / 60:.1f}/{cfg.max_minutes:g} {unit}"
+        return min(1.0, elapsed_s / 60 / cfg.max_minutes), f"{elapsed_s / 60:.1f}/{cfg.max_minutes:g} {cfg.minutes}"
     return steps, f"steps {step}/{total_steps}"
 
 
