@@ -1,6 +1,6 @@
 """Load benchmark of s2s-serve against the direct Translator (issue #19).
 
-    PYTHONPATH=. python benchmarks/serve_load.py [--bundle DIR] [--requests 2000] [--seconds 20]
+    PYTHONPATH=. .venv/bin/python benchmarks/serve_load.py [--bundle DIR] [--requests 2000] [--seconds 20]
 
 A real server process on 127.0.0.1 (torch unimportable in it), real HTTP clients (http.client,
 one keep-alive connection per thread), one cmudict word per request. For each concurrency (1, 8,
@@ -29,11 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # serve_client.Server, conftest.lively_checkpoint
 
-from serve_client import Server  # noqa: E402
+from serve_client import Server
 
-from seq2seq_export.runtime import Translator  # noqa: E402
-
-LEVELS = tuple(int(c) for c in os.environ.get("SERVE_LOAD_LEVELS", "1,8,64").split(","))
+from seq2seq_export.runtime import Translator
 
 
 def build_bundle(out: Path) -> Path:
@@ -136,6 +134,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="decoder compute threads, service and direct alike")
     ap.add_argument("--max-wait-ms", default="5", help="the server's --max-wait-ms")
     ap.add_argument("--max-batch-size", default="64", help="the server's --max-batch-size")
+    ap.add_argument("--levels", default="1,8,64", help="client concurrencies (and direct batch sizes) to measure")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle or build_bundle(Path(tmp))
@@ -147,7 +146,7 @@ def main() -> None:
         server = Server(bundle, "--max-batch-size", args.max_batch_size, "--max-wait-ms", args.max_wait_ms, "--threads",
                         str(args.threads))
         try:
-            for c in LEVELS:
+            for c in (int(c) for c in args.levels.split(",")):
                 d = direct(Translator.from_bundle(bundle, batch_size=c, threads=args.threads), words, c, args.seconds)
                 server_cpu, client_cpu = cpu_seconds(server.proc.pid), sum(os.times()[:2])
                 s = load(server.port, words, expected, c, args.seconds)

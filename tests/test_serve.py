@@ -175,3 +175,17 @@ def test_missing_extra_is_one_line_naming_it(lively_bundle):
     assert out.returncode == 2
     assert out.stderr.strip() == ("Error: s2s-serve needs uvicorn, not installed: "
                                   "pip install 'seq2seq-export[serve]'")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-inputs", "10", "--max-queue", "5"], "Error: max_inputs (10) must be at most max_queue (5)"),
+    (["--expect-digest", "sha256:" + "0" * 64], "Error: "),
+])
+def test_bad_options_and_bundles_stop_before_serving(lively_bundle, args, message):
+    from click.testing import CliRunner
+
+    from seq2seq_export.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--bundle", str(lively_bundle), *args])
+    assert result.exit_code == 2 and result.output.startswith(message), result.output
+    assert len(result.output.strip().splitlines()) == 1
