@@ -26,12 +26,13 @@ def reference(bundle, texts, *extra):
     return [json.loads(line) for line in out.splitlines()]
 
 
-def fire(server, requests, **search):
-    """Send every input list at once, one thread each; (status, body) per request in order."""
+def fire(server, requests, searches=None):
+    """Send every input list at once (with searches[i]'s settings), one thread each; (status, body)
+    per request in order."""
     results = [None] * len(requests)
 
     def one(i):
-        status, _, body = server.translate(requests[i], **search)
+        status, _, body = server.translate(requests[i], **(searches[i] if searches else {}))
         results[i] = (status, body)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
@@ -81,6 +82,32 @@ def test_concurrent_requests_are_batched_and_answered_right(server, expected):
         assert status == 200 and body["translations"] == [expected[w] for w in texts]
     after = server.metric("s2s_serve_batch_size_count") - server.metric(BATCH_SAMPLES)
     assert after > before, "no batch of more than one input was recorded"
+
+
+def test_requests_with_other_search_settings_are_batched_apart(server):
+    requests = [[WORDS[i % len(WORDS)], WORDS[(i + 4) % len(WORDS)]] for i in range(12)]
+    searches = [{"beam_size": 1 + 2 * (i % 2), "n_best": 1 + (i % 2)} for i in range(12)]
+    alone = [server.translate(texts, **s)[2] for texts, s in zip(requests, searches)]
+    assert fire(server, requests, searches) == [(200, body) for body in alone]
+
+
+def test_not_ready_before_the_lifespan_starts(lively_bundle):
+    import asyncio
+
+    import httpx
+
+    from seq2seq_export.runtime.translator import Translator
+    from seq2seq_export.serve import create_app
+
+    app = create_app(Translator.from_bundle(lively_bundle))  # lifespan not run: the batcher never started
+
+    async def get():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+            return await client.get("/readyz"), await client.get("/healthz")
+
+    ready, alive = asyncio.run(get())
+    assert ready.status_code == 503 and "not ready" in ready.json()["error"]
+    assert alive.status_code == 200
 
 
 @pytest.mark.parametrize("body, status, words", [
@@ -178,7 +205,7 @@ def test_missing_extra_is_one_line_naming_it(lively_bundle):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--max-inputs", "10", "--max-queue", "5"], "Error: max_inputs (10) must be at most max_queue (5)"),
+    (["--max-inputs", "10", "--max-queue", "5"], "Error: max_inputs (--max-inputs 10) must be at most max_queue (--max-queue 5)"),
     (["--expect-digest", "sha256:" + "0" * 64], "Error: "),
 ])
 def test_bad_options_and_bundles_stop_before_serving(lively_bundle, args, message):

@@ -55,7 +55,8 @@ class ServeConfig:
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_WAIT_MS_CEILING:
             raise ConfigError(f"max_wait_ms must be a number in [0, {MAX_WAIT_MS_CEILING:g}], got {wait!r}")
         if self.max_inputs > self.max_queue:
-            raise ConfigError(f"max_inputs ({self.max_inputs}) must be at most max_queue ({self.max_queue}): "
+            raise ConfigError(f"max_inputs (--max-inputs {self.max_inputs}) must be at most max_queue "
+                              f"(--max-queue {self.max_queue}): "
                               "a request larger than the queue could never be admitted")
 
 
