@@ -183,9 +183,10 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(lively_bundle, exp
     thread = threading.Thread(target=lambda: results.__setitem__(slice(None), fire(s, requests)))
     thread.start()
     deadline = time.monotonic() + 20
-    while s.metric("s2s_serve_queue_inputs") < 100 and time.monotonic() < deadline:
+    while (queued := s.metric("s2s_serve_queue_inputs")) < 100 and time.monotonic() < deadline:
         time.sleep(0.01)
     s.proc.send_signal(signal.SIGTERM)
+    assert queued >= 100, "the requests were not in flight when SIGTERM came"
     thread.join(60)
     assert s.proc.wait(30) == 0, s.output()
     for texts, (status, body) in zip(requests, results):
