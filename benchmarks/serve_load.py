@@ -134,6 +134,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="decoder compute threads, service and direct alike")
     ap.add_argument("--max-wait-ms", default="5", help="the server's --max-wait-ms")
     ap.add_argument("--max-batch-size", default="64", help="the server's --max-batch-size")
+    ap.add_argument("--no-access-log", action="store_true", help="start the servers with --no-access-log")
     ap.add_argument("--levels", default="1,8,64", help="client concurrencies (and direct batch sizes) to measure")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,8 +144,9 @@ def main() -> None:
         expected = {w: {"input": w, "output": t.output, "ids": list(t.ids)}
                     for w, t in zip(words, base.translations(words))}
         report: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}, "levels": []}
+        log = ["--no-access-log"] if args.no_access_log else []
         server = Server(bundle, "--max-batch-size", args.max_batch_size, "--max-wait-ms", args.max_wait_ms, "--threads",
-                        str(args.threads))
+                        str(args.threads), *log)
         try:
             for c in (int(c) for c in args.levels.split(",")):
                 d = direct(Translator.from_bundle(bundle, batch_size=c, threads=args.threads), words, c, args.seconds)
@@ -158,7 +160,7 @@ def main() -> None:
         finally:
             assert server.stop() == 0
         small = Server(bundle, "--max-batch-size", "64", "--max-queue", "64", "--max-inputs", "64", "--max-wait-ms", args.max_wait_ms,
-                       "--threads", str(args.threads))
+                       "--threads", str(args.threads), *log)
         try:
             report["overload"] = {"clients": 128, "max_queue": 64,
                                   **load(small.port, words, expected, 128, args.seconds)}

@@ -159,7 +159,8 @@ def test_health_readiness_routes_metrics_and_openapi(server):
 
 
 def test_overload_gets_429_with_retry_after_and_nothing_wrong(lively_bundle, expected):
-    s = Server(lively_bundle, "--max-queue", "8", "--max-inputs", "8", "--max-batch-size", "2", "--max-wait-ms", "0")
+    s = Server(lively_bundle, "--max-queue", "8", "--max-inputs", "8", "--max-batch-size", "2", "--max-wait-ms", "0",
+               "--no-access-log")
     try:
         requests = [[WORDS[(i + j) % len(WORDS)] for j in range(8)] for i in range(24)]
         results = fire(s, requests)
@@ -171,6 +172,7 @@ def test_overload_gets_429_with_retry_after_and_nothing_wrong(lively_bundle, exp
             else:
                 assert "retry later" in body["error"]
         assert s.translate(requests[0])[0] == 200  # the queue empties: the service takes requests again
+        assert "POST /v1/translate" not in s.output()  # --no-access-log
         assert s.metric('s2s_serve_requests_total{path="/v1/translate",status="429"}') == statuses.count(429)
     finally:
         assert s.stop() == 0

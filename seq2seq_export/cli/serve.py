@@ -39,11 +39,13 @@ DEFAULT = ServeConfig()  # the defaults shown by --help (seq2seq_export.serve im
               help="Characters per input at most (422 beyond); the bundle's token limit applies too.")
 @click.option("--max-body-bytes", default=DEFAULT.max_body_bytes, type=click.IntRange(1),
               help="Request body size at most (413 beyond).")
+@click.option("--access-log/--no-access-log", default=True,
+              help="uvicorn's access log: one line per request on standard output.")
 @expect_digest_option
 @library_errors
 def serve_cmd(bundle_dir: Path, host: str, port: int, backend: str, max_batch_size: int, max_wait_ms: float,
               max_queue: int, threads: int | None, max_inputs: int, max_input_chars: int, max_body_bytes: int,
-              expect_digest: str | None) -> None:
+              access_log: bool, expect_digest: str | None) -> None:
     """Serve translations over HTTP: POST /v1/translate {"inputs": [...]}, with dynamic batching.
 
     Also GET /healthz, /readyz, /metrics (Prometheus) and /openapi.json. Needs the serve extra
@@ -65,4 +67,4 @@ def serve_cmd(bundle_dir: Path, host: str, port: int, backend: str, max_batch_si
     # uvicorn drains on SIGTERM, then raises the signal again with the handler found before it started:
     # a no-op one makes a drained shutdown exit 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True, timeout_graceful_shutdown=None)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_graceful_shutdown=None)
