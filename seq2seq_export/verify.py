@@ -19,7 +19,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .constants import BEAM_SCORE_ATOL, DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL, MAX_BEAM_SIZE, VERIFY_BEAM_SIZE
+from .constants import (
+    BEAM_SCORE_ATOL,
+    DEFAULT_ATOL,
+    DEFAULT_EXACT_FACTOR,
+    DEFAULT_RTOL,
+    MAX_BEAM_SIZE,
+    VERIFY_BEAM_SIZE,
+)
 from .errors import BundleError, ConfigError, DataError, VerificationFailed, is_int
 from .fsutil import Log
 from .iospec import GRAPH_NAMES

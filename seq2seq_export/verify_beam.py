@@ -7,10 +7,11 @@ exactly as the Translator runs it. A sample passes when its n-best list holds th
 BEAM_SCORE_ATOL per token of eager's (with penalty 1 the score is the mean log-prob per token, so
 that bounds the score itself).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from .constants import BEAM_SCORE_ATOL
 from .fsutil import Log
@@ -28,8 +29,9 @@ def beam_options(ref: Reference) -> DecodeOptions:
 
 def decode_beam(ref: Reference, backend: Backend, seqs: Seqs, batch_size: int) -> list[list[Scored]]:
     """n-best lists through the shared core, in input order (so batches mix lengths)."""
-    return decode_in_batches(backend, seqs, beam_options(ref), batch_size=batch_size, strategy=beam_search,
-                             by_length=False)
+    return decode_in_batches(
+        backend, seqs, beam_options(ref), batch_size=batch_size, strategy=beam_search, by_length=False
+    )
 
 
 def score_gap(a: Scored, b: Scored) -> float:
@@ -60,8 +62,14 @@ def _hyp(h: NBest, rank: int) -> str:
     return f"{list(h[rank].ids)} (score {h[rank].score:.6f})"
 
 
-def compare_nbests(want: Sequence[NBest], got: Sequence[NBest], labels: tuple[str, str], name: str, backend: str,
-                   figure_prefix: str = "") -> CheckResult:
+def compare_nbests(
+    want: Sequence[NBest],
+    got: Sequence[NBest],
+    labels: tuple[str, str],
+    name: str,
+    backend: str,
+    figure_prefix: str = "",
+) -> CheckResult:
     """One CheckResult: samples whose n-best lists differ (ids, or a score beyond BEAM_SCORE_ATOL per
     token), the largest score gap of equal hypotheses, and where the first difference is."""
     bad, worst, detail = 0, 0.0, ""
@@ -101,4 +109,3 @@ def beam_checks(ref: Reference, backends: dict[str, Backend], note: Log) -> list
         alone = decode_beam(ref, backend, ref.seqs[:n], 1)
         results.append(compare_nbests(alone, got[:n], ("batch 1", "mixed batch"), "beam_invariance", name))
     return results
-
