@@ -136,7 +136,8 @@ def best_candidates(seq: np.ndarray, total: np.ndarray, logp: np.ndarray, k: int
     return parent, token, logp[parent, token]
 
 
-SORT_COLUMNS = 1024  # top_k sorts whole rows up to this width; wider rows are partitioned first
+SORT_COLUMNS = 48  # top_k sorts whole rows up to this width; wider rows are partitioned first (measured:
+# sorting wins below ~40 columns, partitioning 1.3x at 75 (a cmudict target vocabulary), 2.4x at 300)
 
 
 def top_k(x: np.ndarray, k: int) -> np.ndarray:
@@ -147,6 +148,17 @@ def top_k(x: np.ndarray, k: int) -> np.ndarray:
         return x.argmax(axis=1)[:, None]  # the first of equal maxima
     if k >= m or m <= SORT_COLUMNS:
         return np.argsort(-x, axis=1, kind="stable")[:, :k]
+    some = np.argpartition(-x, k - 1, axis=1)[:, :k]  # (N, k): the k largest in any order, any of equal ones
+    vals = np.take_along_axis(x, some, 1)
+    kth = vals.min(axis=1, keepdims=True)
+    if not ((x == kth).sum(axis=1) > (vals == kth).sum(axis=1, keepdims=False)).any():  # no row left an equal out
+        return np.take_along_axis(some, np.lexsort((some, -vals), axis=1), 1)  # by value, then column
+    return _top_k_ties(x, k)
+
+
+def _top_k_ties(x: np.ndarray, k: int) -> np.ndarray:
+    """top_k for rows where values equal to the k-th largest lie on both sides of the cut."""
+    n = x.shape[0]
     kth = -np.partition(-x, k - 1, axis=1)[:, k - 1 : k]  # (N, 1): the k-th largest value of each row
     above, tie = x > kth, x == kth
     take = above | (tie & (np.cumsum(tie, axis=1) <= k - above.sum(axis=1, keepdims=True)))  # k per row
