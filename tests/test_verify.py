@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,9 @@ def test_beam_comparison_needs_equal_ids_in_order_and_scores_within_tolerance():
     far = Scored((5, 6), -0.5 + 2e-4, (-0.5, -0.5, -0.5 + 6e-4))
     assert same_nbest([a, b], [near, b]) and not same_nbest([a, b], [far, b])
     assert not same_nbest([a, b], [b, a]) and not same_nbest([a, b], [a]) and not same_nbest([a], [a, b])
+    tie = Scored((8,), -0.5 + 2e-5, (-1.0 + 4e-5, 0.0))  # a float tie with a: either may rank first
+    assert same_nbest([a, tie, b], [tie, a, b]) and not same_nbest([a, tie, b], [tie, b, a])
+    assert not same_nbest([a, tie], [a, replace(tie, ids=(9,))])
     result = compare_nbests([[a, b], [a], [a, b]], [[near, b], [a, b], [far, b]], ("eager", "onnx"), "beam", "onnx")
     assert not result.passed and result.value == 2 and result.backend == "onnx"
     assert result.detail == "sample 1 hypothesis 1: eager nothing vs onnx [7] (score -1.000000)"
