@@ -122,6 +122,11 @@ def best_candidates(seq: np.ndarray, total: np.ndarray, logp: np.ndarray, k: int
     if len(starts) == r:  # one row per sequence (the first step, or beam 1): its best tokens are the answer
         g, rank = np.nonzero(top > -np.inf)
         parent = g
+    elif len(starts) == 1:  # one sequence (batch 1): its k best of all rows x tokens, in (row, token) order on ties
+        best = top_k(cand.reshape(1, -1), min(k, cand.size))[0]
+        best = best[cand.ravel()[best] > -np.inf]
+        parent, token = np.divmod(best, v)
+        return parent, token, logp[parent, token]
     else:
         group = np.cumsum(first) - 1
         width = int(np.diff(np.append(starts, r)).max())
@@ -136,8 +141,11 @@ def best_candidates(seq: np.ndarray, total: np.ndarray, logp: np.ndarray, k: int
     return parent, token, logp[parent, token]
 
 
-SORT_COLUMNS = 48  # top_k sorts whole rows up to this width; wider rows are partitioned first (measured:
-# sorting wins below ~40 columns, partitioning 1.3x at 75 (a cmudict target vocabulary), 2.4x at 300)
+# top_k sorts whole rows up to SORT_COLUMNS wide or SORT_ELEMENTS in all; larger inputs are partitioned
+# first. Measured (k 5): sorting wins on narrow rows and small arrays (5 x 75: 8 vs 43 us, numpy's call
+# overhead), partitioning on large ones (320 x 75, a cmudict target vocabulary at batch 64: 355 vs 853 us).
+SORT_COLUMNS = 48
+SORT_ELEMENTS = 3072
 
 
 def top_k(x: np.ndarray, k: int) -> np.ndarray:
@@ -146,7 +154,7 @@ def top_k(x: np.ndarray, k: int) -> np.ndarray:
     n, m = x.shape
     if k == 1:
         return x.argmax(axis=1)[:, None]  # the first of equal maxima
-    if k >= m or m <= SORT_COLUMNS:
+    if k >= m or m <= SORT_COLUMNS or n * m <= SORT_ELEMENTS:
         return np.argsort(-x, axis=1, kind="stable")[:, :k]
     some = np.argpartition(-x, k - 1, axis=1)[:, :k]  # (N, k): the k largest in any order, any of equal ones
     vals = np.take_along_axis(x, some, 1)
