@@ -8,6 +8,7 @@ stress digits are ignored, the WER when any listed pronunciation counts, WER by 
 a few wrong words. --train-sample N also scores N random words of the train split (seed 0), to
 compare how well the model fits its training data with how it generalizes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,15 +67,21 @@ def main() -> None:
     any_hit = any_pronunciation_hits([w for w, _ in test], hyps)
     print(f"{args.checkpoint}: {n} test words")
     print(f"WER (first pronunciation, stress digits included): {len(wrong) / n:.2%}")
-    print(f"wrong only in stress digits: {stress_only / n:.2%} of words; WER ignoring stress: {(len(wrong) - stress_only) / n:.2%}")
+    print(
+        f"wrong only in stress digits: {stress_only / n:.2%} of words; WER ignoring stress: {(len(wrong) - stress_only) / n:.2%}"
+    )
     print(f"WER when any listed pronunciation counts: {1 - any_hit / n:.2%}")
     words, errors = Counter(), Counter()
     for (w, r), h in zip(test, hyps):
         bucket = min(len(w), LONGEST_BUCKET)
         words[bucket] += 1
         errors[bucket] += r != h
-    print("WER by letters: " + ", ".join(
-        f"{k}{'+' if k == LONGEST_BUCKET else ''}: {errors[k] / words[k]:.0%} ({words[k]})" for k in sorted(words)))
+    print(
+        "WER by letters: "
+        + ", ".join(
+            f"{k}{'+' if k == LONGEST_BUCKET else ''}: {errors[k] / words[k]:.0%} ({words[k]})" for k in sorted(words)
+        )
+    )
     for w, r, h in wrong[: args.examples]:
         print(f"  {w:<16} want {r:<28} got {h}")
     if args.train_sample > 0:

@@ -16,6 +16,7 @@ wall time, peak RSS (os.wait4's rusage of that child alone) and the one line it 
 
 The targets (issue #15) are under 2 s and under 200 MB for the 200 MB manifest.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,14 @@ def _manifest_bytes(n: int) -> bytes:
     text = TextPipeline(Vocab(tokens, "space"), Vocab(tokens, "space"))
     config = ModelConfig(len(tokens), len(tokens), emb_dim=8, hidden_dim=8)
     files = {g: {"onnx": {"path": f"{g}.onnx", "sha256": "0" * 64, "size": 1}} for g in ("encoder", "decoder_step")}
-    producer = {"package": "seq2seq-export", "version": "0", "torch": None, "onnx": None, "opset": 18, "exporter": "legacy"}
+    producer = {
+        "package": "seq2seq-export",
+        "version": "0",
+        "torch": None,
+        "onnx": None,
+        "opset": 18,
+        "exporter": "legacy",
+    }
     manifest = build_manifest(config, text, 50, producer, files, None, DEFAULT_MAX_SRC_TOKENS)
     return json.dumps(manifest, separators=(",", ":")).encode()
 
@@ -82,8 +90,10 @@ def run_case(name: str, writer, *args) -> None:
         size = (bundle / "manifest.json").stat().st_size
         result = measure(bundle)
     line = result["stderr"] if len(result["stderr"]) <= 150 else result["stderr"][:150] + "..."
-    print(f"{name:<11} {size / 1e6:9.1f} MB  exit {result['exit']}  {result['wall_s']:5.2f} s  "
-          f"peak RSS {result['peak_rss_mb']:6.1f} MB  | {line.replace(tmp, 'DIR')}")
+    print(
+        f"{name:<11} {size / 1e6:9.1f} MB  exit {result['exit']}  {result['wall_s']:5.2f} s  "
+        f"peak RSS {result['peak_rss_mb']:6.1f} MB  | {line.replace(tmp, 'DIR')}"
+    )
 
 
 def measure(bundle: Path) -> dict:
@@ -97,8 +107,12 @@ def measure(bundle: Path) -> dict:
         wall = time.perf_counter() - start
         err.seek(0)
         stderr = err.read().decode(errors="replace").strip()
-    return {"exit": os.waitstatus_to_exitcode(status), "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "stderr": stderr}
+    return {
+        "exit": os.waitstatus_to_exitcode(status),
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "stderr": stderr,
+    }
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ temporary directory: one with a character tokenizer, one with a space tokenizer.
 stays small (the export runs in a child, the input is written to a file and piped from it in 1 MB
 pieces): a child's peak RSS counts its parent's pages until it execs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,13 +44,16 @@ def tiny_bundle(out: Path, tokenizer: str) -> Path:
     torch.manual_seed(0)
     model = Seq2Seq(ModelConfig(len(text.src), len(text.tgt), emb_dim=16, hidden_dim=32))
     save_checkpoint(out / "checkpoint.pt", Checkpoint(model.config, text, model.state_dict()))
-    return export_bundle(out / "checkpoint.pt", out / "bundle", formats=("onnx",), exporter="legacy",
-                         reference=False, max_len=8)
+    return export_bundle(
+        out / "checkpoint.pt", out / "bundle", formats=("onnx",), exporter="legacy", reference=False, max_len=8
+    )
 
 
 def export_in_child(out: Path, tokenizer: str) -> Path:
-    code = ("import sys; from pathlib import Path; from long_input import tiny_bundle; "
-            "tiny_bundle(Path(sys.argv[1]), sys.argv[2])")
+    code = (
+        "import sys; from pathlib import Path; from long_input import tiny_bundle; "
+        "tiny_bundle(Path(sys.argv[1]), sys.argv[2])"
+    )
     out.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "benchmarks")))}
     subprocess.run([sys.executable, "-c", code, str(out), tokenizer], check=True, env=env, capture_output=True)
@@ -98,18 +102,27 @@ def main() -> None:
                 f.write(b"a " * min(PIECE // 2, pairs - start))
             f.write(b"\n")
         one_word.write_bytes(b"a\n")
-        bundles = {"given": args.bundle} if args.bundle else {kind: export_in_child(Path(tmp) / kind, kind)
-                                                               for kind in ("char", "space")}
-        print(f"input: one line of {(2 * pairs + 1) / 1e6:.1f} MB ({pairs} space-separated tokens, "
-              f"{2 * pairs} characters)")
+        bundles = (
+            {"given": args.bundle}
+            if args.bundle
+            else {kind: export_in_child(Path(tmp) / kind, kind) for kind in ("char", "space")}
+        )
+        print(
+            f"input: one line of {(2 * pairs + 1) / 1e6:.1f} MB ({pairs} space-separated tokens, "
+            f"{2 * pairs} characters)"
+        )
         print(f"{'bundle':<7} {'run':<22} {'exit':>4} {'wall s':>7} {'peak RSS MB':>11}  stderr")
         for name, bundle in bundles.items():
-            for label, source, extra in (("one word (start-up)", one_word, ()), ("long line", long_line, ()),
-                                         ("long line --truncate", long_line, ("--truncate",))):
+            for label, source, extra in (
+                ("one word (start-up)", one_word, ()),
+                ("long line", long_line, ()),
+                ("long line --truncate", long_line, ("--truncate",)),
+            ):
                 r = run(bundle, source, *extra)
                 tail = r["stderr"].splitlines()[-1] if r["stderr"] else ""
-                print(f"{name:<7} {label:<22} {r['exit']:>4} {r['wall_s']:>7.2f} {r['peak_rss_mb']:>11.1f}  "
-                      f"{tail[:110]}")
+                print(
+                    f"{name:<7} {label:<22} {r['exit']:>4} {r['wall_s']:>7.2f} {r['peak_rss_mb']:>11.1f}  {tail[:110]}"
+                )
 
 
 if __name__ == "__main__":

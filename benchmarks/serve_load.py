@@ -12,6 +12,7 @@ translation differs from the direct Translator's), which must both be 0. Without
 a cmudict-sized random model (tests/conftest.py lively_checkpoint, emb 64, hidden 256, legacy
 exporter). Bounded: --requests per level, and each level stops after --seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # serve_client.Server, conftest.lively_checkpoint
 
-from serve_client import Server
+from serve_client import Server  # noqa: E402 (tests/ joins sys.path just above)
 
-from seq2seq_export.runtime import Translator
+from seq2seq_export.runtime import Translator  # noqa: E402
 
 
 def build_bundle(out: Path) -> Path:
@@ -65,8 +66,13 @@ def direct(translator: Translator, words: list[str], batch: int, seconds: float)
         if time.perf_counter() - start > seconds:
             break
     wall, cpu = time.perf_counter() - start, sum(os.times()[:2]) - cpu
-    return {"words": done, "words_per_s": done / wall, "p50_ms": 1e3 * pct(latencies, 50),
-            "p99_ms": 1e3 * pct(latencies, 99), "cpu_ms_per_word": 1e3 * cpu / done}
+    return {
+        "words": done,
+        "words_per_s": done / wall,
+        "p50_ms": 1e3 * pct(latencies, 50),
+        "p99_ms": 1e3 * pct(latencies, 99),
+        "cpu_ms_per_word": 1e3 * cpu / done,
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -93,8 +99,12 @@ def load(port: int, words: list[str], expected: dict[str, dict], clients: int, s
             t0 = time.perf_counter()
             try:
                 # bytes, not str: http.client then sends headers and body in one write (no Nagle delay)
-                conn.request("POST", "/v1/translate", json.dumps({"inputs": [word]}).encode(),
-                             {"Content-Type": "application/json"})
+                conn.request(
+                    "POST",
+                    "/v1/translate",
+                    json.dumps({"inputs": [word]}).encode(),
+                    {"Content-Type": "application/json"},
+                )
                 resp = conn.getresponse()
                 body = resp.read()
             except OSError:
@@ -121,9 +131,14 @@ def load(port: int, words: list[str], expected: dict[str, dict], clients: int, s
         t.join()
     wall = time.perf_counter() - start
     sent = sum(counts.values()) - counts["wrong"]
-    return {"requests": sent, **counts, "share_429": counts["429"] / max(sent, 1),
-            "words_per_s": counts["ok"] / wall, "p50_ms": 1e3 * pct(latencies, 50) if latencies else None,
-            "p99_ms": 1e3 * pct(latencies, 99) if latencies else None}
+    return {
+        "requests": sent,
+        **counts,
+        "share_429": counts["429"] / max(sent, 1),
+        "words_per_s": counts["ok"] / wall,
+        "p50_ms": 1e3 * pct(latencies, 50) if latencies else None,
+        "p99_ms": 1e3 * pct(latencies, 99) if latencies else None,
+    }
 
 
 def main() -> None:
@@ -141,12 +156,21 @@ def main() -> None:
         bundle = args.bundle or build_bundle(Path(tmp))
         base = Translator.from_bundle(bundle, batch_size=64, threads=args.threads)
         words = cmudict_words(args.requests, {t for t in base.text.src.tokens if len(t) == 1})
-        expected = {w: {"input": w, "output": t.output, "ids": list(t.ids)}
-                    for w, t in zip(words, base.translations(words))}
+        expected = {
+            w: {"input": w, "output": t.output, "ids": list(t.ids)} for w, t in zip(words, base.translations(words))
+        }
         report: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}, "levels": []}
         log = ["--no-access-log"] if args.no_access_log else []
-        server = Server(bundle, "--max-batch-size", args.max_batch_size, "--max-wait-ms", args.max_wait_ms, "--threads",
-                        str(args.threads), *log)
+        server = Server(
+            bundle,
+            "--max-batch-size",
+            args.max_batch_size,
+            "--max-wait-ms",
+            args.max_wait_ms,
+            "--threads",
+            str(args.threads),
+            *log,
+        )
         try:
             for c in (int(c) for c in args.levels.split(",")):
                 d = direct(Translator.from_bundle(bundle, batch_size=c, threads=args.threads), words, c, args.seconds)
@@ -154,16 +178,32 @@ def main() -> None:
                 s = load(server.port, words, expected, c, args.seconds)
                 s["server_cpu_ms_per_word"] = 1e3 * (cpu_seconds(server.proc.pid) - server_cpu) / max(s["ok"], 1)
                 s["client_cpu_ms_per_word"] = 1e3 * (sum(os.times()[:2]) - client_cpu) / max(s["ok"], 1)
-                report["levels"].append({"concurrency": c, "direct": d, "service": s,
-                                         "service_share": s["words_per_s"] / d["words_per_s"]})
+                report["levels"].append(
+                    {"concurrency": c, "direct": d, "service": s, "service_share": s["words_per_s"] / d["words_per_s"]}
+                )
                 print(json.dumps(report["levels"][-1]), flush=True)
         finally:
             assert server.stop() == 0
-        small = Server(bundle, "--max-batch-size", "64", "--max-queue", "64", "--max-inputs", "64", "--max-wait-ms", args.max_wait_ms,
-                       "--threads", str(args.threads), *log)
+        small = Server(
+            bundle,
+            "--max-batch-size",
+            "64",
+            "--max-queue",
+            "64",
+            "--max-inputs",
+            "64",
+            "--max-wait-ms",
+            args.max_wait_ms,
+            "--threads",
+            str(args.threads),
+            *log,
+        )
         try:
-            report["overload"] = {"clients": 128, "max_queue": 64,
-                                  **load(small.port, words, expected, 128, args.seconds)}
+            report["overload"] = {
+                "clients": 128,
+                "max_queue": 64,
+                **load(small.port, words, expected, 128, args.seconds),
+            }
             print(json.dumps({"overload": report["overload"]}), flush=True)
         finally:
             assert small.stop() == 0

@@ -7,6 +7,7 @@ cmudict batches for each variant, variants interleaved per repeat so machine noi
 and prints training pairs per CPU-second (median of --repeat) and per wall second. The variants
 have the `cmudict` / `cmudict-attention` dims (emb 64, hidden 256) unless their name says otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ import torch
 from seq2seq_export.data import load_dataset
 from seq2seq_export.model import Seq2Seq
 from seq2seq_export.train import load_config
-from seq2seq_export.train.loop import train_step
 from seq2seq_export.train.batching import EncodedPairs, collate, epoch_batches
+from seq2seq_export.train.loop import train_step
 from seq2seq_export.vocab import TextPipeline, Vocab
 
 VARIANTS = {
@@ -42,13 +43,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = load_dataset("cmudict")
-    text = TextPipeline(Vocab.build((s for s, _ in data.train), "char"), Vocab.build((t for _, t in data.train), "space"))
+    text = TextPipeline(
+        Vocab.build((s for s, _ in data.train), "char"), Vocab.build((t for _, t in data.train), "space")
+    )
     enc = EncodedPairs.from_text(text, data.train)
     rows = epoch_batches(enc, args.batch_size, seed=0, epoch=0)[: args.batches]
     batches = [collate(enc, r, text.tgt.pad_id, torch.device("cpu")) for r in rows]
     pairs = sum(len(r) for r in rows)
     train_cfg = load_config("cmudict-attention")  # its teacher forcing, clipping and label smoothing
-    base = dataclasses.replace(train_cfg.model_config(len(text.src), len(text.tgt)), bidirectional_encoder=False, attention="none")
+    base = dataclasses.replace(
+        train_cfg.model_config(len(text.src), len(text.tgt)), bidirectional_encoder=False, attention="none"
+    )
     tf_gen = torch.Generator().manual_seed(0)
     models = {}
     for name, options in VARIANTS.items():
@@ -65,7 +70,9 @@ def main() -> None:
                 train_step(model, opt, batch, train_cfg, tf_gen, text.tgt.pad_id)
             cpu[name].append(time.process_time() - c0)
             wall[name].append(time.perf_counter() - w0)
-    print(f"{pairs} cmudict pairs in {len(batches)} steps of batch {args.batch_size}, one thread, median of {args.repeat}")
+    print(
+        f"{pairs} cmudict pairs in {len(batches)} steps of batch {args.batch_size}, one thread, median of {args.repeat}"
+    )
     print(f"{'variant':<32}{'pairs/CPU-s':>12}{'pairs/wall-s':>13}")
     for name in models:
         print(f"{name:<32}{pairs / statistics.median(cpu[name]):>12.0f}{pairs / statistics.median(wall[name]):>13.0f}")

@@ -12,6 +12,7 @@ model with the cmudict preset's dims and vocabularies to a temporary directory. 
 rarely emits <eos>, so there every word runs exactly --max-len steps (default 8, about a
 cmudict pronunciation plus <eos>); the table reports the mean generated tokens per word.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,9 @@ def random_bundle(out: Path) -> Path:
     from seq2seq_export.vocab import TextPipeline, Vocab
 
     data = load_dataset("cmudict")
-    text = TextPipeline(Vocab.build([s for s, _ in data.train], "char"), Vocab.build([t for _, t in data.train], "space"))
+    text = TextPipeline(
+        Vocab.build([s for s, _ in data.train], "char"), Vocab.build([t for _, t in data.train], "space")
+    )
     torch.manual_seed(0)
     model = Seq2Seq(ModelConfig(len(text.src), len(text.tgt), **preset_dims()))
     save_checkpoint(out / "random.pt", Checkpoint(model.config, text, model.state_dict()))
@@ -141,28 +144,38 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, help="bundle directory (default: trained cmudict bundle or a random one)")
     ap.add_argument("--words", type=int, default=300, help="cmudict test words translated per timed run")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per backend and batch size (median)")
-    ap.add_argument("--max-len", type=int, help=f"decoding steps (default: the bundle's; {RANDOM_MAX_LEN} for a random bundle)")
+    ap.add_argument(
+        "--max-len", type=int, help=f"decoding steps (default: the bundle's; {RANDOM_MAX_LEN} for a random bundle)"
+    )
     ap.add_argument("--cold-runs", type=int, default=5, help="fresh s2s-translate processes for the cold start")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = args.bundle or (TRAINED_BUNDLE if TRAINED_BUNDLE.is_dir() else random_bundle(Path(tmp)))
         cfg = load_bundle(bundle_dir).config
-        print(f"bundle {bundle_dir}: emb {cfg.emb_dim}, hidden {cfg.hidden_dim}, layers {cfg.num_layers}, "
-              f"vocab {cfg.src_vocab_size}/{cfg.tgt_vocab_size}; {args.words} words, 1 thread, median of {args.repeat}")
+        print(
+            f"bundle {bundle_dir}: emb {cfg.emb_dim}, hidden {cfg.hidden_dim}, layers {cfg.num_layers}, "
+            f"vocab {cfg.src_vocab_size}/{cfg.tgt_vocab_size}; {args.words} words, 1 thread, median of {args.repeat}"
+        )
         res = time_backends(bundle_dir, sample_words(args.words), args.repeat, args.max_len)
-        print(f"{'backend':<12}{'batch':>6}{'words/s':>10}{'vs eager@1':>12}{'words/cpu-s':>13}{'vs eager@1':>12}{'tokens/word':>13}")
+        print(
+            f"{'backend':<12}{'batch':>6}{'words/s':>10}{'vs eager@1':>12}{'words/cpu-s':>13}{'vs eager@1':>12}{'tokens/word':>13}"
+        )
         base, cbase = res["eager", 1][:2]
         for (name, bs), (wps, cps, tpw, _) in res.items():
             print(f"{name:<12}{bs:>6}{wps:>10.1f}{wps / base:>11.2f}x{cps:>13.1f}{cps / cbase:>11.2f}x{tpw:>13.2f}")
         same = all(r[3] == res["eager", 1][3] for r in res.values())
         print(f"identical tokens across backends and batch sizes: {'yes' if same else 'NO'}")
         for label, i in (("wall", 0), ("cpu", 1)):
-            print(f"{label}: onnx@1 / eager@1 = {res['onnx', 1][i] / res['eager', 1][i]:.2f}x (target >= 3); "
-                  f"onnx@64 / onnx@1 = {res['onnx', 64][i] / res['onnx', 1][i]:.2f}x (target >= 2)")
+            print(
+                f"{label}: onnx@1 / eager@1 = {res['onnx', 1][i] / res['eager', 1][i]:.2f}x (target >= 3); "
+                f"onnx@64 / onnx@1 = {res['onnx', 64][i] / res['onnx', 1][i]:.2f}x (target >= 2)"
+            )
         wall, cpu, rss, torch_imported = cold_start(bundle_dir, args.cold_runs)
-        print(f"cold start s2s-translate --backend onnx, one word (median of {args.cold_runs}): {wall:.3f} s wall, "
-              f"{cpu:.3f} s CPU, {rss:.1f} MiB peak RSS (targets <= 0.6 s, <= 120 MiB); "
-              f"torch imported: {'yes' if torch_imported else 'no'}")
+        print(
+            f"cold start s2s-translate --backend onnx, one word (median of {args.cold_runs}): {wall:.3f} s wall, "
+            f"{cpu:.3f} s CPU, {rss:.1f} MiB peak RSS (targets <= 0.6 s, <= 120 MiB); "
+            f"torch imported: {'yes' if torch_imported else 'no'}"
+        )
         if not same:
             raise SystemExit(1)
 

@@ -3,6 +3,7 @@
 The file is read from seq2seq_export/ at build time, so the published schema is always the one the
 loader validates against.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,9 +3,8 @@
 Both take queries for T decoder steps at once (T = 1 for a single step), so Luong attention over a
 whole teacher-forced target is two batched matmuls.
 """
-from __future__ import annotations
 
-from typing import Optional, Tuple
+from __future__ import annotations
 
 import torch
 import torch.nn as nn
@@ -39,7 +38,7 @@ class BahdanauAttention(nn.Module):
 
     def forward(
         self, query: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """query (B, T, H), memory (B, S, De), mask (B, S), keys (B, S, H) from keys(memory) ->
         context (B, T, De), weights (B, T, S)."""
         energy = torch.tanh(self.query_proj(query).unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, H)
@@ -53,10 +52,14 @@ class LuongAttention(nn.Module):
 
     def __init__(self, hidden_dim: int, memory_dim: int, score: str):
         super().__init__()
-        self.query_proj: Optional[nn.Linear] = nn.Linear(hidden_dim, memory_dim, bias=False) if score == "general" else None
+        self.query_proj: nn.Linear | None = (
+            nn.Linear(hidden_dim, memory_dim, bias=False) if score == "general" else None
+        )
         self.combine = nn.Linear(memory_dim + hidden_dim, hidden_dim)
 
-    def forward(self, query: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, query: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """query (B, T, H), memory (B, S, De), mask (B, S) -> attentional hidden (B, T, H), weights (B, T, S)."""
         q = query
         if self.query_proj is not None:

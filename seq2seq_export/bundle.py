@@ -12,11 +12,12 @@ existing bundle is swapped for the new one in one atomic step (fsutil.atomic_dir
 any instant leaves the complete old or the complete new bundle. A full disk or read-only target is
 a one-line OutputError, with nothing left behind.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from . import __version__
 from .checkpoint import Checkpoint, load_checkpoint

@@ -5,6 +5,7 @@
 
 Written atomically, read with torch.load(weights_only=True).
 """
+
 from __future__ import annotations
 
 import functools
@@ -79,8 +80,10 @@ def read_torch_file(path: Path, data: bytes | None, error: type[Seq2SeqExportErr
             why = f"it holds Python objects ({found.group(1)[:80]}) other than tensors and plain data, never loaded"
         else:
             why = f"truncated or not a torch file ({type(e).__name__})"
-        raise error(f"{path}: not a readable {what}: {why}; pass a file written by "
-                    f"s2s-train, s2s-import or torch.save(model.state_dict())") from None
+        raise error(
+            f"{path}: not a readable {what}: {why}; pass a file written by "
+            f"s2s-train, s2s-import or torch.save(model.state_dict())"
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> Checkpoint:
@@ -135,12 +138,17 @@ def check_vocabularies(vocabularies: Any, path: Path, error: type[Seq2SeqExportE
     """{"src": vocab, "tgt": vocab, "src_append_eos": bool, "normalize"?: [step]}, as the manifest schema says."""
     from jsonschema.exceptions import best_match
 
-    if not isinstance(vocabularies, dict) or not {"src", "tgt", "src_append_eos"} <= set(vocabularies) <= \
-            {"src", "tgt", "src_append_eos", "normalize"}:
+    if not isinstance(vocabularies, dict) or not {"src", "tgt", "src_append_eos"} <= set(vocabularies) <= {
+        "src",
+        "tgt",
+        "src_append_eos",
+        "normalize",
+    }:
         raise error(f"{path}: vocabularies must be a mapping of src, tgt, src_append_eos (and optionally normalize)")
     if not isinstance(vocabularies["src_append_eos"], bool):
-        raise error(f"{path}: vocabularies.src_append_eos must be true or false, "
-                              f"got {vocabularies['src_append_eos']!r:.40}")
+        raise error(
+            f"{path}: vocabularies.src_append_eos must be true or false, got {vocabularies['src_append_eos']!r:.40}"
+        )
     for key in (k for k in VOCABULARY_FIELDS if k in vocabularies):
         found = best_match(_text_validator(VOCABULARY_FIELDS[key]).iter_errors(vocabularies[key]))
         if found is not None:

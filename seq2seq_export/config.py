@@ -2,6 +2,7 @@
 
 Pure Python (no torch), so runtimes and the IO spec can read it without importing torch.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -36,23 +37,41 @@ class ModelConfig:
         if self.encoder_hidden_dim is not None:
             value = self.encoder_hidden_dim
             if not is_int(value):
-                raise ConfigError(f"model config: encoder_hidden_dim must be a positive integer or null, got {value!r:.60}")
+                raise ConfigError(
+                    f"model config: encoder_hidden_dim must be a positive integer or null, got {value!r:.60}"
+                )
             if value != self.hidden_dim and not self.bidirectional_encoder:
-                raise ConfigError("model config: encoder_hidden_dim may differ from hidden_dim only with a "
-                                  "bidirectional encoder (its bridge maps the encoder's states to the decoder's size)")
-        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) or not 0.0 <= self.dropout < 1.0:
+                raise ConfigError(
+                    "model config: encoder_hidden_dim may differ from hidden_dim only with a "
+                    "bidirectional encoder (its bridge maps the encoder's states to the decoder's size)"
+                )
+        if (
+            not isinstance(self.dropout, (int, float))
+            or isinstance(self.dropout, bool)
+            or not 0.0 <= self.dropout < 1.0
+        ):
             raise ConfigError(f"model config: dropout must be a number in [0, 1), got {self.dropout!r:.60}")
         for name in ("reverse_source", "bidirectional_encoder"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"model config: {name} must be true or false, got {getattr(self, name)!r:.60}")
-        for name, allowed in (("rnn", RNN_TYPES), ("attention", ATTENTION_TYPES), ("attention_score", ATTENTION_SCORES)):
+        for name, allowed in (
+            ("rnn", RNN_TYPES),
+            ("attention", ATTENTION_TYPES),
+            ("attention_score", ATTENTION_SCORES),
+        ):
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"model config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r:.60}")
+                raise ConfigError(
+                    f"model config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r:.60}"
+                )
         if self.attention_score == "dot" and self.attention != "luong":
-            raise ConfigError(f"model config: attention_score 'dot' applies to luong attention only, not {self.attention!r}")
+            raise ConfigError(
+                f"model config: attention_score 'dot' applies to luong attention only, not {self.attention!r}"
+            )
         if self.attention_score == "dot" and self.encoder_output_dim != self.hidden_dim:
-            raise ConfigError("model config: luong 'dot' scores need encoder outputs of hidden_dim; "
-                              "a bidirectional encoder doubles them, so use attention_score 'general'")
+            raise ConfigError(
+                "model config: luong 'dot' scores need encoder outputs of hidden_dim; "
+                "a bidirectional encoder doubles them, so use attention_score 'general'"
+            )
 
     @property
     def encoder_dim(self) -> int:
@@ -68,7 +87,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"model config must be a mapping, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}

@@ -1,9 +1,10 @@
 """Datasets as (source text, target text) pairs with deterministic, stable train/valid/test splits.
 
-    toy       reverse a random digit sequence: "3 1 4" -> "4 1 3" (seeded)
-    cmudict   English word -> ARPAbet phonemes with stress digits, split by a hash of the word
-    tsv:PATH  source<TAB>target[<TAB>ignored...], split by a hash of the line
+toy       reverse a random digit sequence: "3 1 4" -> "4 1 3" (seeded)
+cmudict   English word -> ARPAbet phonemes with stress digits, split by a hash of the word
+tsv:PATH  source<TAB>target[<TAB>ignored...], split by a hash of the line
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,13 +58,18 @@ def load_dataset(
         check_tokenizer(kind)
     if max_tokens is not None:
         splits = [
-            [(s, t) for s, t in split if len(tokenize(s, src_tok)) <= max_tokens and len(tokenize(t, tgt_tok)) <= max_tokens]
+            [
+                (s, t)
+                for s, t in split
+                if len(tokenize(s, src_tok)) <= max_tokens and len(tokenize(t, tgt_tok)) <= max_tokens
+            ]
             for split in splits
         ]
     for name, split in zip(("train", "valid", "test"), splits):
         if not split:
             raise DataError(f"dataset {spec!r}: the {name} split is empty (file too small or max_tokens too low)")
-    return Dataset(spec, *splits, src_tokenizer=src_tok, tgt_tokenizer=tgt_tok)
+    train, valid, test = splits
+    return Dataset(spec, train, valid, test, src_tokenizer=src_tok, tgt_tokenizer=tgt_tok)
 
 
 def _toy(seed: int) -> list[list[Pair]]:

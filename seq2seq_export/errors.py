@@ -1,4 +1,5 @@
 """The package's exceptions: each message is one line that says what, where, and what to do."""
+
 from __future__ import annotations
 
 import re

@@ -9,6 +9,7 @@ directory) becomes a one-line OutputError naming the target, and nothing tempora
 S2S_TEST_KILL_AT=<step> in the environment makes the process SIGKILL itself at that named step
 (see _kill_point); the fault tests use it to prove the above at every step.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,8 @@ import re
 import shutil
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import OutputError
 
@@ -272,7 +273,9 @@ def _renameat2(use_libc: bool = True) -> Callable[..., int] | None:
     number = _SYS_RENAMEAT2.get(platform.machine())
     if number is None:
         return None
-    return lambda *args: libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) if isinstance(a, int) else a for a in args))
+    return lambda *args: libc.syscall(
+        ctypes.c_long(number), *(ctypes.c_long(a) if isinstance(a, int) else a for a in args)
+    )
 
 
 def _exchange(a: Path, b: Path) -> None:

@@ -3,6 +3,7 @@
 Exporters, the manifest, runtimes and the verifier all read these; nothing else spells a name.
 Pure Python so the torch-free runtime can use it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,8 +51,9 @@ def memory_names(cfg: ModelConfig) -> tuple[str, ...]:
 def carried_entries(cfg: ModelConfig) -> dict[str, list[dict[str, str]]]:
     """The manifest's `state` and `memory` entries: how each carried tensor flows between the graphs."""
     return {
-        "state": [{"encoder_output": s, "decoder_input": s, "decoder_output": s + STATE_OUT_SUFFIX}
-                  for s in state_names(cfg)],
+        "state": [
+            {"encoder_output": s, "decoder_input": s, "decoder_output": s + STATE_OUT_SUFFIX} for s in state_names(cfg)
+        ],
         "memory": [{"encoder_output": m, "decoder_input": m} for m in memory_names(cfg)],
     }
 
@@ -69,7 +71,7 @@ class TensorSpec:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TensorSpec":
+    def from_dict(cls, d: dict) -> TensorSpec:
         return cls(d["name"], d["dtype"], tuple(d["shape"]))
 
 
@@ -95,7 +97,7 @@ class GraphSpec:
         return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
 
     @classmethod
-    def from_dict(cls, name: str, d: dict) -> "GraphSpec":
+    def from_dict(cls, name: str, d: dict) -> GraphSpec:
         return cls(name, tuple(map(TensorSpec.from_dict, d["inputs"])), tuple(map(TensorSpec.from_dict, d["outputs"])))
 
 

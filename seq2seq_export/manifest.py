@@ -29,6 +29,7 @@ decoding.max_src_tokens were optional there).
 The bundle digest, "sha256:" + the sha256 of manifest.json's exact bytes, stands for the whole
 bundle: the manifest pins every file by its sha256, and loading checks every one of them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,13 +78,16 @@ def build_manifest(
             "src_append_eos": text.src_append_eos,
             **({"normalize": list(text.normalize)} if text.normalize else {}),
         },
-        "decoding": {"strategy": "greedy", "max_len": max_len, "max_src_tokens": max_src_tokens,
-                     "start_id": text.tgt.sos_id, "end_id": text.tgt.eos_id},
+        "decoding": {
+            "strategy": "greedy",
+            "max_len": max_len,
+            "max_src_tokens": max_src_tokens,
+            "start_id": text.tgt.sos_id,
+            "end_id": text.tgt.eos_id,
+        },
         **carried_entries(config),  # "state", then "memory"
         "roles": io_roles(config),
-        "graphs": {
-            name: {**specs[name].to_dict(), "files": graph_files.get(name, {})} for name in GRAPH_NAMES
-        },
+        "graphs": {name: {**specs[name].to_dict(), "files": graph_files.get(name, {})} for name in GRAPH_NAMES},
         "reference": reference,
     }
 
@@ -115,7 +119,9 @@ def file_records(manifest: dict) -> list[tuple[str, dict]]:
     for g in GRAPH_NAMES:
         for fmt, entry in manifest["graphs"][g]["files"].items():
             records.append((f"graphs.{g}.files.{fmt}", entry))
-            records += [(f"graphs.{g}.files.{fmt}.external_data.{i}", e) for i, e in enumerate(entry.get("external_data", []))]
+            records += [
+                (f"graphs.{g}.files.{fmt}.external_data.{i}", e) for i, e in enumerate(entry.get("external_data", []))
+            ]
     if manifest.get("reference") is not None:
         records.append(("reference", manifest["reference"]))
     return records
@@ -148,7 +154,9 @@ class Bundle:
             return "reference", self.manifest["reference"]
         entry = self.manifest["graphs"][what]["files"].get(fmt)
         if entry is None:
-            raise BundleError(f"{self.root}: bundle has no {fmt} file for the {what} graph (formats: {', '.join(self.formats) or 'none'})")
+            raise BundleError(
+                f"{self.root}: bundle has no {fmt} file for the {what} graph (formats: {', '.join(self.formats) or 'none'})"
+            )
         return f"graphs.{what}.files.{fmt}", entry
 
     def graph_file(self, graph: str, fmt: str) -> Path:

@@ -3,6 +3,7 @@ that relate fields to each other. Each problem is one BundleError line naming th
 
 Pure Python (json + jsonschema): the torch-free onnx runtime loads bundles through this module.
 """
+
 from __future__ import annotations
 
 import functools
@@ -61,8 +62,10 @@ def read_manifest(mpath: Path) -> bytes:
     """The manifest's exact bytes; refused above MAX_MANIFEST_BYTES before it is parsed."""
     data = read_bounded(mpath, MAX_MANIFEST_BYTES)
     if data is None:
-        raise BundleError(f"{mpath}: larger than the {MAX_MANIFEST_BYTES >> 20} MB a manifest may have; "
-                          "not a manifest written by s2s-export")
+        raise BundleError(
+            f"{mpath}: larger than the {MAX_MANIFEST_BYTES >> 20} MB a manifest may have; "
+            "not a manifest written by s2s-export"
+        )
     return data
 
 
@@ -92,7 +95,9 @@ def parse_manifest(mpath: Path, data: bytes) -> dict:
     except UnicodeDecodeError as e:
         raise BundleError(f"{mpath}: not valid UTF-8 (byte {e.start})") from None
     try:
-        manifest = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys)
+        manifest = json.loads(
+            text, parse_constant=_no_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+        )
     except RecursionError:
         raise BundleError(f"{mpath}: not valid JSON (nested too deeply)") from None
     except ValueError as e:  # JSONDecodeError, too many digits, and the hooks above
@@ -127,7 +132,7 @@ def _inline_refs(node: Any, defs: dict) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref", "")
         if len(node) == 1 and ref.startswith("#/$defs/"):
-            return _inline_refs(defs[ref[len("#/$defs/"):]], defs)
+            return _inline_refs(defs[ref[len("#/$defs/") :]], defs)
         return {k: _inline_refs(v, defs) for k, v in node.items()}
     return [_inline_refs(v, defs) for v in node] if isinstance(node, list) else node
 
@@ -140,9 +145,17 @@ def _items(exact: Any, validator: Any, items: Any, instance: Any, schema: dict) 
     item schema's own length bounds and pattern; any miss falls back to the exact per-item errors."""
     plain = isinstance(items, dict) and items.get("type") == "string" and set(items) <= PLAIN_STRING
     if plain and isinstance(instance, list) and "prefixItems" not in schema:
-        lo, hi, pattern = items.get("minLength", 0), items.get("maxLength", math.inf), re.compile(items.get("pattern", ""))
-        if set(map(type, instance)) <= {str} and lo <= min(map(len, instance), default=lo) and \
-                max(map(len, instance), default=0) <= hi and all(map(pattern.search, instance)):
+        lo, hi, pattern = (
+            items.get("minLength", 0),
+            items.get("maxLength", math.inf),
+            re.compile(items.get("pattern", "")),
+        )
+        if (
+            set(map(type, instance)) <= {str}
+            and lo <= min(map(len, instance), default=lo)
+            and max(map(len, instance), default=0) <= hi
+            and all(map(pattern.search, instance))
+        ):
             return  # (map: the loops run in C)
     yield from exact(validator, items, instance, schema)
 
@@ -177,7 +190,9 @@ def _check_vocab(mpath: Path, side: str, vocab: dict) -> None:
     tokens = vocab["tokens"]
     for name, i in vocab["specials"].items():
         if i is not None and i >= len(tokens):
-            raise BundleError(f"{mpath}: text.{side}.specials.{name}: id {i} is outside the vocabulary (size {len(tokens)})")
+            raise BundleError(
+                f"{mpath}: text.{side}.specials.{name}: id {i} is outside the vocabulary (size {len(tokens)})"
+            )
     if len(set(tokens)) != len(tokens):
         seen: dict[str, int] = {}
         for i, tok in enumerate(tokens):
@@ -191,19 +206,25 @@ def _check_decoding(mpath: Path, manifest: dict) -> None:
     dec, target = manifest["decoding"], manifest["text"]["target"]
     for key, special in (("start_id", "sos"), ("end_id", "eos")):
         if dec[key] >= len(target["tokens"]):
-            raise BundleError(f"{mpath}: decoding.{key}: id {dec[key]} is outside the target vocabulary "
-                              f"(size {len(target['tokens'])})")
+            raise BundleError(
+                f"{mpath}: decoding.{key}: id {dec[key]} is outside the target vocabulary "
+                f"(size {len(target['tokens'])})"
+            )
         if dec[key] != target["specials"][special]:
-            raise BundleError(f"{mpath}: decoding.{key}: id {dec[key]} is not the target vocabulary's {special} id "
-                              f"({target['specials'][special]})")
+            raise BundleError(
+                f"{mpath}: decoding.{key}: id {dec[key]} is not the target vocabulary's {special} id "
+                f"({target['specials'][special]})"
+            )
 
 
 def _check_sizes(mpath: Path, manifest: dict, config: ModelConfig) -> None:
     for side, key in (("source", "src_vocab_size"), ("target", "tgt_vocab_size")):
         size = len(manifest["text"][side]["tokens"])
         if size != getattr(config, key):
-            raise BundleError(f"{mpath}: model_config.{key} {getattr(config, key)} differs from the {side} "
-                              f"vocabulary's {size} tokens (wrong vocabulary?)")
+            raise BundleError(
+                f"{mpath}: model_config.{key} {getattr(config, key)} differs from the {side} "
+                f"vocabulary's {size} tokens (wrong vocabulary?)"
+            )
 
 
 def _check_io(mpath: Path, graphs: dict[str, GraphSpec], config: ModelConfig) -> None:
@@ -227,8 +248,10 @@ def _check_carried(mpath: Path, manifest: dict, graphs: dict[str, GraphSpec]) ->
     outputs = graphs[ENCODER].output_names
     for where, e in entries:
         if e["encoder_output"] not in outputs:
-            raise BundleError(f"{mpath}: {where}.encoder_output: {e['encoder_output']!r} names no output of the "
-                              f"encoder graph ({', '.join(outputs)})")
+            raise BundleError(
+                f"{mpath}: {where}.encoder_output: {e['encoder_output']!r} names no output of the "
+                f"encoder graph ({', '.join(outputs)})"
+            )
     fed = {e["decoder_input"] for _, e in entries}
     for name in graphs[DECODER_STEP].input_names:
         if name != PREV_TOKENS and name not in fed:
@@ -238,11 +261,17 @@ def _check_carried(mpath: Path, manifest: dict, graphs: dict[str, GraphSpec]) ->
 def _check_roles(mpath: Path, manifest: dict, config: ModelConfig) -> None:
     """Each role (format 2) names the graph input or output that plays it in this model."""
     roles, specs, want = manifest.get("roles"), graph_specs(config), io_roles(config)
-    for role, (graph, side) in ROLE_SIDES.items() if roles is not None else ():
+    if roles is None:  # format 1: no roles, the fixed names
+        return
+    for role, (graph, side) in ROLE_SIDES.items():
         if roles[role] != want[role]:
             names = [t.name for t in getattr(specs[graph], side)]
             found = roles[role] in names or roles[role] is None
-            what = f"should be {want[role]!r}" if found else f"names no {side[:-1]} of the {graph} graph ({', '.join(names)})"
+            what = (
+                f"should be {want[role]!r}"
+                if found
+                else f"names no {side[:-1]} of the {graph} graph ({', '.join(names)})"
+            )
             raise BundleError(f"{mpath}: roles.{role}: {roles[role]!r} {what}")
 
 
@@ -256,8 +285,14 @@ def check_manifest(mpath: Path, manifest: dict) -> tuple[ModelConfig, TextPipeli
         _check_vocab(mpath, "source", t["source"])
         _check_vocab(mpath, "target", t["target"])
         _check_decoding(mpath, manifest)
-        text = TextPipeline.from_dict({"src": t["source"], "tgt": t["target"], "src_append_eos": t["src_append_eos"],
-                                       "normalize": t.get("normalize", [])})
+        text = TextPipeline.from_dict(
+            {
+                "src": t["source"],
+                "tgt": t["target"],
+                "src_append_eos": t["src_append_eos"],
+                "normalize": t.get("normalize", []),
+            }
+        )
     except BundleError:
         raise
     except Seq2SeqExportError as e:  # the config's and vocabularies' own rules

@@ -7,9 +7,8 @@ Variants add `encoder.bridge_*` (bidirectional) and `decoder.attention.*` (atten
 Encoder.forward and Decoder.step / forward_sequence are torch.jit.script-able for every variant:
 the variant switches are module constants, so scripting compiles only the branches a model uses.
 """
-from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from __future__ import annotations
 
 import torch
 import torch.nn as nn
@@ -40,7 +39,7 @@ def source_mask(lengths: torch.Tensor, src_len: int) -> torch.Tensor:
     return (pos < lengths.unsqueeze(1)).to(torch.float32)
 
 
-def lstm_final_cell(x: torch.Tensor, out: torch.Tensor, w: List[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+def lstm_final_cell(x: torch.Tensor, out: torch.Tensor, w: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
     """An LSTM layer's cell state after each row's last real position, from its outputs.
 
     The fused LSTM returns the cell only after the padded end. With every h_(t-1) known (the
@@ -75,14 +74,19 @@ class Encoder(nn.Module):
         self.reverse_source = cfg.reverse_source
         self.embedding = nn.Embedding(cfg.src_vocab_size, cfg.emb_dim)
         rnn = nn.LSTM if self.is_lstm else nn.GRU
-        self.rnn = rnn(cfg.emb_dim, cfg.encoder_dim, num_layers=cfg.num_layers, batch_first=True,
-                       bidirectional=self.bidirectional)
+        self.rnn = rnn(
+            cfg.emb_dim, cfg.encoder_dim, num_layers=cfg.num_layers, batch_first=True, bidirectional=self.bidirectional
+        )
         self.dropout = nn.Dropout(cfg.dropout)
         # The bridge maps both directions' finals (2 x encoder_dim) to the decoder's state size, per state name.
         self.bridge_hidden = nn.Linear(2 * cfg.encoder_dim, cfg.hidden_dim) if self.bidirectional else None
-        self.bridge_cell = nn.Linear(2 * cfg.encoder_dim, cfg.hidden_dim) if self.bidirectional and self.is_lstm else None
+        self.bridge_cell = (
+            nn.Linear(2 * cfg.encoder_dim, cfg.hidden_dim) if self.bidirectional and self.is_lstm else None
+        )
 
-    def _run(self, x: torch.Tensor, lengths: torch.Tensor, w: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def _run(
+        self, x: torch.Tensor, lengths: torch.Tensor, w: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One layer, one direction: x (B, S, In) -> outputs (B, S, H), finals [hidden (B, H)(, cell (B, H))].
 
         A forward RNN's output at t < length never sees the padding after it, so the state at
@@ -98,14 +102,16 @@ class Encoder(nn.Module):
         out, _ = torch.gru(x, h0, w, True, 1, 0.0, False, False, True)
         return out, [out.gather(1, last).squeeze(1) * nonempty]
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """src (B, S) int64, src_lengths (B,) int64 -> outputs (B, S, De), states [hidden (L, B, H)(, cell)]."""
         if self.reverse_source:
             src = reverse_rows(src, src_lengths)
         x = self.dropout(self.embedding(src))  # (B, S, E)
         weights = self.rnn._flat_weights  # per layer and direction: w_ih, w_hh, b_ih, b_hh
         dirs = 2 if self.bidirectional else 1
-        finals: List[List[torch.Tensor]] = [[] for _ in range(2 if self.is_lstm else 1)]  # per state: (B, dirs*H) per layer
+        finals: list[list[torch.Tensor]] = [
+            [] for _ in range(2 if self.is_lstm else 1)
+        ]  # per state: (B, dirs*H) per layer
         for layer in range(self.num_layers):
             if layer > 0:
                 x = self.dropout(x)
@@ -149,7 +155,9 @@ class Decoder(nn.Module):
         self.embedding = nn.Embedding(cfg.tgt_vocab_size, cfg.emb_dim)
         rnn_input = cfg.emb_dim + (cfg.encoder_output_dim if self.bahdanau else 0)
         rnn = nn.LSTM if self.is_lstm else nn.GRU
-        self.rnn = rnn(rnn_input, cfg.hidden_dim, num_layers=cfg.num_layers, dropout=self.inner_dropout, batch_first=True)
+        self.rnn = rnn(
+            rnn_input, cfg.hidden_dim, num_layers=cfg.num_layers, dropout=self.inner_dropout, batch_first=True
+        )
         if self.bahdanau:
             self.attention = BahdanauAttention(cfg.hidden_dim, cfg.encoder_output_dim)
         elif self.luong:
@@ -157,7 +165,7 @@ class Decoder(nn.Module):
         self.fc_out = nn.Linear(cfg.hidden_dim, cfg.tgt_vocab_size)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def _rnn(self, x: torch.Tensor, states: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def _rnn(self, x: torch.Tensor, states: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x (B, T, In), states [(L, B, H)..] -> outputs (B, T, H), new states (what nn.GRU / nn.LSTM compute)."""
         w = self.rnn._flat_weights
         if self.is_lstm:
@@ -167,15 +175,18 @@ class Decoder(nn.Module):
         return out, [h]
 
     def forward_sequence(
-        self, tgt_in: torch.Tensor, states: List[torch.Tensor], memory: Optional[torch.Tensor] = None,
-        mask: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, List[torch.Tensor], Optional[torch.Tensor]]:
+        self,
+        tgt_in: torch.Tensor,
+        states: list[torch.Tensor],
+        memory: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
         """Teacher forcing on every step in one RNN call (no attention or Luong; not Bahdanau):
         tgt_in (B, T), memory (B, S, De), mask (B, S) -> logits (B, T, V), states, weights (B, T, S) or None."""
         assert not self.bahdanau, "Bahdanau attention feeds each step's context into the RNN: use step()"
         x = self.dropout(self.embedding(tgt_in))  # (B, T, E)
         out, states = self._rnn(x, states)  # (B, T, H)
-        weights: Optional[torch.Tensor] = None
+        weights: torch.Tensor | None = None
         if self.luong:
             assert memory is not None and mask is not None
             out, weights = self.attention(out, memory, mask)  # (B, T, H), (B, T, S)
@@ -187,9 +198,13 @@ class Decoder(nn.Module):
         return self.attention.keys(memory)
 
     def step(
-        self, prev_tokens: torch.Tensor, states: List[torch.Tensor], memory: Optional[torch.Tensor] = None,
-        mask: Optional[torch.Tensor] = None, keys: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, List[torch.Tensor], Optional[torch.Tensor]]:
+        self,
+        prev_tokens: torch.Tensor,
+        states: list[torch.Tensor],
+        memory: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
         """prev_tokens (B,), states [(L, B, H)..], memory (B, S, De), mask (B, S), keys (B, S, H)
         (Bahdanau: attention_keys(memory)) -> logits (B, V), new states, attention weights (B, S) or None."""
         if not self.bahdanau:
@@ -219,7 +234,7 @@ class GraphEncoder(nn.Module):
         self.attention = model.config.attention != "none"
         self.key_proj = model.decoder.attention.key_proj if model.decoder.bahdanau else None
 
-    def outputs(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor) -> List[torch.Tensor]:
+    def outputs(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor) -> list[torch.Tensor]:
         memory, states = self.encoder(src_tokens, src_lengths)  # (B, S, De), [(L, B, H)..]
         if not self.attention:
             return states
@@ -242,7 +257,7 @@ class Seq2Seq(nn.Module):
         src_lengths: torch.Tensor,
         tgt_in: torch.Tensor,
         teacher_forcing_ratio: float = 1.0,
-        generator: Optional[torch.Generator] = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Training pass: tgt_in (B, T) is `<sos> y1 .. y(n)` padded; returns logits (B, T, V).
 
@@ -265,11 +280,11 @@ class Seq2Seq(nn.Module):
                 token = tgt_in[:, t + 1] if teacher else logits.argmax(-1)
         return torch.stack(steps, 1)
 
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The exported encoder graph (GraphEncoder.outputs): outputs in iospec order."""
         return tuple(GraphEncoder(self).outputs(src, src_lengths))
 
-    def decode_step(self, prev_tokens: torch.Tensor, *inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def decode_step(self, prev_tokens: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The exported decoder-step graph: prev_tokens (B,), *states, *memory (iospec input order) ->
         logits (B, V), next_tokens (B,), *states_out (L, B, H), and attention (B, S) for attention models."""
         n = len(state_names(self.config))
@@ -278,10 +293,13 @@ class Seq2Seq(nn.Module):
         return out if weights is None else (*out, weights)
 
 
-def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int, label_smoothing: float = 0.0) -> torch.Tensor:
+def sequence_loss(
+    logits: torch.Tensor, targets: torch.Tensor, pad_id: int, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Mean cross-entropy over non-pad target positions: logits (B, T, V), targets (B, T)."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id,
-                           label_smoothing=label_smoothing)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id, label_smoothing=label_smoothing
+    )
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -293,6 +311,8 @@ def select_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         raise ConfigError(f"unknown device {name!r}: use auto, cpu or cuda") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} was asked for but CUDA is not available to this torch "
-                          f"({torch.__version__}): use --device cpu or auto")
+        raise ConfigError(
+            f"device {name!r} was asked for but CUDA is not available to this torch "
+            f"({torch.__version__}): use --device cpu or auto"
+        )
     return device

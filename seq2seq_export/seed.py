@@ -5,6 +5,7 @@ encoder.rnn.*_l0, decoder.embedding.weight, decoder.rnn.*, decoder.fc_out.*), wh
 our parameter names. A vocabulary file lists one token per line; the line number (from 0) is its
 id. Dimensions and layer count are read from the weight shapes.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,11 +47,13 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(raw, dict):
         found = f"a {type(raw).__name__}"
     else:
-        found = next((f"{k!r:.60} holding a {type(v).__name__}" for k, v in raw.items()
-                      if not isinstance(v, torch.Tensor)), "")
+        found = next(
+            (f"{k!r:.60} holding a {type(v).__name__}" for k, v in raw.items() if not isinstance(v, torch.Tensor)), ""
+        )
     if found:
-        raise SeedImportError(f"{path}: expected torch.save(model.state_dict()), a mapping of names to tensors, "
-                              f"found {found}")
+        raise SeedImportError(
+            f"{path}: expected torch.save(model.state_dict()), a mapping of names to tensors, found {found}"
+        )
     check_tensor_mapping(raw, str(path), SeedImportError)
     return dict(raw)
 
@@ -80,8 +83,9 @@ def _config_from_weights(sd: dict[str, torch.Tensor], path: Path) -> ModelConfig
 def _check_weights(sd: dict[str, torch.Tensor], cfg: ModelConfig, path: Path) -> None:
     """Sizes under the ceilings, then exactly the keys, shapes and dtype our model of that config has."""
     shapes = check_model_size(cfg, str(path), SeedImportError)
-    check_weights(sd, shapes, str(path), SeedImportError, what="",
-                  hint=f" (for {cfg.num_layers} layer(s) read from the encoder)")
+    check_weights(
+        sd, shapes, str(path), SeedImportError, what="", hint=f" (for {cfg.num_layers} layer(s) read from the encoder)"
+    )
 
 
 def _special_ids(

@@ -9,13 +9,15 @@ step, free-running greedy decoding token by token, batch invariance, beam search
 batch invariance (verify_beam.py); plus the ONNX export lint.
 Every check runs; failures are collected into the report, never raised half-way.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -101,17 +103,17 @@ LEGEND = {
     "greedy": "greedy            whole greedy decodes: samples with any token different from eager's",
     "batch_invariance": "batch_invariance  samples decoded alone vs in mixed-length batches: samples that differ",
     "beam": "beam              beam search with k hypotheses kept and returned (n-best k): samples whose n-best ids "
-            f"differ from eager's or whose log-prob sums differ by more than {BEAM_SCORE_ATOL:g} per token",
+    f"differ from eager's or whose log-prob sums differ by more than {BEAM_SCORE_ATOL:g} per token",
     "beam_invariance": "beam_invariance   beam search, samples decoded alone vs in mixed-length batches: samples whose "
-                       "n-best lists differ",
+    "n-best lists differ",
     "/token": "score diff        largest |log-prob sum - the other's| / length over hypotheses with equal ids",
     "lint.": "lint.GRAPH        the ONNX export lint (onnx.checker, GRU linear_before_reset=1, no training-mode "
-             "Dropout, dynamic axes)",
+    "Dropout, dynamic axes)",
     "max abs": "max abs, rel      largest |exported - eager|, and largest |exported - eager| / |eager|",
     "of tol": "N of tol          largest difference as a share of the tolerance, atol + rtol x |eager| "
-              "(atol {atol:g}, rtol {rtol:g}): 1 or less passes",
+    "(atol {atol:g}, rtol {rtol:g}): 1 or less passes",
     "from float64": "from float64: A, eager B   the model run in float64 as the judge: the export passes when "
-                    "A <= atol + {factor:g} x B (as exact as float32 allows)",
+    "A <= atol + {factor:g} x B (as exact as float32 allows)",
 }
 
 
@@ -168,7 +170,14 @@ def _lint(bundle: Bundle) -> list[CheckResult]:
         except Exception as e:  # e.g. a file onnx cannot parse: a failed check like any other
             problems = [fail_line(e)]
         results.append(
-            CheckResult(f"lint.{graph}", "onnx", not problems, float(len(problems)), f"{len(problems)} problems", "; ".join(problems))
+            CheckResult(
+                f"lint.{graph}",
+                "onnx",
+                not problems,
+                float(len(problems)),
+                f"{len(problems)} problems",
+                "; ".join(problems),
+            )
         )
     return results
 
@@ -213,7 +222,8 @@ def verify(
         raise ConfigError(f"atol must be positive and rtol non-negative, both finite, got atol={atol!r}, rtol={rtol!r}")
     if not 0 <= exact_factor < math.inf:
         raise ConfigError(
-            f"exact_factor must be finite and non-negative (0 turns the float64 budget off), got {exact_factor!r}")
+            f"exact_factor must be finite and non-negative (0 turns the float64 budget off), got {exact_factor!r}"
+        )
     if not is_int(seed, 0):
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if not is_int(beam_size) or beam_size > MAX_BEAM_SIZE:
@@ -222,14 +232,18 @@ def verify(
         raise ConfigError(f"batch sizes must be positive integers, got {list(batch_sizes)!r}")
     bundle = load_bundle(bundle_path, expect_digest=expect_digest)
     if bundle.reference is None:
-        raise BundleError(f"{bundle.root}: bundle has no reference checkpoint; re-export it with the reference to verify it")
+        raise BundleError(
+            f"{bundle.root}: bundle has no reference checkpoint; re-export it with the reference to verify it"
+        )
     names = _backend_names(bundle, backends)
     sizes = dict(FULL, batch_sizes=tuple(sorted(set(batch_sizes))))
     if quick:
         sizes = dict(QUICK)
         samples = min(samples, sizes.pop("samples"))
     seqs = tuple(sample_sources(bundle, data, samples, seed))
-    settings = dict(atol=float(atol), rtol=float(rtol), exact_factor=float(exact_factor), seed=seed, beam_size=beam_size, **sizes)
+    settings = dict(
+        atol=float(atol), rtol=float(rtol), exact_factor=float(exact_factor), seed=seed, beam_size=beam_size, **sizes
+    )
     import torch
 
     torch_threads = torch.get_num_threads()
@@ -240,8 +254,9 @@ def verify(
     return VerifyReport(str(bundle.root), data, len(seqs), float(atol), float(rtol), float(exact_factor), tuple(checks))
 
 
-def _run_checks(bundle: Bundle, seqs: tuple[tuple[int, ...], ...], settings: dict[str, Any], names: list[str],
-                note: Log) -> list[CheckResult]:
+def _run_checks(
+    bundle: Bundle, seqs: tuple[tuple[int, ...], ...], settings: dict[str, Any], names: list[str], note: Log
+) -> list[CheckResult]:
     """Open the backends on the bundle, decode the reference tokens with eager, run every check."""
     from .runtime.eager import EagerBackend, Float64Backend
     from .runtime.translator import open_backend

@@ -3,21 +3,36 @@
 Every backend is driven through its raw `run_graph` (graph and teacher-forced checks) or through the
 shared greedy loop (free-running checks), exactly as a deployed driver would run it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .constants import VERIFY_BEAM_SIZE
 from .iospec import BATCH, DECODER_STEP, ENCODER, GRAPH_NAMES, LOGITS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
 from .manifest import Bundle
-from .runtime.core import Backend, Carry, DecodeOptions, batch_indices, decode_in_batches, pad_batch, teacher_forced_steps
+from .runtime.core import (
+    Backend,
+    Carry,
+    DecodeOptions,
+    batch_indices,
+    decode_in_batches,
+    pad_batch,
+    teacher_forced_steps,
+)
 from .runtime.greedy import greedy_decode
 
 Seqs = Sequence[Sequence[int]]
+
+
+def _always(feeds: dict[str, np.ndarray]) -> Callable[[str], dict[str, np.ndarray]]:
+    """The feeds callback of _run_all when every backend gets the same feeds."""
+    return lambda _: feeds
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,16 @@ class _Budget:
         self.abs = self.rel = self.used = self.got_err = self.eager_err = 0.0
         self.first = ""  # where the strict comparison first failed
 
-    def add(self, ref: Any, got: np.ndarray, want: np.ndarray, exact: np.ndarray, axis: int, rows: np.ndarray, where: Callable[[int, float], str]) -> float:
+    def add(
+        self,
+        ref: Any,
+        got: np.ndarray,
+        want: np.ndarray,
+        exact: np.ndarray,
+        axis: int,
+        rows: np.ndarray,
+        where: Callable[[int, float], str],
+    ) -> float:
         """Fold in one call's output; `rows` (B,) bool marks the batch rows that count. Returns this
         call's max abs difference from eager over those rows."""
         a, r, used = (np.where(rows, x, 0.0) for x in _compare(got, want, ref, axis))
@@ -115,8 +139,10 @@ class _Budget:
             return ""
         if ref.exact_factor <= 0:
             return f"{name}: {self.first}"
-        return (f"{name}: {self.first}; {self.got_err:.1e} from float64 exceeds atol + {ref.exact_factor:g} x "
-                f"eager's {self.eager_err:.1e}")
+        return (
+            f"{name}: {self.first}; {self.got_err:.1e} from float64 exceeds atol + {ref.exact_factor:g} x "
+            f"eager's {self.eager_err:.1e}"
+        )
 
 
 def _failures(budgets: dict[str, _Budget], ref: Any) -> list[str]:
@@ -170,7 +196,11 @@ class _Tally:
                 self.mismatches += int((g != w).sum())
                 continue
             axis = t.shape.index(BATCH)
-            where = lambda _, diff: f"outside tolerance at batch {dims[BATCH]}, length {dims[SRC_LEN]} (abs diff {diff:.1e})"  # noqa: E731
+            at = f"batch {dims[BATCH]}, length {dims[SRC_LEN]}"
+
+            def where(_: int, diff: float, at: str = at) -> str:
+                return f"outside tolerance at {at} (abs diff {diff:.1e})"
+
             rows = np.ones(w.shape[axis], dtype=bool)
             self.budgets.setdefault(t.name, _Budget()).add(ref, g, w, exact[t.name], axis, rows, where)
 
@@ -187,7 +217,9 @@ def _probe_batches(ref: Reference) -> list[list[tuple[int, ...]]]:
     return [seqs[i : i + b] for b in ref.batch_sizes for i in range(0, len(seqs), b)]
 
 
-def _run_all(live: dict[str, Backend], graph: str, feeds: Callable[[str], dict], errors: dict[str, str], where: str) -> dict:
+def _run_all(
+    live: dict[str, Backend], graph: str, feeds: Callable[[str], dict], errors: dict[str, str], where: str
+) -> dict:
     """Run `graph` on every live backend; one that raises is recorded in `errors` and leaves `live`."""
     outs = {}
     for n, b in list(live.items()):
@@ -211,11 +243,16 @@ def check_graphs(ref: Reference, backends: dict[str, Backend]) -> list[CheckResu
         dims = {BATCH: len(batch), SRC_LEN: src.shape[1]}
         enc = {SRC_TOKENS: src, SRC_LENGTHS: lengths}
         want_enc = ref.eager.run_graph(ENCODER, enc)
-        dec = carry.feeds(rng.integers(0, ref.bundle.config.tgt_vocab_size, len(batch), dtype=np.int64), carry.first(want_enc))
-        for graph, feeds, want in ((ENCODER, enc, want_enc), (DECODER_STEP, dec, ref.eager.run_graph(DECODER_STEP, dec))):
+        dec = carry.feeds(
+            rng.integers(0, ref.bundle.config.tgt_vocab_size, len(batch), dtype=np.int64), carry.first(want_enc)
+        )
+        for graph, feeds, want in (
+            (ENCODER, enc, want_enc),
+            (DECODER_STEP, dec, ref.eager.run_graph(DECODER_STEP, dec)),
+        ):
             where = f"batch {len(batch)}, length {src.shape[1]}"
             exact = ref.exact.run_graph(graph, feeds)
-            for n, got in _run_all(live[graph], graph, lambda _: feeds, errors[graph], where).items():
+            for n, got in _run_all(live[graph], graph, _always(feeds), errors[graph], where).items():
                 tallies[n, graph].add(ref, ref.bundle.graphs[graph], got, want, exact, dims)
     results = []
     for (name, graph), t in tallies.items():
@@ -250,12 +287,24 @@ class _StepTally:
         self.per_step: list[float] = []  # max abs diff at each decoder step
         self.budgets: dict[str, _Budget] = {}  # per float output
 
-    def add(self, ref: Reference, got: dict, want: dict, exact: dict, compared: list, alive: np.ndarray,
-            rows: Sequence[int], step: int | None) -> None:
+    def add(
+        self,
+        ref: Reference,
+        got: dict,
+        want: dict,
+        exact: dict,
+        compared: list,
+        alive: np.ndarray,
+        rows: Sequence[int],
+        step: int | None,
+    ) -> None:
         """Compare outputs (name, batch axis) in `compared` on the alive rows; step None is the encoder."""
         at = ENCODER if step is None else f"step {step}"
         where = lambda r, diff: f"first outside tolerance: sample {rows[r]}, {at} (abs diff {diff:.1e})"  # noqa: E731
-        diff = max(self.budgets.setdefault(k, _Budget()).add(ref, got[k], want[k], exact[k], axis, alive, where) for k, axis in compared)
+        diff = max(
+            self.budgets.setdefault(k, _Budget()).add(ref, got[k], want[k], exact[k], axis, alive, where)
+            for k, axis in compared
+        )
         if step is not None:
             self.per_step += [0.0] * (step + 1 - len(self.per_step))
             self.per_step[step] = max(self.per_step[step], diff)
@@ -280,11 +329,15 @@ def check_teacher_forced(ref: Reference, backends: dict[str, Backend]) -> list[C
     for rows in batch_indices(ref.seqs, ref.decode_batch, by_length=False):
         prev, alive = _teacher_inputs(ref, rows)
         live = {n: b for n, b in backends.items() if n not in errors}
-        for step, feeds, want in teacher_forced_steps(ref.eager, [ref.seqs[i] for i in rows], prev, pad_id=ref.options.pad_id):
+        for step, feeds, want in teacher_forced_steps(
+            ref.eager, [ref.seqs[i] for i in rows], prev, pad_id=ref.options.pad_id
+        ):
             graph, at = (ENCODER, ENCODER) if step is None else (DECODER_STEP, f"step {step}")
-            compared, mask = (enc_compared, np.ones(len(rows), dtype=bool)) if step is None else (step_compared, alive[:, step])
+            compared, mask = (
+                (enc_compared, np.ones(len(rows), dtype=bool)) if step is None else (step_compared, alive[:, step])
+            )
             exact = ref.exact.run_graph(graph, feeds)
-            for n, got in _run_all(live, graph, lambda _: feeds, errors, at).items():
+            for n, got in _run_all(live, graph, _always(feeds), errors, at).items():
                 tallies[n].add(ref, got, want, exact, compared, mask, rows, step)
     results = []
     for n, t in tallies.items():
@@ -308,7 +361,10 @@ def first_divergence(want: Seqs, got: Seqs, end_id: int) -> tuple[int, int, int,
     for i, (a, b) in enumerate(zip(want, got)):
         if list(a) != list(b):
             step = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-            tok = lambda s: int(s[step]) if step < len(s) else end_id  # noqa: E731
+
+            def tok(s: Sequence[int], step: int = step) -> int:
+                return int(s[step]) if step < len(s) else end_id
+
             return i, step, tok(a), tok(b)
     return None
 

@@ -2,13 +2,14 @@
 
 Pure Python on purpose: the onnx runtime path imports this without torch or numpy.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from .constants import EOS, EOS_ID, NORMALIZE_STEPS, PAD, PAD_ID, SOS, SOS_ID, SPECIAL_TOKENS, TOKENIZERS, UNK, UNK_ID
 from .errors import VocabError
@@ -124,7 +125,7 @@ class Vocab:
         object.__setattr__(self, "_index", index)
 
     @classmethod
-    def build(cls, texts: Iterable[str], tokenizer: str, min_freq: int = 1) -> "Vocab":
+    def build(cls, texts: Iterable[str], tokenizer: str, min_freq: int = 1) -> Vocab:
         """Collect tokens from texts; specials first at fixed ids, then by frequency, ties by token."""
         counts = Counter(tok for text in texts for tok in tokenize(text, tokenizer))
         for special in SPECIAL_TOKENS:
@@ -179,7 +180,7 @@ class Vocab:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Vocab":
+    def from_dict(cls, d: dict) -> Vocab:
         try:
             sp = d["specials"]
             return cls(
@@ -226,7 +227,9 @@ class TextPipeline:
 
     def encode_target(self, text: str) -> list[int]:
         """Training target: <sos> y1 .. yn <eos>."""
-        return [self.tgt.sos_id] + self.tgt.encode(text) + [self.tgt.eos_id]
+        sos, eos = self.tgt.sos_id, self.tgt.eos_id
+        assert sos is not None and eos is not None  # __post_init__ refuses a target vocabulary without them
+        return [sos, *self.tgt.encode(text), eos]
 
     def decode_target(self, ids: Iterable[int]) -> str:
         return self.tgt.decode(ids)
@@ -237,13 +240,31 @@ class TextPipeline:
         return {**d, "normalize": list(self.normalize)} if self.normalize else d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TextPipeline":
+    def from_dict(cls, d: dict) -> TextPipeline:
         try:
-            return cls(Vocab.from_dict(d["src"]), Vocab.from_dict(d["tgt"]), bool(d.get("src_append_eos", False)),
-                       check_normalize(d.get("normalize", ())))
+            return cls(
+                Vocab.from_dict(d["src"]),
+                Vocab.from_dict(d["tgt"]),
+                bool(d.get("src_append_eos", False)),
+                check_normalize(d.get("normalize", ())),
+            )
         except (KeyError, TypeError) as e:
             raise VocabError(f"malformed vocabularies: missing field {e}") from None
 
 
-__all__ = ["Vocab", "TextPipeline", "TokenCounter", "check_tokenizer", "check_normalize", "normalize_text", "tokenize", "detokenize", "count_tokens", "first_tokens",
-           "PAD", "UNK", "SOS", "EOS"]
+__all__ = [
+    "Vocab",
+    "TextPipeline",
+    "TokenCounter",
+    "check_tokenizer",
+    "check_normalize",
+    "normalize_text",
+    "tokenize",
+    "detokenize",
+    "count_tokens",
+    "first_tokens",
+    "PAD",
+    "UNK",
+    "SOS",
+    "EOS",
+]

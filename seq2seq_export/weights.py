@@ -3,6 +3,7 @@
 Sizes are refused before anything is allocated: the expected shapes come from the model built on
 torch's meta device, which records shapes and allocates no memory.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,15 +46,21 @@ def check_model_size(cfg: ModelConfig, where: str, error: ErrorType) -> dict[str
     shapes = expected_shapes(cfg)
     count = sum(math.prod(s) for s in shapes.values())
     size = f"needs {count * 4 / 1e9:.3g} GB of weights"
-    ceilings = {"src_vocab_size": MAX_VOCAB_SIZE, "tgt_vocab_size": MAX_VOCAB_SIZE, "emb_dim": MAX_MODEL_DIM,
-                "hidden_dim": MAX_MODEL_DIM, "encoder_hidden_dim": MAX_MODEL_DIM}
+    ceilings = {
+        "src_vocab_size": MAX_VOCAB_SIZE,
+        "tgt_vocab_size": MAX_VOCAB_SIZE,
+        "emb_dim": MAX_MODEL_DIM,
+        "hidden_dim": MAX_MODEL_DIM,
+        "encoder_hidden_dim": MAX_MODEL_DIM,
+    }
     for name, ceiling in ceilings.items():
         value = getattr(cfg, name)
         if value is not None and value > ceiling:
             raise error(f"{where}: model config {name} {value} is over the ceiling {ceiling} ({size}); refusing")
     if count > MAX_PARAMETERS:
-        raise error(f"{where}: the model config has {count} parameters ({size}), over the ceiling "
-                    f"{MAX_PARAMETERS}; refusing")
+        raise error(
+            f"{where}: the model config has {count} parameters ({size}), over the ceiling {MAX_PARAMETERS}; refusing"
+        )
     return shapes
 
 
@@ -68,8 +75,14 @@ def check_tensor_mapping(sd: Any, where: str, error: ErrorType, what: str = "sta
             raise error(f"{where}: {what}[{key!r}] is a {type(value).__name__}, expected a dense tensor")
 
 
-def check_weights(sd: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], where: str, error: ErrorType,
-                  what: str = "state_dict", hint: str = " for the model config") -> None:
+def check_weights(
+    sd: Mapping[str, Any],
+    shapes: Mapping[str, tuple[int, ...]],
+    where: str,
+    error: ErrorType,
+    what: str = "state_dict",
+    hint: str = " for the model config",
+) -> None:
     """Exactly the expected keys, each a finite float32 tensor of the expected shape. Errors read
     '{where}: {what}[key] ...{hint}' (with what "" they name the bare key)."""
     check_tensor_mapping(sd, where, error, what or "state_dict")
@@ -77,7 +90,8 @@ def check_weights(sd: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], 
     extra = sorted(set(sd) - set(shapes))
     if missing or extra:
         parts = ([f"missing key(s) {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected key(s) {', '.join(extra)}"] if extra else [])
+            [f"unexpected key(s) {', '.join(extra)}"] if extra else []
+        )
         raise error(f"{where}: {what + ': ' if what else ''}{'; '.join(parts)}{hint}")
     for key, shape in shapes.items():
         tensor, label = sd[key], f"{what}[{key!r}]" if what else key
@@ -85,7 +99,9 @@ def check_weights(sd: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], 
             raise error(f"{where}: {label} has shape {tuple(tensor.shape)}, expected {shape}{hint}")
         if tensor.dtype not in WEIGHT_DTYPES:
             accepted = ", ".join(str(d).removeprefix("torch.") for d in WEIGHT_DTYPES)
-            raise error(f"{where}: {label} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
-                        f"accepted: {accepted} (convert with .float())")
+            raise error(
+                f"{where}: {label} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
+                f"accepted: {accepted} (convert with .float())"
+            )
         if not bool(torch.isfinite(tensor).all()):
             raise error(f"{where}: {label} holds NaN or infinite values")

@@ -3,12 +3,13 @@
 Re-hashing makes the bundle loader accept the edited files, so it is the verifier that must catch
 the problem, not the checksum check.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny real models, checkpoints and bundles on disk (no mocks)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -140,7 +141,10 @@ def normalizing_bundle(tmp_path_factory) -> Path:
 # The issue #8 matrix: every (rnn, layers, bidirectional encoder, attention) combination.
 VARIANTS = tuple(
     dict(rnn=rnn, num_layers=layers, bidirectional_encoder=bi, attention=attention)
-    for rnn in ("gru", "lstm") for layers in (1, 2) for bi in (False, True) for attention in ("none", "bahdanau", "luong")
+    for rnn in ("gru", "lstm")
+    for layers in (1, 2)
+    for bi in (False, True)
+    for attention in ("none", "bahdanau", "luong")
 )
 # The variant the other-language drivers are checked on: every feature at once.
 ATTENTION_LSTM_BI = dict(rnn="lstm", num_layers=2, bidirectional_encoder=True, attention="bahdanau")
@@ -186,12 +190,25 @@ def one_torch_thread():
 def pytest_addoption(parser):
     """`pytest --bundle DIR`: run the equivalence suite (tests/test_user_bundle.py) on your own bundle."""
     group = parser.getgroup("seq2seq-export", "checking your own bundle (tests/test_user_bundle.py)")
-    group.addoption("--bundle", metavar="DIR", default=None,
-                    help="bundle directory to verify: every backend vs the eager reference, check by check")
-    group.addoption("--bundle-samples", metavar="N", type=int, default=200,
-                    help="source sequences decoded per backend (default 200)")
-    group.addoption("--bundle-data", metavar="SPEC", default="random",
-                    help="sources: random (default), toy, cmudict or tsv:PATH (the test split)")
+    group.addoption(
+        "--bundle",
+        metavar="DIR",
+        default=None,
+        help="bundle directory to verify: every backend vs the eager reference, check by check",
+    )
+    group.addoption(
+        "--bundle-samples",
+        metavar="N",
+        type=int,
+        default=200,
+        help="source sequences decoded per backend (default 200)",
+    )
+    group.addoption(
+        "--bundle-data",
+        metavar="SPEC",
+        default="random",
+        help="sources: random (default), toy, cmudict or tsv:PATH (the test split)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -203,6 +220,17 @@ def toy_checkpoint(tmp_path_factory) -> Path:
     from seq2seq_export.train import load_config, train
 
     out = tmp_path_factory.mktemp("toy_train")
-    cfg = load_config("toy", out=str(out), emb_dim=16, hidden_dim=32, num_layers=1, batch_size=256, epochs=3,
-                      max_minutes=0.0, lr=1e-2, threads=1, device="cpu")
+    cfg = load_config(
+        "toy",
+        out=str(out),
+        emb_dim=16,
+        hidden_dim=32,
+        num_layers=1,
+        batch_size=256,
+        epochs=3,
+        max_minutes=0.0,
+        lr=1e-2,
+        threads=1,
+        device="cpu",
+    )
     return train(cfg, progress=False).checkpoint

@@ -5,12 +5,14 @@ the same cases. Each case turns a good manifest into a bad one: `edit` changes t
 place, or `raw` returns the whole file's bytes. Every reader must refuse every case with a one-line
 error (exit 2 for the command-line tools), before any graph is loaded.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ def _unknown_state_output(m: dict) -> None:
 
 
 def _unfed_decoder_input(m: dict) -> None:
-    m["state"] = m["state"][1:] or [{"encoder_output": "hidden", "decoder_input": "hidden_x", "decoder_output": "hidden_out"}]
+    m["state"] = m["state"][1:] or [
+        {"encoder_output": "hidden", "decoder_input": "hidden_x", "decoder_output": "hidden_out"}
+    ]
 
 
 CASES: tuple[Case, ...] = (

@@ -1,4 +1,5 @@
 """The seed tutorial's module layout (sequence-first GRUs), shared by the import and model tests."""
+
 from __future__ import annotations
 
 import torch.nn as nn

@@ -1,4 +1,5 @@
 """A real s2s-serve process on 127.0.0.1 and a plain HTTP client for it (tests and benchmarks/serve_load.py)."""
+
 from __future__ import annotations
 
 import http.client
@@ -44,8 +45,9 @@ class Server:
         self.stop()
         raise RuntimeError("s2s-serve did not get ready in time")
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None,
-                timeout: float = 30.0) -> tuple[int, Any, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict | None = None, timeout: float = 30.0
+    ) -> tuple[int, Any, Any]:
         """(status, headers, JSON body or text) of one request on a new connection."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:

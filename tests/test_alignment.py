@@ -1,5 +1,6 @@
 """Attention weights of finished decodes (runtime/alignment.py, `s2s-translate --json --attention-out`):
 one row per output token over the source tokens, the same on every backend and in any batch."""
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,8 @@ def test_one_row_per_output_token_over_the_source_tokens(attention_bundle):
 def test_weights_agree_across_backends_and_batches(attention_bundle):
     texts = [w for w in words() if w]
     by_backend = {
-        b: Translator.from_bundle(attention_bundle, b, batch_size=16).translations(texts, attention=True) for b in BACKENDS
+        b: Translator.from_bundle(attention_bundle, b, batch_size=16).translations(texts, attention=True)
+        for b in BACKENDS
     }
     for b in ("onnx", "torchscript"):
         for got, want in zip(by_backend[b], by_backend["eager"]):

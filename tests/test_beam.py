@@ -1,6 +1,7 @@
 """Beam search (runtime/beam.py) and scores: beam 1 is greedy, scores are what teacher forcing gives,
 a beam as wide as the search space finds the best sequence, n-best lists, batch invariance, the
 stopping rule, and bad options."""
+
 from __future__ import annotations
 
 import itertools
@@ -130,8 +131,9 @@ def small_space(tmp_path_factory):
 def test_a_beam_as_wide_as_the_space_finds_the_best_sequence(small_space, penalty):
     backend, text = small_space
     max_len, vocab = 4, len(text.tgt)
-    wide = DecodeOptions.from_text(text, max_len, beam_size=vocab**max_len, num_hypotheses=vocab**max_len,
-                                   length_penalty=penalty)
+    wide = DecodeOptions.from_text(
+        text, max_len, beam_size=vocab**max_len, num_hypotheses=vocab**max_len, length_penalty=penalty
+    )
     others = [t for t in range(vocab) if t != wide.end_id]
     every = [list(p) + [wide.end_id] for n in range(max_len) for p in itertools.product(others, repeat=n)]
     every += [list(p) for p in itertools.product(others, repeat=max_len)]  # cut at max_len, no <eos>
@@ -155,8 +157,12 @@ def test_n_best_lists_are_sorted_distinct_and_led_by_the_output(lively_bundle):
     words = ["abc", "quixotic", "x", "hello-world", "it's", ""]
     for rec in tr.translations(words, beam_size=8, num_hypotheses=8, token_scores=True):
         hyps = rec.hypotheses
-        assert (rec.output, rec.ids, rec.score, rec.token_scores) == (hyps[0].output, hyps[0].ids, hyps[0].score,
-                                                                        hyps[0].token_scores)
+        assert (rec.output, rec.ids, rec.score, rec.token_scores) == (
+            hyps[0].output,
+            hyps[0].ids,
+            hyps[0].score,
+            hyps[0].token_scores,
+        )
         if not rec.input:
             assert rec.score is None and len(hyps) == 1
             continue
@@ -264,10 +270,12 @@ def test_stopping_bounds_by_max_len_not_by_the_next_step():
     score -0.81 ending at step 4, but -0.32 cut at max_len 10, which beats "B D".
     """
     sos, eos, a, b, d, d2, d3 = 2, 3, 4, 5, 6, 7, 8
-    model = BigramBackend({sos: {a: 0.6, b: 0.4}, a: {eos: 1}, b: {d: 1}, d: {eos: 0.9, d2: 0.1}, d2: {d3: 1},
-                           d3: {d3: 1}}, vocab=9)
-    opts = DecodeOptions(pad_id=0, start_id=sos, end_id=eos, max_len=10, beam_size=2, num_hypotheses=2,
-                         length_penalty=1.0)
+    model = BigramBackend(
+        {sos: {a: 0.6, b: 0.4}, a: {eos: 1}, b: {d: 1}, d: {eos: 0.9, d2: 0.1}, d2: {d3: 1}, d3: {d3: 1}}, vocab=9
+    )
+    opts = DecodeOptions(
+        pad_id=0, start_id=sos, end_id=eos, max_len=10, beam_size=2, num_hypotheses=2, length_penalty=1.0
+    )
     found = beam_search(model, [[4]], opts)[0]
     assert [h.ids for h in found] == [(a,), (b, d, d2) + (d3,) * 7]
     assert found[1].score > -0.33 and len(found[1].token_scores) == 10  # cut at max_len: no <eos>
@@ -281,7 +289,9 @@ def test_a_row_of_non_finite_logits_ranks_none_of_its_tokens():
     model.logits[a, b] = np.nan  # after A, every log-prob is NaN: no continuation of A is ranked
     opts = DecodeOptions(pad_id=0, start_id=sos, end_id=eos, max_len=5, beam_size=2, num_hypotheses=2)
     found = beam_search(model, [[4]], opts)[0]
-    assert found[0].ids == (b,) and len(found) == 2 and all(h.ids[0] == b for h in found)  # A, the likelier start, is gone
+    assert (
+        found[0].ids == (b,) and len(found) == 2 and all(h.ids[0] == b for h in found)
+    )  # A, the likelier start, is gone
     model.logits[sos] = np.inf  # nothing can be ranked at all: an empty n-best list
     assert beam_search(model, [[4]], opts) == [[]]
 
@@ -323,18 +333,24 @@ def test_beam_search_on_the_onnx_path_works_without_torch(attention_bundle, tmp_
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     texts = ["abc", "hello", "", "x-ray"]
     tr = Translator.from_bundle(attention_bundle)
-    expected = [[[h.output, h.score] for h in r.hypotheses] for r in tr.translations(texts, beam_size=4, num_hypotheses=4)]
+    expected = [
+        [[h.output, h.score] for h in r.hypotheses] for r in tr.translations(texts, beam_size=4, num_hypotheses=4)
+    ]
     script = (
         "import json, sys; from seq2seq_export.runtime import Translator; "
         "tr = Translator.from_bundle(sys.argv[1]); "
         "print(json.dumps([[[h.output, h.score] for h in r.hypotheses] "
         "for r in tr.translations(json.loads(sys.argv[2]), beam_size=4, num_hypotheses=4)]))"
     )
-    run = subprocess.run([sys.executable, "-c", script, str(attention_bundle), json.dumps(texts)],
-                         env=env, capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(attention_bundle), json.dumps(texts)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == expected
-
 
 
 @pytest.mark.parametrize("width", [SORT_COLUMNS + 1, 75, 300])

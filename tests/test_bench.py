@@ -1,4 +1,5 @@
 """s2s-bench on the tiny bundle: the JSON's structure, the token check, bad options. No timing assertions."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import json
 import pytest
 from bundle_edits import copy_bundle, rehash
 from click.testing import CliRunner
-
 from conftest import make_checkpoint
+
 from seq2seq_export.bench.workload import decoder_steps, layer_flops, sequence_flops
 from seq2seq_export.cli import main
 from seq2seq_export.config import ModelConfig
@@ -16,8 +17,19 @@ from seq2seq_export.model import Seq2Seq
 
 BACKENDS = ("eager", "torchscript", "onnx")
 ROW_FIELDS = {
-    "backend", "batch_size", "seq_per_s", "tok_per_s", "latency_p50_ms", "latency_p90_ms", "gflops",
-    "limit_fraction", "limit_fraction_cpu", "vs_eager", "vs_eager_b1", "cpu_share", "wall_s",
+    "backend",
+    "batch_size",
+    "seq_per_s",
+    "tok_per_s",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "gflops",
+    "limit_fraction",
+    "limit_fraction_cpu",
+    "vs_eager",
+    "vs_eager_b1",
+    "cpu_share",
+    "wall_s",
 }
 
 
@@ -39,7 +51,7 @@ def test_bench_json_covers_every_backend_and_batch_size(tiny_bundle, tmp_path):
         assert row["latency_p90_ms"] >= row["latency_p50_ms"] > 0
         assert len(row["wall_s"]) == 1
     rows = {(r["backend"], r["batch_size"]): r for r in out["rows"]}
-    for (name, b), row in rows.items():  # one repeat: each figure comes from this row's one wall time
+    for (_name, b), row in rows.items():  # one repeat: each figure comes from this row's one wall time
         wall = row["wall_s"][0]
         assert row["seq_per_s"] == pytest.approx(6 / wall)
         assert row["vs_eager"] == pytest.approx(rows["eager", b]["wall_s"][0] / wall)
@@ -110,8 +122,16 @@ def test_bench_option_values_outside_their_choices_are_usage_errors(tiny_bundle,
 
 
 def test_bench_json_prints_the_report_and_report_writes_it(tiny_bundle, tmp_path):
-    res = _bench(tiny_bundle, tmp_path / "bench.json", "--backends", "onnx,torchscript", "--batch-sizes", "2",
-                 "--no-load-probe", "--json")
+    res = _bench(
+        tiny_bundle,
+        tmp_path / "bench.json",
+        "--backends",
+        "onnx,torchscript",
+        "--batch-sizes",
+        "2",
+        "--no-load-probe",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     printed = json.loads(res.stdout)
     assert printed == json.loads((tmp_path / "bench.json").read_text())
@@ -129,12 +149,18 @@ def test_sequence_flops_counts_encoder_tokens_and_decoder_steps():
     assert sequence_flops(cfg, src_len=3, steps=4) == 3 * 570 + 4 * (570 + 2 * 5 * 7)
 
 
-@pytest.mark.parametrize("variant", [
-    dict(num_layers=2), dict(bidirectional_encoder=True, attention="bahdanau"),
-    dict(num_layers=2, bidirectional_encoder=True, attention="bahdanau"), dict(attention="luong"),
-    dict(attention="luong", attention_score="dot"), dict(bidirectional_encoder=True, attention="luong"),
-    dict(num_layers=2, bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=3),
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        dict(num_layers=2),
+        dict(bidirectional_encoder=True, attention="bahdanau"),
+        dict(num_layers=2, bidirectional_encoder=True, attention="bahdanau"),
+        dict(attention="luong"),
+        dict(attention="luong", attention_score="dot"),
+        dict(bidirectional_encoder=True, attention="luong"),
+        dict(num_layers=2, bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=3),
+    ],
+)
 def test_flop_model_matches_torch_flop_counter_on_every_gru_variant(variant):
     """torch's FlopCounterMode counts the matmuls the eager model really runs (its fused CPU GRU
     included; not its fused LSTM, hence GRU variants): the bench's FLOP model must agree exactly."""
@@ -148,7 +174,7 @@ def test_flop_model_matches_torch_flop_counter_on_every_gru_variant(variant):
         state = outputs
         for _ in range(steps):
             step = model.decode_step(torch.tensor([2]), *state)
-            state = (*step[2 : 2 + len(state_names(cfg))], *outputs[len(state_names(cfg)):])
+            state = (*step[2 : 2 + len(state_names(cfg))], *outputs[len(state_names(cfg)) :])
     assert counter.get_total_flops() == sequence_flops(cfg, src_len, steps)
 
 
@@ -181,11 +207,22 @@ def test_bench_beam_fails_when_backends_disagree(tiny_bundle, tmp_path):
     bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
     make_checkpoint(bundle / json.loads((bundle / "manifest.json").read_text())["reference"]["path"], seed=1)
     rehash(bundle)
-    res = _bench(bundle, tmp_path / "bench.json", "--backends", "eager,onnx", "--batch-sizes", "2", "--no-load-probe",
-                 "--beam-size", "2")
+    res = _bench(
+        bundle,
+        tmp_path / "bench.json",
+        "--backends",
+        "eager,onnx",
+        "--batch-sizes",
+        "2",
+        "--no-load-probe",
+        "--beam-size",
+        "2",
+    )
     assert res.exit_code == 1 and "Error: backends produced different tokens" in res.output
     assert "N-best equality" in res.output
-    assert json.loads((tmp_path / "bench.json").read_text())["tokens"]["mismatches"][0].startswith("onnx batch 2 repeat 0:")
+    assert json.loads((tmp_path / "bench.json").read_text())["tokens"]["mismatches"][0].startswith(
+        "onnx batch 2 repeat 0:"
+    )
 
 
 def test_bench_beam_size_0_is_a_usage_error(tiny_bundle):

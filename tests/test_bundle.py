@@ -1,4 +1,5 @@
 """export_bundle: layout, manifest contents, max_len precedence, and atomic, refuse-to-clobber writes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,10 +10,10 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-
-import seq2seq_export
 from bundle_edits import as_format_1
 from conftest import make_checkpoint
+
+import seq2seq_export
 from seq2seq_export.bundle import export_bundle
 from seq2seq_export.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from seq2seq_export.constants import DEFAULT_MAX_LEN, DEFAULT_MAX_SRC_TOKENS, DEFAULT_OPSET, MAX_SRC_TOKENS_CEILING
@@ -31,20 +32,37 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 def test_tiny_bundle_is_complete_and_self_describing(tiny_bundle, tiny_checkpoint):
     assert sorted(p.name for p in tiny_bundle.iterdir()) == [
-        "checkpoint.pt", "decoder_step.onnx", "decoder_step.pt", "encoder.onnx", "encoder.pt", "manifest.json",
+        "checkpoint.pt",
+        "decoder_step.onnx",
+        "decoder_step.pt",
+        "encoder.onnx",
+        "encoder.pt",
+        "manifest.json",
     ]
     bundle = load_bundle(tiny_bundle)  # checks every sha256 and size
     ckpt = load_checkpoint(tiny_checkpoint)
     m = bundle.manifest
     assert m["producer"] == {
-        "package": "seq2seq-export", "version": seq2seq_export.__version__, "torch": torch.__version__,
-        "onnx": onnx.__version__, "opset": DEFAULT_OPSET, "exporter": "legacy",
+        "package": "seq2seq-export",
+        "version": seq2seq_export.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "opset": DEFAULT_OPSET,
+        "exporter": "legacy",
     }
     assert bundle.formats == ("onnx", "torchscript") and bundle.max_len == DEFAULT_MAX_LEN
     assert m["format_version"] == 2 and m["memory"] == []
-    assert m["decoding"]["max_src_tokens"] == bundle.max_src_tokens == DEFAULT_MAX_SRC_TOKENS  # not recorded in training
-    assert m["roles"] == {"src_tokens": "src_tokens", "src_lengths": "src_lengths", "prev_tokens": "prev_tokens",
-                          "logits": "logits", "next_tokens": "next_tokens", "attention": None}
+    assert (
+        m["decoding"]["max_src_tokens"] == bundle.max_src_tokens == DEFAULT_MAX_SRC_TOKENS
+    )  # not recorded in training
+    assert m["roles"] == {
+        "src_tokens": "src_tokens",
+        "src_lengths": "src_lengths",
+        "prev_tokens": "prev_tokens",
+        "logits": "logits",
+        "next_tokens": "next_tokens",
+        "attention": None,
+    }
     assert bundle.digest == "sha256:" + _sha(tiny_bundle / "manifest.json")
     assert bundle.config == ckpt.config and bundle.text == ckpt.text
     assert m["reference"]["sha256"] == _sha(tiny_checkpoint)
@@ -69,7 +87,9 @@ def test_max_len_precedence(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
-@pytest.mark.parametrize("recorded, written", [(12, 12), (10**6, MAX_SRC_TOKENS_CEILING), (None, DEFAULT_MAX_SRC_TOKENS)])
+@pytest.mark.parametrize(
+    "recorded, written", [(12, 12), (10**6, MAX_SRC_TOKENS_CEILING), (None, DEFAULT_MAX_SRC_TOKENS)]
+)
 def test_max_src_tokens_comes_from_training_under_the_ceiling(tmp_path, recorded, written):
     ckpt_path = make_checkpoint(tmp_path / "ck.pt")
     ckpt = load_checkpoint(ckpt_path)
@@ -141,7 +161,9 @@ def test_failure_before_the_rename_leaves_no_bundle_and_keeps_the_old_one(tiny_c
 
 def test_verify_hook_sees_a_loadable_bundle(tiny_checkpoint, tmp_path):
     loaded = []
-    export_bundle(tiny_checkpoint, tmp_path / "b", formats=("torchscript",), verify=lambda d: loaded.append(load_bundle(d)))
+    export_bundle(
+        tiny_checkpoint, tmp_path / "b", formats=("torchscript",), verify=lambda d: loaded.append(load_bundle(d))
+    )
     assert loaded[0].formats == ("torchscript",)
 
 
@@ -179,11 +201,15 @@ def test_attention_bundle_manifest_describes_state_and_memory(attention_bundle):
         {"encoder_output": "hidden", "decoder_input": "hidden", "decoder_output": "hidden_out"},
         {"encoder_output": "cell", "decoder_input": "cell", "decoder_output": "cell_out"},
     ]
-    assert bundle.memory == bundle.manifest["memory"] == [
-        {"encoder_output": "encoder_outputs", "decoder_input": "encoder_outputs"},
-        {"encoder_output": "src_mask", "decoder_input": "src_mask"},
-        {"encoder_output": "attention_keys", "decoder_input": "attention_keys"},
-    ]
+    assert (
+        bundle.memory
+        == bundle.manifest["memory"]
+        == [
+            {"encoder_output": "encoder_outputs", "decoder_input": "encoder_outputs"},
+            {"encoder_output": "src_mask", "decoder_input": "src_mask"},
+            {"encoder_output": "attention_keys", "decoder_input": "attention_keys"},
+        ]
+    )
     assert bundle.graphs == graph_specs(bundle.config)
     assert bundle.graphs["decoder_step"].output_names[-1] == "attention"
 
@@ -258,7 +284,10 @@ def test_a_bundle_whose_io_this_version_does_not_export_is_refused(attention_bun
         spec = manifest["graphs"][graph]
         spec[side] = [t for t in spec[side] if t["name"] != "attention_keys"]
     (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=r"graphs.encoder.outputs .* differ from the ones this version of "
-                                          r"seq2seq-export exports .* re-export it"):
+    with pytest.raises(
+        BundleError,
+        match=r"graphs.encoder.outputs .* differ from the ones this version of "
+        r"seq2seq-export exports .* re-export it",
+    ):
         load_bundle(old)
     EagerBackend.from_bundle(load_bundle(attention_bundle))  # the untouched bundle is fine

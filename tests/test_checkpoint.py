@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import make_checkpoint, tiny_text
+
 from seq2seq_export.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from seq2seq_export.errors import CheckpointError
 

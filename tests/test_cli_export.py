@@ -1,4 +1,5 @@
 """s2s-export and s2s-import through click: outputs, exit codes and one-line errors."""
+
 from __future__ import annotations
 
 import re
@@ -9,10 +10,10 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
+from test_seed import SRC_TOKENS, TGT_TOKENS, write_seed_model
 
 from seq2seq_export.cli import export_cmd, import_cmd, main
 from seq2seq_export.manifest import load_bundle
-from test_seed import SRC_TOKENS, TGT_TOKENS, write_seed_model
 
 
 def _invoke(cmd, args):
@@ -26,7 +27,12 @@ def test_export_prints_what_it_wrote(tiny_checkpoint, tmp_path):
     lines = r.output.splitlines()
     assert lines[0] == f"bundle: {out}"
     assert [line.split()[0] for line in lines[1:7]] == [
-        "checkpoint.pt", "decoder_step.onnx", "decoder_step.pt", "encoder.onnx", "encoder.pt", "manifest.json",
+        "checkpoint.pt",
+        "decoder_step.onnx",
+        "decoder_step.pt",
+        "encoder.onnx",
+        "encoder.pt",
+        "manifest.json",
     ]
     assert re.fullmatch(r"formats: onnx, torchscript; max_len 21; exported in \d+\.\d s", lines[7])
     assert lines[8] == f"digest: {load_bundle(out).digest}" and re.fullmatch(r"digest: sha256:[0-9a-f]{64}", lines[8])
@@ -36,12 +42,28 @@ def test_export_prints_what_it_wrote(tiny_checkpoint, tmp_path):
 
 def test_export_refuses_existing_out_and_leaves_it(tiny_checkpoint, tmp_path):
     out = tmp_path / "b"
-    assert _invoke(export_cmd, ["--checkpoint", tiny_checkpoint, "--out", out, "--format", "torchscript"]).exit_code == 0
+    assert (
+        _invoke(export_cmd, ["--checkpoint", tiny_checkpoint, "--out", out, "--format", "torchscript"]).exit_code == 0
+    )
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     r = _invoke(export_cmd, ["--checkpoint", tiny_checkpoint, "--out", out, "--format", "onnx", "--exporter", "legacy"])
     assert r.exit_code == 2 and r.output == f"Error: {out}: already exists; pass --force (force=True) to replace it\n"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    r = _invoke(export_cmd, ["--checkpoint", tiny_checkpoint, "--out", out, "--format", "onnx", "--exporter", "legacy", "--force", "--no-reference"])
+    r = _invoke(
+        export_cmd,
+        [
+            "--checkpoint",
+            tiny_checkpoint,
+            "--out",
+            out,
+            "--format",
+            "onnx",
+            "--exporter",
+            "legacy",
+            "--force",
+            "--no-reference",
+        ],
+    )
     assert r.exit_code == 0 and load_bundle(out).formats == ("onnx",) and load_bundle(out).reference is None
 
 
@@ -69,7 +91,9 @@ def test_export_bad_checkpoint_exit_2(tmp_path):
 def test_import_then_export_round_trip(tmp_path):
     seed_model, sd, src, tgt = write_seed_model(tmp_path / "seed", layers=1)
     ck = tmp_path / "ck.pt"
-    r = _invoke(import_cmd, [sd, "--src-vocab", src, "--tgt-vocab", tgt, "--out", ck, "--src-eos", "--tgt-tokenizer", "space"])
+    r = _invoke(
+        import_cmd, [sd, "--src-vocab", src, "--tgt-vocab", tgt, "--out", ck, "--src-eos", "--tgt-tokenizer", "space"]
+    )
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[1] == "model: vocab 8 -> 6, emb 6, hidden 10, 1 layer(s)"
     r = _invoke(main, ["export", "--checkpoint", ck, "--format", "onnx", "--exporter", "legacy"])
@@ -101,20 +125,28 @@ def _write(path: Path, tokens: list[str]) -> None:
 
 
 IMPORT_ERRORS = [
-    (lambda sd, src, tgt: _write(src, SRC_TOKENS[:-1]),
-     r"src.txt: 7 tokens but the source embedding has 8 rows; wrong vocabulary file\?"),
-    (lambda sd, src, tgt: _write(tgt, TGT_TOKENS + ["W"]),
-     r"tgt.txt: 7 tokens but the target embedding has 6 rows"),
+    (
+        lambda sd, src, tgt: _write(src, SRC_TOKENS[:-1]),
+        r"src.txt: 7 tokens but the source embedding has 8 rows; wrong vocabulary file\?",
+    ),
+    (lambda sd, src, tgt: _write(tgt, TGT_TOKENS + ["W"]), r"tgt.txt: 7 tokens but the target embedding has 6 rows"),
     (lambda sd, src, tgt: _drop_key(sd), r"seed.pt: missing key\(s\) decoder.fc_out.bias \(for 2 layer"),
     (lambda sd, src, tgt: _add_key(sd), r"seed.pt: unexpected key\(s\) decoder.attention.weight"),
-    (lambda sd, src, tgt: _write(tgt, [t if t != "<sos>" else "<go>" for t in TGT_TOKENS]),
-     r"tgt.txt: the target vocabulary has no sos token '<sos>', which it needs"),
-    (lambda sd, src, tgt: _write(src, [t if t != "<pad>" else "_" for t in SRC_TOKENS]),
-     r"src.txt: the source vocabulary has no pad token '<pad>', which it needs"),
+    (
+        lambda sd, src, tgt: _write(tgt, [t if t != "<sos>" else "<go>" for t in TGT_TOKENS]),
+        r"tgt.txt: the target vocabulary has no sos token '<sos>', which it needs",
+    ),
+    (
+        lambda sd, src, tgt: _write(src, [t if t != "<pad>" else "_" for t in SRC_TOKENS]),
+        r"src.txt: the source vocabulary has no pad token '<pad>', which it needs",
+    ),
     (lambda sd, src, tgt: src.write_text("a\n\nb\n"), r"src.txt: line 2 is empty"),
     (lambda sd, src, tgt: _write(src, ["a", "a"] + SRC_TOKENS[2:]), r"token 'a' appears twice in the vocabulary"),
     (lambda sd, src, tgt: sd.write_bytes(b"garbage"), r"seed.pt: not a readable torch state_dict"),
-    (lambda sd, src, tgt: torch.save({"model": {"x": torch.zeros(1)}}, sd), r"seed.pt: expected torch.save\(model.state_dict\(\)\)"),
+    (
+        lambda sd, src, tgt: torch.save({"model": {"x": torch.zeros(1)}}, sd),
+        r"seed.pt: expected torch.save\(model.state_dict\(\)\)",
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
 """s2s-translate on hostile input: token limits, --truncate, line ends, BOM, bad UTF-8, signals (real subprocesses)."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ WORDS = "alpha beta gamma delta"
 PYTHON_M = (sys.executable, "-m", "seq2seq_export")
 
 
-def translate(*args: str | bytes, stdin: bytes = b"", cmd: tuple = (*PYTHON_M, "translate")) -> subprocess.CompletedProcess:
+def translate(
+    *args: str | bytes, stdin: bytes = b"", cmd: tuple = (*PYTHON_M, "translate")
+) -> subprocess.CompletedProcess:
     return subprocess.run([*cmd, *args], input=stdin, capture_output=True, env=ENV, timeout=120, check=False)
 
 
@@ -85,8 +88,11 @@ def test_translator_limit_is_checked(lively_bundle):
 
 def test_translator_refuses_or_truncates(lively_bundle):
     tr = Translator.from_bundle(lively_bundle, max_src_tokens=5)
-    with pytest.raises(InputTooLong, match=r"^input 1: 6 tokens, over the limit of 5 tokens per input: raise it "
-                                           r"\(--max-input-tokens / max_src_tokens, at most 4096\), or cut inputs"):
+    with pytest.raises(
+        InputTooLong,
+        match=r"^input 1: 6 tokens, over the limit of 5 tokens per input: raise it "
+        r"\(--max-input-tokens / max_src_tokens, at most 4096\), or cut inputs",
+    ):
         tr.translations(["abcde", "abcdef"])
     got = tr.translations(["abcde", "abcdefgh"], truncate=True)
     assert [(t.input, t.truncated) for t in got] == [("abcde", False), ("abcde", True)]
@@ -128,8 +134,15 @@ def test_over_long_text_argument_names_the_argument(lively_bundle):
 
 
 def test_truncate_reports_each_cut_and_marks_json(lively_bundle):
-    proc = translate("--bundle", str(lively_bundle), "--max-input-tokens", "4", "--truncate", "--json",
-                     stdin=b"abcdefg\nab\nabcdxyz\n")
+    proc = translate(
+        "--bundle",
+        str(lively_bundle),
+        "--max-input-tokens",
+        "4",
+        "--truncate",
+        "--json",
+        stdin=b"abcdefg\nab\nabcdxyz\n",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.decode().splitlines() == [
         "standard input line 1: truncated to 4 tokens (it has 7)",
@@ -146,8 +159,9 @@ def test_line_past_the_character_cap_is_counted_not_held(words_bundle):
     line = b"beta " * (3 * MAX_LINE_CHARS // 5)
     stdin = b"alpha\n" + line + b"\ngamma\n"
     err = one_line_error(translate("--bundle", str(words_bundle), "--max-input-tokens", "1024", stdin=stdin))
-    assert err.startswith(f"Error: standard input line 2: {3 * MAX_LINE_CHARS // 5 + 1} tokens with <eos>, "
-                          "over the limit of 1024")
+    assert err.startswith(
+        f"Error: standard input line 2: {3 * MAX_LINE_CHARS // 5 + 1} tokens with <eos>, over the limit of 1024"
+    )
     proc = translate("--bundle", str(words_bundle), "--max-input-tokens", "1024", "--truncate", "--json", stdin=stdin)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(r) for r in proc.stdout.decode().splitlines()]
@@ -160,8 +174,9 @@ def test_line_past_the_character_cap_is_counted_not_held(words_bundle):
 @pytest.mark.parametrize("extra", [[], ["--json"]])
 def test_invalid_utf8_argument_is_one_line(extra, lively_bundle):
     err = one_line_error(translate("--bundle", str(lively_bundle), *extra, "ab", b"a\xffb"))
-    assert err == (f"Error: argument {len(extra) + 5} is not valid UTF-8 (b'a\\xffb'): "
-                   "every argument, path or text, must be\n")
+    assert err == (
+        f"Error: argument {len(extra) + 5} is not valid UTF-8 (b'a\\xffb'): every argument, path or text, must be\n"
+    )
 
 
 @pytest.mark.parametrize("cmd", [("translate", "--bundle"), ("verify", "--bundle"), ("export", "--checkpoint")])
@@ -187,8 +202,13 @@ def test_invalid_utf8_stdin_is_one_line(lively_bundle):
 @pytest.mark.parametrize("cmd", [(*PYTHON_M, "translate"), (S2S_TRANSLATE,)])
 def test_sigint_exits_130_with_one_line(cmd, lively_bundle):
     """Ctrl-C while translate waits on a stdin pipe that is still open."""
-    proc = subprocess.Popen([*cmd, "--bundle", str(lively_bundle)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=ENV)
+    proc = subprocess.Popen(
+        [*cmd, "--bundle", str(lively_bundle)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
     try:
         proc.stdin.write(b"abc\n" * 512)  # one whole chunk: its answers prove the process is up and reading
         proc.stdin.flush()
@@ -207,8 +227,9 @@ def test_closed_stdout_exits_141_quietly(cmd, lively_bundle, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("abc\n" * 5000)
     with open(source, "rb") as stdin:
-        proc = subprocess.Popen([*cmd, "--bundle", str(lively_bundle)], stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=ENV)
+        proc = subprocess.Popen(
+            [*cmd, "--bundle", str(lively_bundle)], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
+        )
         proc.stdout.readline()
         proc.stdout.close()
         err = proc.stderr.read()
@@ -220,8 +241,10 @@ def test_closed_stdout_exits_141_quietly(cmd, lively_bundle, tmp_path):
 def test_head_in_a_shell_pipeline(lively_bundle, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("abc\n" * 5000)
-    script = (f'"{sys.executable}" -m seq2seq_export translate --bundle "{lively_bundle}" < "{source}" | head -1; '
-              'echo "status ${PIPESTATUS[0]}" >&2')
+    script = (
+        f'"{sys.executable}" -m seq2seq_export translate --bundle "{lively_bundle}" < "{source}" | head -1; '
+        'echo "status ${PIPESTATUS[0]}" >&2'
+    )
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=120)
     assert proc.stdout.count("\n") == 1
     assert proc.stderr == "status 141\n"
@@ -230,8 +253,26 @@ def test_head_in_a_shell_pipeline(lively_bundle, tmp_path):
 def test_train_sigint_saves_then_exits_130(tmp_path):
     """s2s-train's first Ctrl-C stops at the next batch and saves last.pt; the exit still says interrupted."""
     out = tmp_path / "run"
-    args = ["--preset", "toy", "--emb-dim", "8", "--hidden-dim", "16", "--batch-size", "512", "--epochs", "1000",
-            "--max-minutes", "0", "--device", "cpu", "--threads", "1", "--out", str(out)]
+    args = [
+        "--preset",
+        "toy",
+        "--emb-dim",
+        "8",
+        "--hidden-dim",
+        "16",
+        "--batch-size",
+        "512",
+        "--epochs",
+        "1000",
+        "--max-minutes",
+        "0",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen([*PYTHON_M, "train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     try:
         seen = b""

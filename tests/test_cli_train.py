@@ -1,4 +1,5 @@
 """s2s-train: a tiny real run, and bad input as one line on stderr with exit 2 (no traceback)."""
+
 from __future__ import annotations
 
 import fcntl
@@ -20,8 +21,21 @@ from seq2seq_export.cli import main, train_cmd
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = ["--preset", "toy", "--emb-dim", "8", "--hidden-dim", "16", "--batch-size", "512", "--max-steps", "5",
-        "--device", "cpu", "--quiet"]
+TINY = [
+    "--preset",
+    "toy",
+    "--emb-dim",
+    "8",
+    "--hidden-dim",
+    "16",
+    "--batch-size",
+    "512",
+    "--max-steps",
+    "5",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def test_tiny_toy_run_prints_metrics_and_writes_checkpoints(tmp_path):
@@ -111,8 +125,10 @@ def test_a_second_run_into_the_same_folder_is_refused_and_the_first_is_untouched
     assert CliRunner().invoke(train_cmd, [*TINY, "--max-steps", "1", "--out", str(out)]).exit_code == 0
     before = _snapshot(out)
     line = _one_line_exit_2([*TINY, "--max-steps", "2", "--out", str(out)])
-    assert line == (f"Error: {out} already holds a run (checkpoint.pt, last.pt, metrics.json): pass --out DIR for a "
-                    f"new run, --resume to continue it, or --force to replace it")
+    assert line == (
+        f"Error: {out} already holds a run (checkpoint.pt, last.pt, metrics.json): pass --out DIR for a "
+        f"new run, --resume to continue it, or --force to replace it"
+    )
     assert _snapshot(out) == before  # byte for byte
     (out / "metrics.json").unlink()
     (out / "checkpoint.pt").unlink()
@@ -134,7 +150,8 @@ def test_force_replaces_the_run_and_its_default_bundle(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["steps"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "last.pt", "metrics.json", "notes.txt"]
     assert "deletes its checkpoint.pt, last.pt, metrics.json and bundle/" in " ".join(
-        CliRunner().invoke(train_cmd, ["--help"]).output.split())
+        CliRunner().invoke(train_cmd, ["--help"]).output.split()
+    )
 
 
 def test_another_dataset_without_out_gets_its_own_folder(tmp_path, monkeypatch):
@@ -163,8 +180,9 @@ def test_force_that_cannot_delete_is_one_line(tmp_path):
 
 def test_the_tsv_preset_without_a_dataset_says_which_option_to_pass(tmp_path):
     line = _one_line_exit_2(["--preset", "tsv-attention", "--out", str(tmp_path / "run")])
-    assert line.startswith("Error: preset 'tsv-attention' needs a dataset: pass --dataset tsv:FILE "
-                           "(source<TAB>target per line"), line
+    assert line.startswith(
+        "Error: preset 'tsv-attention' needs a dataset: pass --dataset tsv:FILE (source<TAB>target per line"
+    ), line
     assert "PATH" not in line and not (tmp_path / "run").exists()
 
 
@@ -181,8 +199,22 @@ def test_tokenizer_options_reach_the_dataset(tmp_path):
     path = tmp_path / "words.tsv"
     words = ["".join(letters) for letters in itertools.product("abcdef", repeat=3)]  # 216 words of 3 letters
     path.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
-    result = CliRunner().invoke(train_cmd, [*TINY, "--max-steps", "1", "--dataset", f"tsv:{path}", "--out",
-                                            str(tmp_path / "run"), "--src-tokenizer", "char", "--tgt-tokenizer", "char"])
+    result = CliRunner().invoke(
+        train_cmd,
+        [
+            *TINY,
+            "--max-steps",
+            "1",
+            "--dataset",
+            f"tsv:{path}",
+            "--out",
+            str(tmp_path / "run"),
+            "--src-tokenizer",
+            "char",
+            "--tgt-tokenizer",
+            "char",
+        ],
+    )
     assert result.exit_code == 0, result.output
     training = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["training"]
     assert (training["train_config"]["src_tokenizer"], training["train_config"]["tgt_tokenizer"]) == ("char", "char")
@@ -194,8 +226,9 @@ def _stderr_of(args: list[str], terminal: bool) -> str:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     command = [sys.executable, "-m", "seq2seq_export", "train", *args]
     if not terminal:
-        return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
-                              timeout=300).stderr
+        return subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=300
+        ).stderr
     main_end, child_end = pty.openpty()
     fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 24 x 120, as a terminal has
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=child_end, env=env)

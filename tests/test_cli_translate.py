@@ -1,4 +1,5 @@
 """s2s-translate: arguments and streamed stdin in order, --json, and every bundle problem as exit 2."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,10 @@ S2S_TRANSLATE = str(Path(sys.executable).parent / "s2s-translate")
 
 def random_words(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    return ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz'?") for _ in range(rng.choice((0, 1, 3, 6, 9)))) for _ in range(n)]
+    return [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz'?") for _ in range(rng.choice((0, 1, 3, 6, 9))))
+        for _ in range(n)
+    ]
 
 
 def test_text_arguments_one_line_each(lively_bundle):
@@ -37,8 +41,10 @@ def test_text_arguments_one_line_each(lively_bundle):
     assert result.stderr == UNKNOWN_WARNING.format(summary="1 input had 1 symbol", first="'?' in TEXT argument 4")
 
 
-UNKNOWN_WARNING = ("warning: {summary} outside the source vocabulary (first: {first}); the model read them as <unk>: "
-                   "check the input's language, script and case (--json lists them as \"unknown\")\n")
+UNKNOWN_WARNING = (
+    "warning: {summary} outside the source vocabulary (first: {first}); the model read them as <unk>: "
+    'check the input\'s language, script and case (--json lists them as "unknown")\n'
+)
 
 
 def test_unknown_symbols_are_counted_on_stderr_and_listed_in_json(lively_bundle):
@@ -52,8 +58,9 @@ def test_unknown_symbols_are_counted_on_stderr_and_listed_in_json(lively_bundle)
 
 
 def test_normalized_input_reads_alike_and_json_keeps_it_as_given(normalizing_bundle):
-    result = CliRunner().invoke(main, ["translate", "--bundle", str(normalizing_bundle), "--json", "HELLO", "hello",
-                                       "Cafe\u0301", "caf\u00e9"])
+    result = CliRunner().invoke(
+        main, ["translate", "--bundle", str(normalizing_bundle), "--json", "HELLO", "hello", "Cafe\u0301", "caf\u00e9"]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["input"] for r in rows] == ["HELLO", "hello", "Cafe\u0301", "caf\u00e9"]
@@ -67,7 +74,9 @@ def test_json_lines_per_backend(backend, lively_bundle):
     result = CliRunner().invoke(main, args, input="hello\n\nzebra\n")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    expected = Translator.from_bundle(lively_bundle, backend, max_len=4).translations(["hello", "", "zebra"], scores=True)
+    expected = Translator.from_bundle(lively_bundle, backend, max_len=4).translations(
+        ["hello", "", "zebra"], scores=True
+    )
     best = [{"output": t.output, "ids": list(t.ids), "score": t.score} for t in expected]
     assert rows == [{"input": t.input, **b, "hypotheses": [b]} for t, b in zip(expected, best)]
     assert rows[0]["score"] < 0 and rows[1]["score"] is None  # a decoded input has a log-prob score, an empty one none
@@ -77,7 +86,10 @@ def test_stdin_2000_lines_keep_their_order(lively_bundle):
     words = random_words(2000)
     proc = subprocess.run(
         [S2S_TRANSLATE, "--bundle", str(lively_bundle), "--batch-size", "16"],
-        input="\n".join(words) + "\n", capture_output=True, text=True, timeout=300,
+        input="\n".join(words) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     unknown = [w.count("?") for w in words]  # random_words' one symbol outside the vocabulary
@@ -135,11 +147,16 @@ def _symlink_out(root: Path, tmp: Path) -> None:
 BROKEN = {
     "tampered": (_tamper, "checksum mismatch"),
     "missing": (_remove, "is missing"),
-    "dotdot": (_edit(lambda m: m["graphs"]["encoder"]["files"]["onnx"].update(path="../x")),
-               "path: '../x' breaks the rule: A relative '/'-separated path inside the bundle"),
+    "dotdot": (
+        _edit(lambda m: m["graphs"]["encoder"]["files"]["onnx"].update(path="../x")),
+        "path: '../x' breaks the rule: A relative '/'-separated path inside the bundle",
+    ),
     "symlink": (_symlink_out, "outside the bundle directory"),
     "version": (_edit(lambda m: m.update(format_version=99)), "format_version 99 is not supported"),
-    "vocabulary": (_edit(lambda m: m["text"]["target"]["tokens"].append("EXTRA")), "differs from the target vocabulary's"),
+    "vocabulary": (
+        _edit(lambda m: m["text"]["target"]["tokens"].append("EXTRA")),
+        "differs from the target vocabulary's",
+    ),
 }
 
 
@@ -193,8 +210,12 @@ def test_stdin_line_ends_bom_and_invalid_utf8(lively_bundle):
 @pytest.mark.parametrize("encoding", ["ascii", "utf-8"])
 def test_output_is_utf8_even_where_stdout_says_ascii(tiny_bundle, encoding):
     env = {**os.environ, "PYTHONIOENCODING": encoding}
-    proc = subprocess.run([sys.executable, "-m", "seq2seq_export", "translate", "--bundle", str(tiny_bundle), "--json",
-                           "héllo→"], capture_output=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seq2seq_export", "translate", "--bundle", str(tiny_bundle), "--json", "héllo→"],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.decode("utf-8"))["input"] == "héllo→"
 
@@ -207,19 +228,23 @@ def test_beam_json_lists_the_n_best_with_scores(penalty, lively_bundle):
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     want = Translator.from_bundle(lively_bundle).translations(
-        words, beam_size=4, num_hypotheses=3, length_penalty=float(penalty), token_scores=True)
+        words, beam_size=4, num_hypotheses=3, length_penalty=float(penalty), token_scores=True
+    )
     assert len(records) == len(words)
     for r, t in zip(records, want):
         assert r["input"] == t.input and r["output"] == t.output and r["ids"] == list(t.ids) and r["score"] == t.score
         assert [(h["ids"], h["score"], h["token_scores"]) for h in r["hypotheses"]] == [
-            (list(h.ids), h.score, list(h.token_scores or ())) for h in t.hypotheses]
+            (list(h.ids), h.score, list(h.token_scores or ())) for h in t.hypotheses
+        ]
         if t.ids:  # a decoded input: 3 distinct hypotheses, best first, the record's own output leading
             scores = [h["score"] for h in r["hypotheses"]]
             assert len(scores) == 3 and scores == sorted(scores, reverse=True) and r["hypotheses"][0]["ids"] == r["ids"]
             assert len({tuple(h["ids"]) for h in r["hypotheses"]}) == 3
     # plain output: the best hypothesis, one line per input, as before
-    plain = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), "--beam-size", "4", "--n-best", "3",
-                                               "--length-penalty", penalty, *words])
+    plain = CliRunner().invoke(
+        translate_cmd,
+        ["--bundle", str(lively_bundle), "--beam-size", "4", "--n-best", "3", "--length-penalty", penalty, *words],
+    )
     assert plain.stdout.splitlines() == [t.output for t in want]
 
 
@@ -244,7 +269,9 @@ def test_greedy_json_scores_equal_beam_1(lively_bundle):
     ],
 )
 def test_bad_search_options_are_one_line_exit_2(args, message, lively_bundle):
-    proc = subprocess.run([S2S_TRANSLATE, "--bundle", str(lively_bundle), *args, "abc"], capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [S2S_TRANSLATE, "--bundle", str(lively_bundle), *args, "abc"], capture_output=True, timeout=120
+    )
     stderr = proc.stderr.decode()
     assert proc.returncode == 2 and proc.stdout == b"" and message in stderr, stderr
     if "--token-scores" not in args:  # a library error: one line (a usage error prints click's usage lines)

@@ -1,4 +1,5 @@
 """s2s-verify: the table on stdout, --json and --report, and exit codes 0 (pass), 1 (a check failed), 2 (unusable input)."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,9 @@ def test_passing_bundle_exits_0_with_table_and_json(tiny_bundle, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].split()[:4] == ["check", "backend", "result", "measured"]
     assert any(line.split()[:3] == ["greedy", "onnx", "PASS"] for line in lines[2:])
-    assert "Legend:" in lines and any(line.split()[:3] == ["N", "of", "tol"] for line in lines), "the legend explains figures"
+    assert "Legend:" in lines and any(line.split()[:3] == ["N", "of", "tol"] for line in lines), (
+        "the legend explains figures"
+    )
     assert lines[-1].startswith("PASS ") and "20 checks passed on 8 samples" in lines[-1]
     report = json.loads(out.read_text())
     assert report["passed"] is True and len(report["checks"]) == 20
@@ -57,13 +60,16 @@ def test_unusable_options_exit_2(tiny_bundle, args, message):
 def test_backends_outside_the_formats_are_usage_errors(tiny_bundle):
     result = invoke("--bundle", str(tiny_bundle), "--backends", "onnx,tflite")
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.splitlines()[-1] == ("Error: Invalid value for '--backends': 'tflite' is not one of "
-                                               "'onnx', 'torchscript'.")
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--backends': 'tflite' is not one of 'onnx', 'torchscript'."
+    )
 
 
 def test_json_prints_the_report_instead_of_the_table(tiny_bundle, tmp_path):
     out = tmp_path / "report.json"
-    result = invoke("--bundle", str(tiny_bundle), "--samples", "4", "--backends", "onnx", "--json", "--report", str(out))
+    result = invoke(
+        "--bundle", str(tiny_bundle), "--samples", "4", "--backends", "onnx", "--json", "--report", str(out)
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["passed"] is True and {c["backend"] for c in report["checks"]} >= {"onnx"}
@@ -84,9 +90,21 @@ def test_every_option_has_help():
 
 def test_python_m_runs_verify(tiny_bundle):
     proc = subprocess.run(
-        [sys.executable, "-m", "seq2seq_export", "verify", "--bundle", str(tiny_bundle), "--samples", "4",
-         "--backends", "torchscript"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "seq2seq_export",
+            "verify",
+            "--bundle",
+            str(tiny_bundle),
+            "--samples",
+            "4",
+            "--backends",
+            "torchscript",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1].startswith("PASS ")

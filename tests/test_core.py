@@ -1,5 +1,6 @@
 """The decoding core (runtime/core.py): decode options, padding, batching, carrying tensors between
 raw graph calls, row selection, and the greedy loop over it against a one-row-at-a-time oracle."""
+
 from __future__ import annotations
 
 import random
@@ -86,7 +87,10 @@ def test_carry_follows_the_manifest_entries(attention_bundle):
     entries, n = bundle.state + bundle.memory, len(bundle.state)
     assert carry.encoder_outputs == [e["encoder_output"] for e in entries] and n == 2 and len(bundle.memory) == 3
     carried = carry.first({e["encoder_output"]: f"enc {e['encoder_output']}" for e in entries})
-    assert carry.feeds("prev", carried) == {PREV_TOKENS: "prev", **{e["decoder_input"]: f"enc {e['encoder_output']}" for e in entries}}
+    assert carry.feeds("prev", carried) == {
+        PREV_TOKENS: "prev",
+        **{e["decoder_input"]: f"enc {e['encoder_output']}" for e in entries},
+    }
     stepped = carry.stepped(carried, {e["decoder_output"]: f"new {e['decoder_output']}" for e in bundle.state})
     assert stepped == tuple(f"new {e['decoder_output']}" for e in bundle.state) + carried[n:]
     block = np.arange(6).reshape(2, 3)
@@ -145,7 +149,12 @@ def test_decode_options_from_the_bundle_and_from_the_vocabularies(lively_bundle)
     bundle = load_bundle(lively_bundle)
     opts = DecodeOptions.from_bundle(bundle)
     dec = bundle.manifest["decoding"]
-    assert (opts.pad_id, opts.start_id, opts.end_id, opts.max_len) == (bundle.text.src.pad_id, dec["start_id"], dec["end_id"], 20)
+    assert (opts.pad_id, opts.start_id, opts.end_id, opts.max_len) == (
+        bundle.text.src.pad_id,
+        dec["start_id"],
+        dec["end_id"],
+        20,
+    )
     assert (opts.beam_size, opts.num_hypotheses, opts.length_penalty) == (1, 1, 1.0)
     assert DecodeOptions.from_bundle(bundle, max_len=3, beam_size=4).max_len == 3
     assert DecodeOptions.from_text(bundle.text, 20) == opts

@@ -1,5 +1,6 @@
 """The docs stay true: the CLI reference covers every option, the README is a short front page whose
 links and commands all exist, and every command line shown in the docs uses real options."""
+
 from __future__ import annotations
 
 import os
@@ -148,10 +149,13 @@ def demo_dir(tmp_path_factory) -> tuple[Path, dict]:
         wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m seq2seq_export {script[4:]} "$@"\n')
         wrapper.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
-    for line in (f"s2s-train --preset toy --out artifacts/demo --force {CHEAPER['s2s-train']} --quiet",
-                 f"s2s-export --checkpoint artifacts/demo/checkpoint.pt --out artifacts/demo/bundle {CHEAPER['s2s-export']}"):
-        done = subprocess.run(line, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=300,
-                              check=False)
+    for line in (
+        f"s2s-train --preset toy --out artifacts/demo --force {CHEAPER['s2s-train']} --quiet",
+        f"s2s-export --checkpoint artifacts/demo/checkpoint.pt --out artifacts/demo/bundle {CHEAPER['s2s-export']}",
+    ):
+        done = subprocess.run(
+            line, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
         assert done.returncode == 0, f"{line}\n{done.stderr}"
     from test_seed import write_seed_model
 
@@ -166,9 +170,18 @@ def test_commands_shown_run_for_real(doc, demo_dir):
     assert lines, f"{doc.name}: no command lines found to run"
     for line in lines:
         run = with_additions(line)
-        done = subprocess.run(["bash", "-c", f"set -o pipefail; {run}"], cwd=root, env=env, capture_output=True,
-                              text=True, timeout=300, check=False)
-        assert done.returncode == 0, f"{doc.name}: `{line}` (run as `{run}`) exit {done.returncode}:\n{done.stderr[-2000:]}"
+        done = subprocess.run(
+            ["bash", "-c", f"set -o pipefail; {run}"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, (
+            f"{doc.name}: `{line}` (run as `{run}`) exit {done.returncode}:\n{done.stderr[-2000:]}"
+        )
         assert "Traceback" not in done.stderr, f"{doc.name}: `{line}`:\n{done.stderr}"
 
 

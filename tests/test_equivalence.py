@@ -2,6 +2,7 @@
 two-way encoder, attention or not) and any batch of 1-16 sources of length 1-64, the exported ONNX
 (legacy exporter, for speed) and TorchScript graphs give the eager model's outputs (state, memory,
 logits, attention) within atol 1e-5 at every step, and identical greedy tokens."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -75,7 +76,9 @@ def assert_close(outputs: dict[str, dict[str, np.ndarray]], where: str) -> None:
     for n in ("onnx", "torchscript"):
         for name, want in outputs["eager"].items():
             if want.dtype == np.float32:
-                np.testing.assert_allclose(outputs[n][name], want, rtol=0, atol=DEFAULT_ATOL, err_msg=f"{n} {name} {where}")
+                np.testing.assert_allclose(
+                    outputs[n][name], want, rtol=0, atol=DEFAULT_ATOL, err_msg=f"{n} {name} {where}"
+                )
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -93,7 +96,9 @@ def test_exported_graphs_match_eager(opened, cfg, lengths, seed):
     calls = 0
     for step_calls in zip(*runs.values()):
         step = step_calls[0][0]
-        assert_close({n: out for n, (_, _, out) in zip(runs, step_calls)}, "encoder" if step is None else f"step {step}")
+        assert_close(
+            {n: out for n, (_, _, out) in zip(runs, step_calls)}, "encoder" if step is None else f"step {step}"
+        )
         calls += 1
     assert calls == 1 + MAX_LEN
     tokens = {n: greedy_decode(b, seqs, opts) for n, b in backends.items()}

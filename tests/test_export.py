@@ -3,6 +3,7 @@
 Exported once per module at batch 2 / source length 5 (graphs.EXPORT_*), then run in real
 onnxruntime sessions and torch.jit.load-ed modules at batches and lengths never seen at export.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,8 +34,8 @@ from seq2seq_export.export.onnx import (
     constant_batch_problems,
     dynamic_axes_problems,
     export_onnx,
-    rnn_problems,
     opset_problems,
+    rnn_problems,
     training_op_problems,
 )
 from seq2seq_export.export.torchscript import export_torchscript
@@ -125,7 +126,9 @@ def _eager(model: Seq2Seq, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     with torch.no_grad():
         return {
             **_named(model.config, "encoder", model.encode(*(t[n] for n in specs["encoder"].input_names))),
-            **_named(model.config, "decoder_step", model.decode_step(*(t[n] for n in specs["decoder_step"].input_names))),
+            **_named(
+                model.config, "decoder_step", model.decode_step(*(t[n] for n in specs["decoder_step"].input_names))
+            ),
         }
 
 
@@ -169,8 +172,13 @@ def _assert_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> No
 
 @pytest.mark.parametrize(
     "config, kind",
-    [("baseline", "legacy"), ("baseline", "dynamo"), ("baseline", "torchscript"),
-     ("variant", "legacy"), ("variant", "torchscript")],
+    [
+        ("baseline", "legacy"),
+        ("baseline", "dynamo"),
+        ("baseline", "torchscript"),
+        ("variant", "legacy"),
+        ("variant", "torchscript"),
+    ],
 )
 def test_graphs_match_eager_at_unseen_batches_and_lengths(config, kind, models, exported):
     assert (EXPORT_BATCH, EXPORT_SRC_LEN) == (2, 5)
@@ -214,17 +222,24 @@ def test_variant_graphs_keep_padding_out_of_the_bidirectional_encoder(models, ex
     x["src_lengths"] = np.array([9, 4, 0])
     batched = _run_onnx(d, x, cfg)
     for row, n in enumerate(x["src_lengths"].tolist()):
-        alone = {"src_tokens": x["src_tokens"][row : row + 1, : max(n, 1)], "src_lengths": x["src_lengths"][row : row + 1]}
+        alone = {
+            "src_tokens": x["src_tokens"][row : row + 1, : max(n, 1)],
+            "src_lengths": x["src_lengths"][row : row + 1],
+        }
         enc = _run_onnx_graph(d, cfg, "encoder", alone)
         for name in state_names(cfg):
-            np.testing.assert_allclose(enc[f"encoder.{name}"][:, 0], batched[f"encoder.{name}"][:, row], rtol=0, atol=1e-6)
+            np.testing.assert_allclose(
+                enc[f"encoder.{name}"][:, 0], batched[f"encoder.{name}"][:, row], rtol=0, atol=1e-6
+            )
         got, want = enc["encoder.encoder_outputs"][0, :n], batched["encoder.encoder_outputs"][row, :n]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
         assert not batched["encoder.encoder_outputs"][row, n:].any() and batched["encoder.src_mask"][row].sum() == n
     attention = batched["decoder_step.attention"]
     assert not (attention * (1 - x["src_mask"])).any()  # exactly 0 at padding
     np.testing.assert_allclose(attention.sum(1), [1.0, 1.0, 0.0], atol=1e-6)  # the empty row attends nowhere, no NaN
-    ops = {name: [n.op_type for n in onnx.load(str(d / f"{name}.onnx")).graph.node] for name in ("encoder", "decoder_step")}
+    ops = {
+        name: [n.op_type for n in onnx.load(str(d / f"{name}.onnx")).graph.node] for name in ("encoder", "decoder_step")
+    }
     assert ops["encoder"].count("LSTM") == 2 * cfg.num_layers  # both directions of both layers, PyTorch's LSTM op
     assert "LSTM" not in ops["decoder_step"]  # explicit cells, embedding folded into layer 0
 
@@ -236,8 +251,13 @@ def test_exported_files_pass_check_and_are_single_files(config, kind, exported):
         path = exported[config, kind] / f"{name}.onnx"
         assert check_onnx_file(path, spec, DEFAULT_OPSET) == []
         graph = onnx.load(str(path)).graph
-        dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in list(graph.input) + list(graph.output)]
-        assert dims == [list(t.shape) for t in spec.inputs + spec.outputs]  # e.g. ['batch', 'src_len'], [2, 'batch', 16]
+        dims = [
+            [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in list(graph.input) + list(graph.output)
+        ]
+        assert dims == [
+            list(t.shape) for t in spec.inputs + spec.outputs
+        ]  # e.g. ['batch', 'src_len'], [2, 'batch', 16]
     assert sorted(p.name for p in exported[config, kind].iterdir()) == ["decoder_step.onnx", "encoder.onnx"]
 
 
@@ -277,8 +297,16 @@ def test_lstm_with_coupled_gates_or_peepholes_is_rejected(exported):
 
 def _legacy_raw(module, spec, path: Path, **kw) -> onnx.ModelProto:
     """A bare legacy export (no IO stamping, no checks), for building bad graphs."""
-    torch.onnx.export(module, example_inputs(spec, CFG), str(path), dynamo=False, input_names=spec.input_names,
-                      output_names=spec.output_names, opset_version=kw.pop("opset", DEFAULT_OPSET), **kw)
+    torch.onnx.export(
+        module,
+        example_inputs(spec, CFG),
+        str(path),
+        dynamo=False,
+        input_names=spec.input_names,
+        output_names=spec.output_names,
+        opset_version=kw.pop("opset", DEFAULT_OPSET),
+        **kw,
+    )
     return onnx.load(str(path))
 
 
@@ -334,7 +362,9 @@ def test_training_mode_dropout_and_old_opset_are_reported(tmp_path):
     assert opset_problems(m) == ["opset 16 is below the minimum 17"]
     assert opset_problems(m, 18)[-1] == "opset 16 differs from the recorded opset 18"
     eval_graph = graph_modules(lively)["encoder"]  # graph_modules puts the model in eval mode
-    export_onnx(eval_graph, example_inputs(spec, lively.config), spec, tmp_path / "eval.onnx", opset=18, exporter="legacy")
+    export_onnx(
+        eval_graph, example_inputs(spec, lively.config), spec, tmp_path / "eval.onnx", opset=18, exporter="legacy"
+    )
     assert training_op_problems(onnx.load(str(tmp_path / "eval.onnx"))) == []
 
 
@@ -366,7 +396,10 @@ class _DropsLengths(nn.Module):
 def test_a_graph_that_loses_an_input_is_an_export_error_and_nothing_is_printed(tmp_path, capsys):
     spec = graph_specs(ModelConfig(5, 6, 4, 4))["encoder"]
     args = (torch.zeros(2, 5, dtype=torch.long), torch.tensor([5, 3]))
-    with pytest.raises(ExportError, match=r"encoder: exported graph inputs are \['src_tokens'\], expected \['src_tokens', 'src_lengths'\]"):
+    with pytest.raises(
+        ExportError,
+        match=r"encoder: exported graph inputs are \['src_tokens'\], expected \['src_tokens', 'src_lengths'\]",
+    ):
         export_onnx(_DropsLengths(), args, spec, tmp_path / "e.onnx", opset=DEFAULT_OPSET, exporter="legacy")
     assert capsys.readouterr() == ("", "")
     assert not (tmp_path / "e.onnx").exists()
@@ -382,11 +415,19 @@ class _RenamedLengths(nn.Module):
 @pytest.mark.parametrize(
     "module, graph, match",
     [
-        (_RenamedLengths(), "encoder", r"encoder: scripted graph does not match its IO spec: forward takes "
-                                       r"\['src_tokens', 'lengths'\], the IO spec says \['src_tokens', 'src_lengths'\]"),
+        (
+            _RenamedLengths(),
+            "encoder",
+            r"encoder: scripted graph does not match its IO spec: forward takes "
+            r"\['src_tokens', 'lengths'\], the IO spec says \['src_tokens', 'src_lengths'\]",
+        ),
         (_DropsLengths(), "encoder", None),  # matches: scripting keeps src_lengths a tensor input
-        ("encoder", "decoder_step", r"decoder_step: .*forward takes \['src_tokens', 'src_lengths'\].*; forward returns "
-                                    r"1 outputs, the IO spec says 3 \(logits, next_tokens, hidden_out\)"),
+        (
+            "encoder",
+            "decoder_step",
+            r"decoder_step: .*forward takes \['src_tokens', 'src_lengths'\].*; forward returns "
+            r"1 outputs, the IO spec says 3 \(logits, next_tokens, hidden_out\)",
+        ),
     ],
 )
 def test_torchscript_export_checks_the_scripted_signature_against_the_spec(module, graph, match, model, tmp_path):
@@ -409,5 +450,7 @@ def test_wrappers_are_picked_by_io_signature():
             assert (list(forward_inputs(cls)), forward_outputs(cls)) == (spec.input_names, len(spec.outputs))
     spec = graph_specs(CFG)["decoder_step"]
     odd = GraphSpec(spec.name, spec.inputs[:1], spec.outputs)
-    with pytest.raises(ExportError, match=r"decoder_step: no export wrapper takes \['prev_tokens'\] and returns 3 outputs"):
+    with pytest.raises(
+        ExportError, match=r"decoder_step: no export wrapper takes \['prev_tokens'\] and returns 3 outputs"
+    ):
         wrapper_class(odd)

@@ -4,6 +4,7 @@ Real processes on real files. The full and read-only filesystems are small tmpfs
 need root (CI runs the tests as root): where mounting is not allowed these tests FAIL with a
 message that says so; S2S_NO_MOUNT_TESTS=1 turns that into a skip (e.g. on a laptop).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,15 +13,15 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import make_checkpoint
-from seq2seq_export.manifest import load_bundle
 from test_seed import write_seed_model
+
+from seq2seq_export.manifest import load_bundle
 
 
 @dataclass
@@ -38,8 +39,13 @@ def _run(*args, kill_at: str | None = None, prelude: str = "") -> Run:
     if kill_at:
         env["S2S_TEST_KILL_AT"] = kill_at
     code = f"{prelude}\nfrom seq2seq_export.cli import main\nmain(prog_name='s2s')"
-    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     stdout, stderr = proc.communicate(timeout=300)
     return Run(proc.pid, proc.returncode, stdout, stderr)
 
@@ -132,14 +138,17 @@ def test_a_killed_import_leaves_the_old_checkpoint_and_the_next_one_cleans_up(st
 def _tmpfs(path: Path, options: str) -> Iterator[Path]:
     path.mkdir()
     try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=False,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=False, capture_output=True, text=True
+        )
         problem = proc.stderr.strip() if proc.returncode else None
     except FileNotFoundError:
         problem = "no mount command"
     if problem:
-        message = (f"cannot mount a tmpfs ({problem}): the full-disk and read-only tests need root and mount "
-                   "(CI runs them as root); set S2S_NO_MOUNT_TESTS=1 to skip them")
+        message = (
+            f"cannot mount a tmpfs ({problem}): the full-disk and read-only tests need root and mount "
+            "(CI runs them as root); set S2S_NO_MOUNT_TESTS=1 to skip them"
+        )
         (pytest.skip if os.environ.get("S2S_NO_MOUNT_TESTS") == "1" else pytest.fail)(message)
     try:
         yield path
@@ -187,16 +196,61 @@ def _writers(tmp_path: Path, bundle: Path, d: Path) -> dict[str, tuple[list, str
         return re.escape(str(d / name)) + r"(/[\w.]+)?"
 
     return {
-        "export": (["export", "--checkpoint", ckpt, "--out", d / "bundle", "--exporter", "legacy", "--no-verify"],
-                   file_in("bundle"), "--out"),
-        "import": (["import", sd, "--src-vocab", src, "--tgt-vocab", tgt, "--out", d / "new" / "ck.pt"],
-                   file_in("new"), "--out"),
-        "train": (["train", "--preset", "toy", "--emb-dim", "8", "--hidden-dim", "16", "--batch-size", "512",
-                   "--max-steps", "1", "--quiet", "--out", d / "run"], file_in("run"), "--out"),
-        "verify": (["verify", "--bundle", bundle, "--samples", "2", "--backends", "onnx", "--report", d / "v.json"],
-                   file_in("v.json"), "--report"),
-        "bench": (["bench", "--bundle", bundle, "--backends", "onnx", "--batch-sizes", "1", "--samples", "2",
-                   "--repeat", "1", "--no-load-probe", "--report", d / "b.json"], file_in("b.json"), "--report"),
+        "export": (
+            ["export", "--checkpoint", ckpt, "--out", d / "bundle", "--exporter", "legacy", "--no-verify"],
+            file_in("bundle"),
+            "--out",
+        ),
+        "import": (
+            ["import", sd, "--src-vocab", src, "--tgt-vocab", tgt, "--out", d / "new" / "ck.pt"],
+            file_in("new"),
+            "--out",
+        ),
+        "train": (
+            [
+                "train",
+                "--preset",
+                "toy",
+                "--emb-dim",
+                "8",
+                "--hidden-dim",
+                "16",
+                "--batch-size",
+                "512",
+                "--max-steps",
+                "1",
+                "--quiet",
+                "--out",
+                d / "run",
+            ],
+            file_in("run"),
+            "--out",
+        ),
+        "verify": (
+            ["verify", "--bundle", bundle, "--samples", "2", "--backends", "onnx", "--report", d / "v.json"],
+            file_in("v.json"),
+            "--report",
+        ),
+        "bench": (
+            [
+                "bench",
+                "--bundle",
+                bundle,
+                "--backends",
+                "onnx",
+                "--batch-sizes",
+                "1",
+                "--samples",
+                "2",
+                "--repeat",
+                "1",
+                "--no-load-probe",
+                "--report",
+                d / "b.json",
+            ],
+            file_in("b.json"),
+            "--report",
+        ),
     }
 
 
@@ -233,8 +287,9 @@ def test_force_onto_a_read_only_bundle_is_one_line_and_keeps_it(tmp_path):
 
 def test_a_leftover_on_a_read_only_filesystem_is_reported_not_hidden(tmp_path):
     ckpt = make_checkpoint(tmp_path / "ck.pt")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True,
-                          text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
+    )
     leftover = f".bundle.{int(dead.stdout)}.tmp"
     with _tmpfs(tmp_path / "fs", "size=64k") as fs:
         (fs / leftover).mkdir()

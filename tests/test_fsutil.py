@@ -1,4 +1,5 @@
 """fsutil: atomic files and directories, the directory exchange, leftover cleanup, write errors."""
+
 from __future__ import annotations
 
 import errno
@@ -16,8 +17,9 @@ from seq2seq_export.fsutil import atomic_dir, atomic_file, clean_leftovers, outp
 
 def _dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
+    )
     return int(proc.stdout)
 
 
@@ -112,8 +114,15 @@ def test_clean_leftovers_removes_only_dead_runs_leftovers(tmp_path):
     target = tmp_path / "b"
     target.mkdir()
     leftovers = [f".b.{dead}.tmp", f".b.{dead}.old"]
-    kept = [f".b.{alive}.tmp", ".b.tmp", f".bb.{dead}.tmp", f"b.{dead}.tmp", f".b.{dead}.tmp.x", ".b.12x.tmp",
-            f".c.{dead}.old"]
+    kept = [
+        f".b.{alive}.tmp",
+        ".b.tmp",
+        f".bb.{dead}.tmp",
+        f"b.{dead}.tmp",
+        f".b.{dead}.tmp.x",
+        ".b.12x.tmp",
+        f".c.{dead}.old",
+    ]
     for name in leftovers + kept:
         (tmp_path / name).mkdir()
         (tmp_path / name / "f").write_text("x")
@@ -121,11 +130,13 @@ def test_clean_leftovers_removes_only_dead_runs_leftovers(tmp_path):
     notes: list[str] = []
     clean_leftovers(target, notes.append)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["b", f".b.{dead}.tmp.file"] + kept)
-    assert sorted(notes) == sorted([
-        f"{tmp_path / f'.b.{alive}.tmp'}: left by process {alive}, which is still running; not touched",
-        f"{tmp_path / f'.b.{dead}.old'}: removed, left by a killed run (pid {dead})",
-        f"{tmp_path / f'.b.{dead}.tmp'}: removed, left by a killed run (pid {dead})",
-    ])
+    assert sorted(notes) == sorted(
+        [
+            f"{tmp_path / f'.b.{alive}.tmp'}: left by process {alive}, which is still running; not touched",
+            f"{tmp_path / f'.b.{dead}.old'}: removed, left by a killed run (pid {dead})",
+            f"{tmp_path / f'.b.{dead}.tmp'}: removed, left by a killed run (pid {dead})",
+        ]
+    )
 
 
 def test_clean_leftovers_restores_a_moved_aside_directory(tmp_path):
@@ -164,8 +175,10 @@ def test_output_error_says_what_to_do(code, option, advice):
 def test_write_errors_name_the_target_not_the_temp(tmp_path):
     with pytest.raises(OutputError) as e, atomic_dir(tmp_path / "b") as tmp:
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "encoder.onnx"))
-    assert str(e.value) == f"{tmp_path / 'b' / 'encoder.onnx'}: cannot write (No space left on device); " \
-                           "free space or choose another --out"
+    assert (
+        str(e.value) == f"{tmp_path / 'b' / 'encoder.onnx'}: cannot write (No space left on device); "
+        "free space or choose another --out"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,4 +1,5 @@
 """lines.read_lines and vocab.count_tokens: line ends, the character cap, and token counts without token lists."""
+
 from __future__ import annotations
 
 import io

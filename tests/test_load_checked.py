@@ -4,6 +4,7 @@ again, and an ONNX graph's external data is read only from files the manifest li
 The impostor is a valid bundle of the same model config and vocabularies with other weights, so a
 swapped file passes every check but the checksum, and would decode differently if it ever ran.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,14 @@ from conftest import lively_checkpoint
 
 from seq2seq_export.bundle import export_bundle
 from seq2seq_export.cli import translate_cmd
-from seq2seq_export.constants import DECODER_ONNX, DECODER_TS, ENCODER_ONNX, ENCODER_TS, MANIFEST_FILE, REFERENCE_CHECKPOINT
+from seq2seq_export.constants import (
+    DECODER_ONNX,
+    DECODER_TS,
+    ENCODER_ONNX,
+    ENCODER_TS,
+    MANIFEST_FILE,
+    REFERENCE_CHECKPOINT,
+)
 from seq2seq_export.errors import BundleError
 from seq2seq_export.manifest import file_entry, load_bundle
 from seq2seq_export.runtime import Translator, open_backend
@@ -29,7 +37,11 @@ from seq2seq_export.runtime import Translator, open_backend
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 WORDS = ["abc", "hello", "zzz", "quixotic", "it's", "x-ray", "abcdefghij", "mnop", "q", "lorem"]
-FILES = {"onnx": (ENCODER_ONNX, DECODER_ONNX), "torchscript": (ENCODER_TS, DECODER_TS), "eager": (REFERENCE_CHECKPOINT,)}
+FILES = {
+    "onnx": (ENCODER_ONNX, DECODER_ONNX),
+    "torchscript": (ENCODER_TS, DECODER_TS),
+    "eager": (REFERENCE_CHECKPOINT,),
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +79,9 @@ def test_a_file_swapped_after_load_bundle_is_refused(backend, name, lively_bundl
     "backend, module, attribute",
     [("onnx", onnxruntime, "InferenceSession"), ("torchscript", torch.jit, "load"), ("eager", torch, "load")],
 )
-def test_a_file_swapped_between_check_and_parse_never_runs(backend, module, attribute, lively_bundle, impostor,
-                                                           expected, tmp_path, monkeypatch):
+def test_a_file_swapped_between_check_and_parse_never_runs(
+    backend, module, attribute, lively_bundle, impostor, expected, tmp_path, monkeypatch
+):
     """The race, forced: just before the parser is called, the file it is about to parse is replaced."""
     root = shutil.copytree(lively_bundle, tmp_path / "b")
     real, pending, swapped = getattr(module, attribute), list(FILES[backend]), []
@@ -94,8 +107,15 @@ def _externalize(root: Path, listed: bool, location: str = "encoder.weights") ->
     """Move every tensor of encoder.onnx (initializers and Constant attributes) into `location`;
     re-hash the graph, and list the external file in its FILE record when `listed`."""
     model = onnx.load(str(root / ENCODER_ONNX))
-    onnx.save_model(model, str(root / ENCODER_ONNX), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=location, size_threshold=0, convert_attribute=True)
+    onnx.save_model(
+        model,
+        str(root / ENCODER_ONNX),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=location,
+        size_threshold=0,
+        convert_attribute=True,
+    )
     rehash(root)
     if listed:
         manifest = json.loads((root / MANIFEST_FILE).read_text())
@@ -107,8 +127,10 @@ def test_external_data_in_an_unlisted_file_is_refused(lively_bundle, tmp_path):
     root = shutil.copytree(lively_bundle, tmp_path / "b")
     _externalize(root, listed=False)
     assert (root / "encoder.weights").stat().st_size > 1000
-    message = (f"{root / ENCODER_ONNX}: tensor '.*' keeps its data in 'encoder.weights', a file the manifest does not "
-               r"list \(graphs.encoder.files.onnx.external_data\); refusing unchecked weights")
+    message = (
+        f"{root / ENCODER_ONNX}: tensor '.*' keeps its data in 'encoder.weights', a file the manifest does not "
+        r"list \(graphs.encoder.files.onnx.external_data\); refusing unchecked weights"
+    )
     bundle = load_bundle(root)  # every listed file is fine; the graph itself says where its weights are
     with pytest.raises(BundleError, match=message):
         open_backend(bundle, "onnx")
@@ -137,9 +159,13 @@ def test_listed_external_data_is_checked_and_decodes_like_the_original(lively_bu
     data = bytearray((root / "encoder.weights").read_bytes())
     data[-1] ^= 1
     (root / "encoder.weights").write_bytes(bytes(data))  # changed after the check
-    with pytest.raises(BundleError, match=r"encoder.weights: checksum mismatch \(graphs.encoder.files.onnx.external_data.0\)"):
+    with pytest.raises(
+        BundleError, match=r"encoder.weights: checksum mismatch \(graphs.encoder.files.onnx.external_data.0\)"
+    ):
         open_backend(bundle, "onnx")
-    with pytest.raises(BundleError, match=r"encoder.weights: checksum mismatch \(graphs.encoder.files.onnx.external_data.0\)"):
+    with pytest.raises(
+        BundleError, match=r"encoder.weights: checksum mismatch \(graphs.encoder.files.onnx.external_data.0\)"
+    ):
         load_bundle(root)
 
 
@@ -149,7 +175,9 @@ def test_listed_external_data_with_a_wrong_checksum_is_refused(lively_bundle, tm
     manifest = json.loads((root / MANIFEST_FILE).read_text())
     manifest["graphs"]["encoder"]["files"]["onnx"]["external_data"][0]["sha256"] = "0" * 64
     (root / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=r"encoder.weights: checksum mismatch \(graphs.encoder.files.onnx.external_data.0\)"):
+    with pytest.raises(
+        BundleError, match=r"encoder.weights: checksum mismatch \(graphs.encoder.files.onnx.external_data.0\)"
+    ):
         load_bundle(root)
 
 

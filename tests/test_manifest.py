@@ -3,6 +3,7 @@
 Every malformed case of manifest_cases.py is refused as one line naming the manifest, through the
 Python API and through every command that reads a bundle (exit 2, no traceback, nothing written).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,8 +66,22 @@ def test_every_malformed_manifest_is_exit_2_for_every_command(name, bad_bundles,
     runs = {
         "translate": (translate_cmd, ["--bundle", str(root), "--json", "abc"]),
         "verify": (verify_cmd, ["--bundle", str(root), "--samples", "2", "--report", str(report)]),
-        "bench": (bench_cmd, ["--bundle", str(root), "--samples", "2", "--repeat", "1", "--backends", "onnx",
-                              "--no-load-probe", "--report", str(report)]),
+        "bench": (
+            bench_cmd,
+            [
+                "--bundle",
+                str(root),
+                "--samples",
+                "2",
+                "--repeat",
+                "1",
+                "--backends",
+                "onnx",
+                "--no-load-probe",
+                "--report",
+                str(report),
+            ],
+        ),
     }
     for command, (cmd, args) in runs.items():
         result = CliRunner().invoke(cmd, args)
@@ -100,7 +115,10 @@ def test_every_malformed_manifest_is_exit_2_for_every_command(name, bad_bundles,
         ("duplicate_tokens", "text.source.tokens: 'g' appears twice (ids 10 and 11)"),
         ("vocab_size_mismatch", "model_config.tgt_vocab_size 3 differs from the target vocabulary's 12 tokens"),
         ("file_path_escape", "graphs.encoder.files.onnx.path: '../encoder.onnx' breaks the rule: A relative"),
-        ("state_names_no_output", "state.0.encoder_output: 'no_such_output' names no output of the encoder graph (hidden)"),
+        (
+            "state_names_no_output",
+            "state.0.encoder_output: 'no_such_output' names no output of the encoder graph (hidden)",
+        ),
         ("decoder_input_unfed", "decoder_step input 'hidden' is fed by no state or memory entry"),
         ("role_names_no_input", "roles.prev_tokens: 'no_such_input' names no input of the decoder_step graph"),
     ],
@@ -115,12 +133,21 @@ def test_messages_name_the_field_and_the_problem(name, message, bad_bundles):
     "edit, message",
     [
         (lambda m: m["decoding"].update(max_len=1.0), "decoding.max_len: 1.0 is not of type 'integer'"),
-        (lambda m: m["decoding"].update(start_id=3), "decoding.start_id: id 3 is not the target vocabulary's sos id (2)"),
+        (
+            lambda m: m["decoding"].update(start_id=3),
+            "decoding.start_id: id 3 is not the target vocabulary's sos id (2)",
+        ),
         (lambda m: m["roles"].update(logits="next_tokens"), "roles.logits: 'next_tokens' should be 'logits'"),
         (lambda m: m["roles"].update(attention="logits"), "roles.attention: 'logits' should be None"),
-        (lambda m: m["graphs"]["encoder"]["inputs"][0].update(shape=["batch", 7]), "graphs.encoder.inputs ({'name': "
-         "'src_tokens', 'dtype': 'int64', 'shape': ['batch', 7]}) differ from the ones this version"),
-        (lambda m: m["model_config"].update(attention_score="dot"), "attention_score 'dot' applies to luong attention only"),
+        (
+            lambda m: m["graphs"]["encoder"]["inputs"][0].update(shape=["batch", 7]),
+            "graphs.encoder.inputs ({'name': "
+            "'src_tokens', 'dtype': 'int64', 'shape': ['batch', 7]}) differ from the ones this version",
+        ),
+        (
+            lambda m: m["model_config"].update(attention_score="dot"),
+            "attention_score 'dot' applies to luong attention only",
+        ),
         (lambda m: m["text"]["target"]["specials"].update(sos=None), "decoding.start_id: id 2 is not the target"),
     ],
 )
@@ -209,7 +236,10 @@ def test_digest_is_the_manifest_sha256_and_can_be_pinned(tiny_bundle, tmp_path):
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["decoding"]["max_len"] = 7  # a valid bundle, decoding differently
     (other / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=rf"other/manifest.json: bundle digest sha256:[0-9a-f]{{64}} differs from the expected {digest}"):
+    with pytest.raises(
+        BundleError,
+        match=rf"other/manifest.json: bundle digest sha256:[0-9a-f]{{64}} differs from the expected {digest}",
+    ):
         load_bundle(other, expect_digest=digest)
     with pytest.raises(ConfigError, match="expected bundle digest 'abc' is not of the form sha256:<64 hex digits>"):
         load_bundle(tiny_bundle, expect_digest="abc")
@@ -232,7 +262,25 @@ def test_digest_options_of_every_command(tiny_bundle, tmp_path):
     ):
         result = CliRunner().invoke(cmd, ["--bundle", str(tiny_bundle), "--expect-digest", wrong, *args])
         assert result.exit_code == 2 and result.stdout == "" and not report.exists(), result.output
-        assert result.stderr == f"Error: {tiny_bundle / 'manifest.json'}: bundle digest {digest} differs from the expected {wrong}\n"
-    result = CliRunner().invoke(bench_cmd, ["--bundle", str(tiny_bundle), "--expect-digest", digest, "--samples", "4",
-                                            "--repeat", "1", "--batch-sizes", "2", "--backends", "onnx,torchscript"])
+        assert (
+            result.stderr
+            == f"Error: {tiny_bundle / 'manifest.json'}: bundle digest {digest} differs from the expected {wrong}\n"
+        )
+    result = CliRunner().invoke(
+        bench_cmd,
+        [
+            "--bundle",
+            str(tiny_bundle),
+            "--expect-digest",
+            digest,
+            "--samples",
+            "4",
+            "--repeat",
+            "1",
+            "--batch-sizes",
+            "2",
+            "--backends",
+            "onnx,torchscript",
+        ],
+    )
     assert result.exit_code == 0, result.output

@@ -9,7 +9,9 @@ from seq2seq_export.model import Seq2Seq, select_device, sequence_loss
 
 def _model(num_layers=1, seed=0):
     torch.manual_seed(seed)
-    return Seq2Seq(ModelConfig(src_vocab_size=11, tgt_vocab_size=13, emb_dim=8, hidden_dim=16, num_layers=num_layers)).eval()
+    return Seq2Seq(
+        ModelConfig(src_vocab_size=11, tgt_vocab_size=13, emb_dim=8, hidden_dim=16, num_layers=num_layers)
+    ).eval()
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])

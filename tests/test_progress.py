@@ -1,5 +1,6 @@
 """Progress on long commands: stage lines on stderr when it is a terminal (a real pseudo-terminal here),
 nothing with --quiet or when stderr is a pipe; the library reports through a callback and never prints."""
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,14 @@ def test_export_shows_each_stage_on_a_terminal(tiny_checkpoint, tmp_path):
     code, out, err = on_terminal(export_args(tiny_checkpoint, tmp_path / "b"))
     assert code == 0, err
     lines = progress_lines(err)
-    for stage in ("loading checkpoint", "exporting encoder to ONNX (legacy exporter)", "exporting decoder_step to TorchScript",
-                  "writing the reference checkpoint", "verifying the new bundle", "quick verification: greedy [onnx]"):
+    for stage in (
+        "loading checkpoint",
+        "exporting encoder to ONNX (legacy exporter)",
+        "exporting decoder_step to TorchScript",
+        "writing the reference checkpoint",
+        "verifying the new bundle",
+        "quick verification: greedy [onnx]",
+    ):
         assert any(stage in line for line in lines), f"no progress line for {stage!r} in:\n{err}"
     assert "bundle:" in out and PROGRESS not in out, "progress goes to stderr only"
 
@@ -73,8 +80,15 @@ def test_verify_shows_each_check_on_a_terminal_and_nothing_in_a_pipe(tiny_bundle
     code, out, err = on_terminal(args)
     assert code == 0, err
     lines = progress_lines(err)
-    for check in ("eager reference", "io, values", "teacher_forced", "greedy [onnx]", "greedy [torchscript]",
-                  "batch_invariance [torchscript]", "lint"):
+    for check in (
+        "eager reference",
+        "io, values",
+        "teacher_forced",
+        "greedy [onnx]",
+        "greedy [torchscript]",
+        "batch_invariance [torchscript]",
+        "lint",
+    ):
         assert any(check in line for line in lines), f"no progress line for {check!r} in:\n{err}"
     piped = in_pipe(args)
     assert piped.returncode == 0 and piped.stderr == "", piped.stderr
@@ -82,8 +96,20 @@ def test_verify_shows_each_check_on_a_terminal_and_nothing_in_a_pipe(tiny_bundle
 
 
 def test_bench_shows_each_timed_pass_on_a_terminal(tiny_bundle):
-    args = cli("bench", "--bundle", str(tiny_bundle), "--backends", "onnx,torchscript", "--batch-sizes", "1,4",
-               "--samples", "6", "--repeat", "2", "--no-load-probe")
+    args = cli(
+        "bench",
+        "--bundle",
+        str(tiny_bundle),
+        "--backends",
+        "onnx,torchscript",
+        "--batch-sizes",
+        "1,4",
+        "--samples",
+        "6",
+        "--repeat",
+        "2",
+        "--no-load-probe",
+    )
     code, _, err = on_terminal(args)
     assert code == 0, err
     timed = [line for line in progress_lines(err) if "timing" in line]
@@ -97,13 +123,24 @@ def test_library_reports_through_the_callback_and_prints_nothing(tiny_checkpoint
     from seq2seq_export.verify import export_check, verify
 
     notes: list[str] = []
-    out = export_bundle(tiny_checkpoint, tmp_path / "b", exporter="legacy", progress=notes.append,
-                        verify=lambda d: export_check(d, progress=notes.append))
+    out = export_bundle(
+        tiny_checkpoint,
+        tmp_path / "b",
+        exporter="legacy",
+        progress=notes.append,
+        verify=lambda d: export_check(d, progress=notes.append),
+    )
     assert notes[0].startswith("loading checkpoint") and notes[-1].startswith("quick verification: lint"), notes
     checks: list[str] = []
     verify(out, samples=4, backends=["torchscript"], progress=checks.append)
-    assert [n.split(" ")[0] for n in checks] == ["decoding", "loading", "io,", "teacher_forced:", "greedy",
-                                                 "batch_invariance"], checks
+    assert [n.split(" ")[0] for n in checks] == [
+        "decoding",
+        "loading",
+        "io,",
+        "teacher_forced:",
+        "greedy",
+        "batch_invariance",
+    ], checks
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""
 

@@ -1,5 +1,6 @@
 """The three backends under the one greedy loop: identical tokens, batch invariance, raw graph calls,
 and the onnx path working where torch cannot be imported."""
+
 from __future__ import annotations
 
 import json
@@ -147,7 +148,9 @@ def test_backend_needs_its_files(tiny_bundle, tmp_path):
         open_backend(bundle, "torchscript")
     with pytest.raises(BundleError, match="no reference checkpoint"):
         open_backend(bundle, "eager")
-    out = open_backend(bundle, "onnx").run_graph("encoder", {"src_tokens": np.ones((1, 2), np.int64), "src_lengths": np.array([2])})
+    out = open_backend(bundle, "onnx").run_graph(
+        "encoder", {"src_tokens": np.ones((1, 2), np.int64), "src_lengths": np.array([2])}
+    )
     assert list(out) == bundle.graphs["encoder"].output_names
     assert out[bundle.state[0]["encoder_output"]].shape == (bundle.config.num_layers, 1, bundle.config.hidden_dim)
 
@@ -214,7 +217,10 @@ def test_onnx_path_works_without_torch(which, request, tmp_path):
     assert json.loads(lib.stdout) == expected
     cli = subprocess.run(
         [str(Path(sys.executable).parent / "s2s-translate"), "--bundle", str(lively_bundle), "--backend", "onnx"],
-        input="\n".join(words) + "\n", env=env, capture_output=True, text=True,
+        input="\n".join(words) + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.split("\n")[:-1] == expected

@@ -1,5 +1,6 @@
 """import_seed: a model built and saved with the seed tutorial's own module layout becomes a checkpoint
 whose exported graphs compute what the seed's modules compute."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -73,5 +74,7 @@ def test_a_side_may_lack_a_token_only_if_it_does_not_need_it(tmp_path):
     _, sd, src, tgt = write_seed_model(tmp_path)
     src.write_text("".join(t + "\n" for t in SRC_TOKENS).replace("<eos>", "!"), encoding="utf-8")
     assert import_seed(sd, src, tgt).text.src.eos_id is None  # no src_eos: the source needs no end token
-    with pytest.raises(SeedImportError, match=r"src.txt: the source vocabulary has no eos token '<eos>', which it needs"):
+    with pytest.raises(
+        SeedImportError, match=r"src.txt: the source vocabulary has no eos token '<eos>', which it needs"
+    ):
         import_seed(sd, src, tgt, src_eos=True)

@@ -1,4 +1,5 @@
 """s2s-serve: a real server process (torch unimportable in it) on 127.0.0.1, real HTTP requests."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,12 @@ BATCH_SAMPLES = 's2s_serve_batch_size_bucket{le="1.0"}'
 
 def reference(bundle, texts, *extra):
     """What s2s-translate --json prints for `texts`: one record per input."""
-    out = subprocess.run([sys.executable, "-m", "seq2seq_export", "translate", "--bundle", str(bundle), "--json",
-                          *extra, "--", *texts], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "seq2seq_export", "translate", "--bundle", str(bundle), "--json", *extra, "--", *texts],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [json.loads(line) for line in out.splitlines()]
 
 
@@ -45,8 +50,17 @@ def fire(server, requests, searches=None):
 
 @pytest.fixture(scope="module")
 def server(lively_bundle):
-    s = Server(lively_bundle, "--max-wait-ms", "50", "--max-input-chars", "2000", "--max-inputs", "16",
-               "--max-body-bytes", "4096")
+    s = Server(
+        lively_bundle,
+        "--max-wait-ms",
+        "50",
+        "--max-input-chars",
+        "2000",
+        "--max-inputs",
+        "16",
+        "--max-body-bytes",
+        "4096",
+    )
     yield s
     assert s.stop() == 0, s.output()
 
@@ -110,25 +124,28 @@ def test_not_ready_before_the_lifespan_starts(lively_bundle):
     assert alive.status_code == 200
 
 
-@pytest.mark.parametrize("body, status, words", [
-    (b'{"inputs": ["a"', 400, "not valid JSON"),
-    (b"\xff\xfe", 400, "not valid JSON"),
-    (b"[" * 2000 + b"]" * 2000, 400, "not valid JSON"),
-    (b'["a"]', 422, "JSON object"),
-    (b'{}', 422, "missing field 'inputs'"),
-    (b'{"inputs": "abc"}', 422, "'inputs' must be a list"),
-    (b'{"inputs": ["a", 3]}', 422, "inputs[1] must be a string"),
-    (b'{"inputs": ["a"], "beam": 2}', 422, "unknown field 'beam'"),
-    (b'{"inputs": ["a"], "beam_size": 2.0}', 422, "'beam_size' must be an integer"),
-    (b'{"inputs": ["a"], "beam_size": 99}', 422, "'beam_size' must be an integer in [1, 16]"),
-    (b'{"inputs": ["a"], "beam_size": 2, "n_best": 3}', 422, "'n_best'"),
-    (b'{"inputs": ["a"], "length_penalty": -1}', 422, "length_penalty"),
-    (b'{"inputs": ["a"], "length_penalty": true}', 422, "length_penalty"),
-    (b'{"inputs": ["\\ud800"]}', 422, "lone surrogate"),
-    (json.dumps({"inputs": ["a"] * 17}).encode(), 422, "17 items, over the limit of 16"),
-    (json.dumps({"inputs": ["a" * 5000]}).encode(), 413, "5016 bytes is over the limit of 4096 bytes"),
-    (json.dumps({"inputs": ["a" * 5000]})[:4000].encode(), 400, "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        (b'{"inputs": ["a"', 400, "not valid JSON"),
+        (b"\xff\xfe", 400, "not valid JSON"),
+        (b"[" * 2000 + b"]" * 2000, 400, "not valid JSON"),
+        (b'["a"]', 422, "JSON object"),
+        (b"{}", 422, "missing field 'inputs'"),
+        (b'{"inputs": "abc"}', 422, "'inputs' must be a list"),
+        (b'{"inputs": ["a", 3]}', 422, "inputs[1] must be a string"),
+        (b'{"inputs": ["a"], "beam": 2}', 422, "unknown field 'beam'"),
+        (b'{"inputs": ["a"], "beam_size": 2.0}', 422, "'beam_size' must be an integer"),
+        (b'{"inputs": ["a"], "beam_size": 99}', 422, "'beam_size' must be an integer in [1, 16]"),
+        (b'{"inputs": ["a"], "beam_size": 2, "n_best": 3}', 422, "'n_best'"),
+        (b'{"inputs": ["a"], "length_penalty": -1}', 422, "length_penalty"),
+        (b'{"inputs": ["a"], "length_penalty": true}', 422, "length_penalty"),
+        (b'{"inputs": ["\\ud800"]}', 422, "lone surrogate"),
+        (json.dumps({"inputs": ["a"] * 17}).encode(), 422, "17 items, over the limit of 16"),
+        (json.dumps({"inputs": ["a" * 5000]}).encode(), 413, "5016 bytes is over the limit of 4096 bytes"),
+        (json.dumps({"inputs": ["a" * 5000]})[:4000].encode(), 400, "not valid JSON"),
+    ],
+)
 def test_bad_requests_get_a_4xx_naming_the_problem(server, body, status, words):
     got, _, answer = server.request("POST", "/v1/translate", body)
     assert got == status and words in answer["error"], answer
@@ -148,8 +165,12 @@ def test_health_readiness_routes_metrics_and_openapi(server):
     assert got == 405 and "Method Not Allowed" in answer["error"]
     assert server.request("GET", "/nowhere")[0] == 404
     text = server.request("GET", "/metrics")[2]
-    for name in ("s2s_serve_requests_total", "s2s_serve_request_seconds_bucket", "s2s_serve_batch_size_bucket",
-                 "s2s_serve_queue_inputs"):
+    for name in (
+        "s2s_serve_requests_total",
+        "s2s_serve_request_seconds_bucket",
+        "s2s_serve_batch_size_bucket",
+        "s2s_serve_queue_inputs",
+    ):
         assert name in text
     assert server.metric('s2s_serve_requests_total{path="other",status="404"}') >= 1
     schema = server.request("GET", "/openapi.json")[2]
@@ -159,8 +180,18 @@ def test_health_readiness_routes_metrics_and_openapi(server):
 
 
 def test_overload_gets_429_with_retry_after_and_nothing_wrong(lively_bundle, expected):
-    s = Server(lively_bundle, "--max-queue", "8", "--max-inputs", "8", "--max-batch-size", "2", "--max-wait-ms", "0",
-               "--no-access-log")
+    s = Server(
+        lively_bundle,
+        "--max-queue",
+        "8",
+        "--max-inputs",
+        "8",
+        "--max-batch-size",
+        "2",
+        "--max-wait-ms",
+        "0",
+        "--no-access-log",
+    )
     try:
         requests = [[WORDS[(i + j) % len(WORDS)] for j in range(8)] for i in range(24)]
         results = fire(s, requests)
@@ -197,20 +228,31 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(lively_bundle, exp
 
 
 def test_missing_extra_is_one_line_naming_it(lively_bundle):
-    block = ("import sys; sys.modules['uvicorn'] = None; import importlib.util as u; f = u.find_spec; "
-             "u.find_spec = lambda n, *a: None if n == 'uvicorn' else f(n, *a); "
-             "from seq2seq_export.cli import main; main(prog_name='s2s-serve')")
-    out = subprocess.run([sys.executable, "-c", block, "serve", "--bundle", str(lively_bundle)],
-                         check=False, capture_output=True, text=True)
+    block = (
+        "import sys; sys.modules['uvicorn'] = None; import importlib.util as u; f = u.find_spec; "
+        "u.find_spec = lambda n, *a: None if n == 'uvicorn' else f(n, *a); "
+        "from seq2seq_export.cli import main; main(prog_name='s2s-serve')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", block, "serve", "--bundle", str(lively_bundle)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2
-    assert out.stderr.strip() == ("Error: s2s-serve needs uvicorn, not installed: "
-                                  "pip install 'seq2seq-export[serve]'")
+    assert out.stderr.strip() == ("Error: s2s-serve needs uvicorn, not installed: pip install 'seq2seq-export[serve]'")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--max-inputs", "10", "--max-queue", "5"], "Error: max_inputs (--max-inputs 10) must be at most max_queue (--max-queue 5)"),
-    (["--expect-digest", "sha256:" + "0" * 64], "Error: "),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--max-inputs", "10", "--max-queue", "5"],
+            "Error: max_inputs (--max-inputs 10) must be at most max_queue (--max-queue 5)",
+        ),
+        (["--expect-digest", "sha256:" + "0" * 64], "Error: "),
+    ],
+)
 def test_bad_options_and_bundles_stop_before_serving(lively_bundle, args, message):
     from click.testing import CliRunner
 

@@ -1,4 +1,5 @@
 """Training: the toy preset really learns, resumption is exact, metrics and presets behave."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -145,8 +146,18 @@ def test_every_model_option_is_a_train_option_of_the_same_name():
     # A new ModelConfig field needs only its TrainConfig twin (and its docs): it then reaches the model by name.
     assert MODEL_FIELDS == tuple(f.name for f in dataclasses.fields(ModelConfig))[2:]  # all but the vocab sizes
     assert set(MODEL_FIELDS) <= {f.name for f in dataclasses.fields(TrainConfig)}
-    options = {"emb_dim": 5, "hidden_dim": 7, "num_layers": 3, "dropout": 0.25, "rnn": "lstm", "reverse_source": True,
-               "bidirectional_encoder": True, "attention": "luong", "attention_score": "general", "encoder_hidden_dim": 6}
+    options = {
+        "emb_dim": 5,
+        "hidden_dim": 7,
+        "num_layers": 3,
+        "dropout": 0.25,
+        "rnn": "lstm",
+        "reverse_source": True,
+        "bidirectional_encoder": True,
+        "attention": "luong",
+        "attention_score": "general",
+        "encoder_hidden_dim": 6,
+    }
     assert TrainConfig(**options).model_config(11, 13) == ModelConfig(11, 13, **options)
     for cfg in [TrainConfig(**options), *map(load_config, preset_names())]:
         model_cfg = cfg.model_config(11, 13)

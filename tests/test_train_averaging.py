@@ -1,4 +1,5 @@
 """Training options that change what is optimized or kept: a moving average of the weights, AdamW weight decay."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """No silent failure: a character-level TSV task learns with --src/--tgt-tokenizer char, and warns without them."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,20 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # 105 test pairs after the hash split. The tsv-attention preset made small (attention finds the mirrored
 # letter) learns it in 15 epochs, ~13 CPU-seconds for the whole command on one thread: 99.0% test exact
 # match here; 99.2% and 98.1% with other words and seeds (random.Random(1), (2) and --seed 1, 2).
-OPTIONS = ["--preset", "tsv-attention", "--emb-dim", "32", "--hidden-dim", "128", "--epochs", "15",
-           "--max-minutes", "1", "--device", "cpu"]
+OPTIONS = [
+    "--preset",
+    "tsv-attention",
+    "--emb-dim",
+    "32",
+    "--hidden-dim",
+    "128",
+    "--epochs",
+    "15",
+    "--max-minutes",
+    "1",
+    "--device",
+    "cpu",
+]
 CHAR = ["--src-tokenizer", "char", "--tgt-tokenizer", "char"]
 
 
@@ -57,7 +70,9 @@ def test_the_same_task_with_the_default_space_tokenizers_warns_with_the_flags_to
     unseen, nothing = warnings
     assert unseen.startswith("warning: 88 of 88 validation targets (100%) hold a token the train split never has")
     # The first validation past a whole epoch and the 200 warm-up steps (29 steps per epoch): epoch 7.
-    assert nothing.startswith("warning: no validation output is exactly right after epoch 7 "
-                              "(sequence error rate 100% at step 203): check the tokenizers")
+    assert nothing.startswith(
+        "warning: no validation output is exactly right after epoch 7 "
+        "(sequence error rate 100% at step 203): check the tokenizers"
+    )
     for line in warnings:
         assert "(--src-tokenizer/--tgt-tokenizer, now space/space; TSV data defaults to space-separated words" in line

@@ -1,4 +1,5 @@
 """Source normalization in training: the vocabulary and the checkpoint hold the sources as the model reads them."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,4 +38,7 @@ def test_presets_and_bad_steps():
     assert load_config("cmudict").normalize_steps == load_config("cmudict-attention").normalize_steps == ("lower",)
     assert load_config("toy").normalize_steps == () and load_config("tsv-attention").normalize_steps == ()
     result = CliRunner().invoke(train_cmd, ["--preset", "toy", "--normalize", "nfc,upper"])
-    assert result.exit_code == 2 and result.stderr == "Error: train config: unknown normalize step 'upper': use nfc, lower\n"
+    assert (
+        result.exit_code == 2
+        and result.stderr == "Error: train config: unknown normalize step 'upper': use nfc, lower\n"
+    )

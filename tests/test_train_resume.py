@@ -1,5 +1,6 @@
 """--resume reads last.pt field by field: a damaged field is one line naming the file and the field, with
 what to do, and nothing in the run is changed."""
+
 from __future__ import annotations
 
 import shutil
@@ -37,17 +38,29 @@ def _negate(training):
 # (edit of last.pt's training dict, words the one-line error must hold)
 DAMAGES = {
     "optimizer not a mapping": (_set("optimizer", "x"), "optimizer: expected a mapping, got str"),
-    "optimizer moment shape": (_set("optimizer", "state", 0, "exp_avg", torch.zeros(3)),
-                               "optimizer.state[0]['exp_avg'] has shape (3,), expected"),
+    "optimizer moment shape": (
+        _set("optimizer", "state", 0, "exp_avg", torch.zeros(3)),
+        "optimizer.state[0]['exp_avg'] has shape (3,), expected",
+    ),
     "optimizer lr a string": (_set("optimizer", "param_groups", 0, "lr", "fast"), "optimizer.param_groups[0].lr"),
-    "optimizer no groups": (_set("optimizer", "param_groups", []), "optimizer.param_groups: expected a list of 1 group"),
+    "optimizer no groups": (
+        _set("optimizer", "param_groups", []),
+        "optimizer.param_groups: expected a list of 1 group",
+    ),
     "optimizer state key": (_set("optimizer", "state", {"a": {}}), "optimizer.state: key 'a' is not a parameter index"),
-    "optimizer step NaN": (_set("optimizer", "state", 0, "step", torch.tensor(float("nan"))), "optimizer.state[0].step"),
+    "optimizer step NaN": (
+        _set("optimizer", "state", 0, "step", torch.tensor(float("nan"))),
+        "optimizer.state[0].step",
+    ),
     "optimizer negative moment": (_negate, "optimizer.state[0].exp_avg_sq: holds negative values"),
-    "rng short": (_set("rng", "torch", torch.zeros(10, dtype=torch.uint8)),
-                  "rng.torch: expected a 1-D uint8 tensor of 5056 bytes"),
-    "rng garbage": (_set("rng", "teacher_forcing", torch.full((5056,), 7, dtype=torch.uint8)),
-                    "rng.teacher_forcing: is not a valid generator state"),
+    "rng short": (
+        _set("rng", "torch", torch.zeros(10, dtype=torch.uint8)),
+        "rng.torch: expected a 1-D uint8 tensor of 5056 bytes",
+    ),
+    "rng garbage": (
+        _set("rng", "teacher_forcing", torch.full((5056,), 7, dtype=torch.uint8)),
+        "rng.teacher_forcing: is not a valid generator state",
+    ),
     "rng missing": (_set("rng", None), "rng: expected a mapping, got NoneType"),
     "history not a list": (_set("history", 5), "history: expected a list of validation rows, got int"),
     "history entry short": (_set("history", [{"epoch": 1.0}]), "history[0]: lacks step, count"),
@@ -58,8 +71,10 @@ DAMAGES = {
     "cursor past the epoch": (_set("cursor", "batch", 10**6), "cursor.batch: 1000000 is past the end of an epoch"),
     "train_config a number": (_set("train_config", 5), "train_config: expected a mapping, got int"),
     "average updates": (_set("average", "updates", "many"), "average.updates: expected a non-negative integer"),
-    "average shadow shape": (_set("average", "shadow", W, torch.zeros(2)),
-                             f"average.shadow['{W}'] has shape (2,), expected"),
+    "average shadow shape": (
+        _set("average", "shadow", W, torch.zeros(2)),
+        f"average.shadow['{W}'] has shape (2,), expected",
+    ),
     "average shadow missing": (lambda t: t["average"]["shadow"].pop(W), f"average.shadow: missing key(s) {W}"),
 }
 

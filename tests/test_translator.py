@@ -1,4 +1,5 @@
 """Translator: the text pipeline around the greedy loop, option checks, and sharing between threads."""
+
 from __future__ import annotations
 
 import random
@@ -95,7 +96,9 @@ def test_thread_counts_have_a_ceiling(tiny_bundle):
     bundle = load_bundle(tiny_bundle)
     with pytest.raises(ConfigError, match=f"threads must be at most {MAX_THREADS}, got 5000"):
         Translator.from_bundle(bundle, threads=5000)
-    with pytest.raises(ConfigError, match=f"intra_op_num_threads must be a positive integer, at most {MAX_THREADS}, got"):
+    with pytest.raises(
+        ConfigError, match=f"intra_op_num_threads must be a positive integer, at most {MAX_THREADS}, got"
+    ):
         open_backend(bundle, "onnx", intra_op_threads=MAX_THREADS + 1)
     assert Translator.from_bundle(bundle, threads=MAX_THREADS).translate(["abc"])  # the ceiling itself is allowed
 
@@ -108,8 +111,13 @@ def test_normalizing_bundle_reads_upper_mixed_and_decomposed_alike(backend, norm
         records = tr.translations(list(group))
         assert len({r.output for r in records}) == 1 and records[0].ids, (group, records)
         assert [r.input for r in records] == list(group)  # the record keeps the input as given
-    assert tr.translations(["HELLO"])[0].unknown == () and tr.translations(["H\u00c9LLO"])[0].unknown == ("\u00c9",)  # ASCII only
-    assert tr.text.normalize == ("nfc", "lower") and load_bundle(normalizing_bundle).manifest["text"]["normalize"] == ["nfc", "lower"]
+    assert tr.translations(["HELLO"])[0].unknown == () and tr.translations(["H\u00c9LLO"])[0].unknown == (
+        "\u00c9",
+    )  # ASCII only
+    assert tr.text.normalize == ("nfc", "lower") and load_bundle(normalizing_bundle).manifest["text"]["normalize"] == [
+        "nfc",
+        "lower",
+    ]
 
 
 def test_bundle_without_normalize_leaves_case_alone(lively_bundle):

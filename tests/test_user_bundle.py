@@ -5,6 +5,7 @@
 Runs the verifier (seq2seq_export.verify) once on DIR and reports each kind of check as its own test,
 so a failure names the check, the backend and where it failed. Skipped when no --bundle is given.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,10 @@ KINDS = ("io", "values", "teacher_forced", "greedy", "batch_invariance", "beam",
 def report(request):
     path = request.config.getoption("--bundle")
     if path is None:
-        pytest.skip("no --bundle DIR given: this suite checks a bundle you name, e.g. "
-                    "`pytest tests/test_user_bundle.py --bundle artifacts/bundle`")
+        pytest.skip(
+            "no --bundle DIR given: this suite checks a bundle you name, e.g. "
+            "`pytest tests/test_user_bundle.py --bundle artifacts/bundle`"
+        )
     opt = request.config.getoption
     return verify(path, samples=opt("--bundle-samples"), data=opt("--bundle-data"))
 

@@ -2,6 +2,7 @@
 attention. The eager model's two graphs follow the IO spec, never see padding, replay the
 teacher-forced pass step by step, decode batch-invariantly through the eager backend, train, and
 round-trip through checkpoints."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,6 +10,7 @@ import itertools
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import tiny_text
 
 from seq2seq_export.attention import masked_softmax
 from seq2seq_export.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -19,20 +21,20 @@ from seq2seq_export.data import load_dataset
 from seq2seq_export.errors import BundleError, ConfigError
 from seq2seq_export.iospec import BATCH, SRC_LEN, carried_entries, graph_specs, memory_names, state_names
 from seq2seq_export.model import Seq2Seq, source_mask
-from seq2seq_export.runtime.eager import EagerBackend
 from seq2seq_export.runtime.core import DecodeOptions, pad_batch
+from seq2seq_export.runtime.eager import EagerBackend
 from seq2seq_export.runtime.greedy import greedy_decode
 from seq2seq_export.runtime.state import config_memory_flows, config_state_flows, memory_flows
 from seq2seq_export.train.batching import EncodedPairs
 from seq2seq_export.train.metrics import validation_loss
 
-from conftest import tiny_text
-
 VARIANTS = [
     dict(rnn=rnn, num_layers=layers, bidirectional_encoder=bi, attention=att)
     for rnn, layers, bi, att in itertools.product(("gru", "lstm"), (1, 2), (False, True), ("none", "bahdanau", "luong"))
-] + [dict(rnn="lstm", num_layers=2, attention="luong", attention_score="dot"),
-      dict(rnn="gru", num_layers=2, bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=5)]
+] + [
+    dict(rnn="lstm", num_layers=2, attention="luong", attention_score="dot"),
+    dict(rnn="gru", num_layers=2, bidirectional_encoder=True, attention="bahdanau", encoder_hidden_dim=5),
+]
 IDS = ["-".join(str(v) for v in variant.values()) for variant in VARIANTS]
 SEQS = [[4, 5, 6, 7, 8, 9], [7, 8], [], [9, 4, 5]]  # mixed lengths, one empty source
 PAD, SOS, EOS = PAD_ID, SOS_ID, EOS_ID
@@ -67,7 +69,10 @@ def test_config_options_properties_and_bad_combinations():
     base = dict(src_vocab_size=5, tgt_vocab_size=6, hidden_dim=8)
     cfg = ModelConfig(**base, rnn="lstm", bidirectional_encoder=True, attention="bahdanau")
     assert (state_names(cfg), memory_names(cfg), cfg.encoder_output_dim) == (
-        ("hidden", "cell"), ("encoder_outputs", "src_mask", "attention_keys"), 16)
+        ("hidden", "cell"),
+        ("encoder_outputs", "src_mask", "attention_keys"),
+        16,
+    )
     assert memory_names(ModelConfig(**base, attention="luong")) == ("encoder_outputs", "src_mask")
     baseline = ModelConfig(**base)
     assert (state_names(baseline), memory_names(baseline), baseline.encoder_output_dim) == (("hidden",), (), 8)
@@ -80,7 +85,10 @@ def test_config_options_properties_and_bad_combinations():
         (dict(attention="luong", attention_score="cosine"), "attention_score must be one of general, dot"),
         (dict(attention="multihead"), "attention must be one of none, bahdanau, luong"),
         (dict(attention="bahdanau", attention_score="dot"), "applies to luong attention only"),
-        (dict(attention="luong", attention_score="dot", bidirectional_encoder=True), "need encoder outputs of hidden_dim"),
+        (
+            dict(attention="luong", attention_score="dot", bidirectional_encoder=True),
+            "need encoder outputs of hidden_dim",
+        ),
         (dict(bidirectional_encoder="yes"), "bidirectional_encoder must be true or false"),
         (dict(encoder_hidden_dim=4), "may differ from hidden_dim only with a bidirectional encoder"),
         (dict(bidirectional_encoder=True, encoder_hidden_dim=0), "encoder_hidden_dim must be a positive integer"),
@@ -122,7 +130,9 @@ def test_padding_never_changes_a_row(variant):
     for i, seq in enumerate(SEQS):
         enc_alone, step_alone = _first_step(model, [seq])
         width = max(1, len(seq))
-        for together, alone in zip(enc[:n_states] + step[2 : 2 + n_states], enc_alone[:n_states] + step_alone[2 : 2 + n_states]):
+        for together, alone in zip(
+            enc[:n_states] + step[2 : 2 + n_states], enc_alone[:n_states] + step_alone[2 : 2 + n_states]
+        ):
             torch.testing.assert_close(together[:, i : i + 1], alone, atol=1e-6, rtol=0)  # (L, 1, H)
         torch.testing.assert_close(step[0][i : i + 1], step_alone[0], atol=1e-6, rtol=0)  # logits
         if memory_names(cfg):
@@ -134,8 +144,11 @@ def test_padding_never_changes_a_row(variant):
             assert not attention[i, len(seq) :].any()
 
 
-@pytest.mark.parametrize("variant", [v for v in VARIANTS if v["attention"] != "none"], ids=[
-    i for i, v in zip(IDS, VARIANTS) if v["attention"] != "none"])
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in VARIANTS if v["attention"] != "none"],
+    ids=[i for i, v in zip(IDS, VARIANTS) if v["attention"] != "none"],
+)
 def test_attention_weights_cover_only_real_positions(variant):
     model = _model(variant)
     src, lengths = (torch.from_numpy(a) for a in pad_batch(SEQS, PAD))
@@ -244,18 +257,35 @@ def test_scripted_encoder_and_decoder_step_match_eager(variant):
         s_keys = scripted.decoder.attention_keys(s_memory) if bahdanau else None
         eager_step = model.decoder.step(torch.full((len(SEQS),), SOS), states, memory, mask, keys)
         scripted_step = scripted.decoder.step(torch.full((len(SEQS),), SOS), s_states, s_memory, mask, s_keys)
-    for got, want in zip([s_memory, *s_states, scripted_step[0], *scripted_step[1]], [memory, *states, eager_step[0], *eager_step[1]]):
+    for got, want in zip(
+        [s_memory, *s_states, scripted_step[0], *scripted_step[1]], [memory, *states, eager_step[0], *eager_step[1]]
+    ):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
     assert (scripted_step[2] is None) == (eager_step[2] is None) == (not memory_names(model.config))
 
 
 def test_the_baseline_keeps_the_seed_parameter_names():
     assert list(Seq2Seq(ModelConfig(5, 6)).state_dict()) == [
-        f"{side}.{name}" for side, names in (
-            ("encoder", ["embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0"]),
-            ("decoder", ["embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0",
-                         "fc_out.weight", "fc_out.bias"]),
-        ) for name in names
+        f"{side}.{name}"
+        for side, names in (
+            (
+                "encoder",
+                ["embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0"],
+            ),
+            (
+                "decoder",
+                [
+                    "embedding.weight",
+                    "rnn.weight_ih_l0",
+                    "rnn.weight_hh_l0",
+                    "rnn.bias_ih_l0",
+                    "rnn.bias_hh_l0",
+                    "fc_out.weight",
+                    "fc_out.bias",
+                ],
+            ),
+        )
+        for name in names
     ]
 
 
@@ -264,12 +294,15 @@ def test_memory_flows_from_config_and_manifest_entries():
     decoder = graph_specs(cfg)["decoder_step"]
     flows = config_memory_flows(cfg, decoder)
     assert [(f.encoder_output, f.decoder_input, f.batch_axis) for f in flows] == [
-        ("encoder_outputs", "encoder_outputs", 0), ("src_mask", "src_mask", 0)]
+        ("encoder_outputs", "encoder_outputs", 0),
+        ("src_mask", "src_mask", 0),
+    ]
     assert config_memory_flows(ModelConfig(5, 6), graph_specs(ModelConfig(5, 6))["decoder_step"]) == ()
     # One function writes the manifest's entries and the flows a backend built from a model uses.
     assert carried_entries(cfg) == {
         "state": [{"encoder_output": n, "decoder_input": n, "decoder_output": n + "_out"} for n in ("hidden", "cell")],
-        "memory": [{"encoder_output": n, "decoder_input": n} for n in ("encoder_outputs", "src_mask")]}
+        "memory": [{"encoder_output": n, "decoder_input": n} for n in ("encoder_outputs", "src_mask")],
+    }
     assert [f.decoder_output for f in config_state_flows(cfg, decoder)] == ["hidden_out", "cell_out"]
     with pytest.raises(BundleError, match="lacks encoder_output/decoder_input"):
         memory_flows([{"encoder_output": "encoder_outputs"}], decoder)
@@ -290,7 +323,11 @@ def test_variant_checkpoint_round_trip_and_old_checkpoints_load(tmp_path):
     # a checkpoint written before the variant fields existed loads as the baseline
     raw = torch.load(tmp_path / "v.pt", weights_only=True)
     base = Seq2Seq(ModelConfig(model.config.src_vocab_size, model.config.tgt_vocab_size, emb_dim=8, hidden_dim=16))
-    old = {k: v for k, v in base.config.to_dict().items() if k not in ("bidirectional_encoder", "attention", "attention_score")}
+    old = {
+        k: v
+        for k, v in base.config.to_dict().items()
+        if k not in ("bidirectional_encoder", "attention", "attention_score")
+    }
     torch.save({**raw, "model_config": old, "state_dict": base.state_dict()}, tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt").config == base.config
 
@@ -299,9 +336,39 @@ def test_s2s_train_trains_an_attention_lstm_bidirectional_model(tmp_path):
     """A few steps on the toy task through the CLI options: the loss goes down and the checkpoint
     records the variant."""
     out = tmp_path / "run"
-    args = ["train", "--preset", "toy", "--out", str(out), "--rnn", "lstm", "--bidirectional", "--attention", "luong",
-            "--layers", "2", "--dropout", "0.1", "--emb-dim", "16", "--hidden-dim", "32", "--batch-size", "64",
-            "--lr", "1e-2", "--max-steps", "40", "--epochs", "1", "--threads", "1", "--device", "cpu", "--quiet"]
+    args = [
+        "train",
+        "--preset",
+        "toy",
+        "--out",
+        str(out),
+        "--rnn",
+        "lstm",
+        "--bidirectional",
+        "--attention",
+        "luong",
+        "--layers",
+        "2",
+        "--dropout",
+        "0.1",
+        "--emb-dim",
+        "16",
+        "--hidden-dim",
+        "32",
+        "--batch-size",
+        "64",
+        "--lr",
+        "1e-2",
+        "--max-steps",
+        "40",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     ckpt = load_checkpoint(out / "checkpoint.pt")
@@ -314,6 +381,7 @@ def test_s2s_train_trains_an_attention_lstm_bidirectional_model(tmp_path):
     before = validation_loss(untrained, valid, ckpt.text.tgt.pad_id, 512, torch.device("cpu"))
     after = ckpt.training["valid"]["valid_loss"]
     assert after < 0.8 * before, (before, after)
-    bad = CliRunner().invoke(main, ["train", "--preset", "toy", "--out", str(out), "--attention", "bahdanau",
-                                    "--attention-score", "dot"])
+    bad = CliRunner().invoke(
+        main, ["train", "--preset", "toy", "--out", str(out), "--attention", "bahdanau", "--attention-score", "dot"]
+    )
     assert bad.exit_code == 2 and "applies to luong attention only" in bad.output

@@ -8,6 +8,7 @@ so rows leave their batch and every backend must drop the right state and memory
 uses the legacy ONNX exporter (seconds per model); the dynamo exporter (tens of seconds) runs on
 two models that together have every feature.
 """
+
 from __future__ import annotations
 
 import random
@@ -21,8 +22,15 @@ from seq2seq_export.verify import format_report, verify
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CHECKS = {"io.encoder", "values.encoder", "io.decoder_step", "values.decoder_step", "teacher_forced", "greedy",
-          "batch_invariance"}
+CHECKS = {
+    "io.encoder",
+    "values.encoder",
+    "io.decoder_step",
+    "values.decoder_step",
+    "teacher_forced",
+    "greedy",
+    "batch_invariance",
+}
 MATRIX = VARIANTS + (
     dict(rnn="gru", num_layers=1, bidirectional_encoder=False, attention="luong", attention_score="dot"),
     # A bidirectional encoder narrower than the decoder (hidden 32): the bridge, the second layer's
@@ -47,10 +55,7 @@ def variant_id(config: dict) -> str:
 def words(n: int = 120, seed: int = 0) -> list[str]:
     """Empty, short and long inputs (beyond the export's example length), one with an unknown symbol."""
     rng = random.Random(seed)
-    return [
-        "".join(rng.choice(LIVELY_SRC + "?") for _ in range(rng.choice((0, 1, 2, 4, 7, 11, 40))))
-        for _ in range(n)
-    ]
+    return ["".join(rng.choice(LIVELY_SRC + "?") for _ in range(rng.choice((0, 1, 2, 4, 7, 11, 40)))) for _ in range(n)]
 
 
 def assert_exports_verify_and_decode_alike(bundle_dir) -> None:

@@ -1,4 +1,5 @@
 """verify(): passes on faithful bundles, and fails, with the right check and step, on broken ones."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,17 @@ from seq2seq_export.runtime import DecodeOptions, greedy_decode, open_backend
 from seq2seq_export.verify import format_report, sample_sources, verify
 
 SAMPLES = 24
-DECODE_CHECKS = ("io.encoder", "values.encoder", "io.decoder_step", "values.decoder_step", "teacher_forced",
-                 "greedy", "batch_invariance", "beam", "beam_invariance")
+DECODE_CHECKS = (
+    "io.encoder",
+    "values.encoder",
+    "io.decoder_step",
+    "values.decoder_step",
+    "teacher_forced",
+    "greedy",
+    "batch_invariance",
+    "beam",
+    "beam_invariance",
+)
 
 
 def checks(report) -> dict:
@@ -80,8 +90,7 @@ def test_flipped_linear_before_reset_fails_at_the_first_divergent_step(lively_bu
     edit_onnx(broken, flip_linear_before_reset, ENCODER_ONNX)  # the decoder step has no GRU node
     report = verify(broken, samples=SAMPLES)
     bad = failed(report)
-    assert {("lint.encoder", "onnx"), ("values.encoder", "onnx"), ("teacher_forced", "onnx"),
-            ("greedy", "onnx")} <= bad
+    assert {("lint.encoder", "onnx"), ("values.encoder", "onnx"), ("teacher_forced", "onnx"), ("greedy", "onnx")} <= bad
     assert {b for _, b in bad} == {"onnx"}  # the TorchScript graphs were not touched
     c = checks(report)
     assert "linear_before_reset" in c["lint.encoder", "onnx"].detail
@@ -188,8 +197,17 @@ def test_report_json_and_table(tiny_bundle):
     legend = table[len(report.checks) + 4 : -2]  # header, rule, rows, blank, "Legend:", legend, blank, verdict
     assert table[len(report.checks) + 3] == "Legend:" and table[-2] == ""
     assert [line.split()[0] for line in legend] == [
-        "io.GRAPH", "values.GRAPH", "teacher_forced", "greedy", "batch_invariance", "beam", "beam_invariance", "score",
-        "max", "N"], "only what it shows"
+        "io.GRAPH",
+        "values.GRAPH",
+        "teacher_forced",
+        "greedy",
+        "batch_invariance",
+        "beam",
+        "beam_invariance",
+        "score",
+        "max",
+        "N",
+    ], "only what it shows"
     assert "atol 1e-05, rtol 1e-06" in "\n".join(legend)
     assert table[-1].startswith("PASS ") and "all 9 checks passed on 4 samples" in table[-1]
 

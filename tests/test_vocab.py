@@ -82,10 +82,15 @@ def test_normalize_steps(text, steps, expected):
     assert normalize_text(text, steps) == expected
 
 
-@pytest.mark.parametrize("steps, message", [
-    ("lower", "normalize must be a list of steps"), (["upper"], "unknown normalize step 'upper': use nfc, lower"),
-    (["lower", "lower"], "normalize step 'lower' is listed twice"), ([1], "normalize must be a list of steps"),
-])
+@pytest.mark.parametrize(
+    "steps, message",
+    [
+        ("lower", "normalize must be a list of steps"),
+        (["upper"], "unknown normalize step 'upper': use nfc, lower"),
+        (["lower", "lower"], "normalize step 'lower' is listed twice"),
+        ([1], "normalize must be a list of steps"),
+    ],
+)
 def test_bad_normalize_steps(steps, message):
     with pytest.raises(VocabError, match=message):
         check_normalize(steps)

@@ -1,4 +1,5 @@
 """The machine side of a benchmark: CPU and library facts, the GEMM speed limit, threads."""
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,11 @@ def machine_info(threads: int) -> dict:
     }
 
 
-ORT_PROVIDERS: dict[str, list[str] | None] = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"], "auto": None}
+ORT_PROVIDERS: dict[str, list[str] | None] = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "auto": None,
+}
 
 
 def require_device(device: str, backends: tuple[str, ...]) -> None:
@@ -66,8 +71,10 @@ def require_device(device: str, backends: tuple[str, ...]) -> None:
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise ConfigError("device 'cuda' was asked for but this onnxruntime has no CUDAExecutionProvider "
-                              "(install onnxruntime-gpu), or bench without onnx, or use --device cpu")
+            raise ConfigError(
+                "device 'cuda' was asked for but this onnxruntime has no CUDAExecutionProvider "
+                "(install onnxruntime-gpu), or bench without onnx, or use --device cpu"
+            )
 
 
 def backend_options(name: str, threads: int, device: str) -> dict:

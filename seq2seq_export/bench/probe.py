@@ -4,6 +4,7 @@ A fresh process per backend keeps one backend's imports (torch is ~400 MB) out o
 figures. `probe_load` starts `python -m seq2seq_export.bench.probe`, which loads the bundle,
 opens the backend, decodes one batch and prints one JSON line.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import Seq2SeqExportError
 
@@ -23,7 +24,9 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def probe_load(bundle: Path, backend: str, options: dict, batch: Sequence[Sequence[int]], digest: str | None = None) -> dict:
+def probe_load(
+    bundle: Path, backend: str, options: dict, batch: Sequence[Sequence[int]], digest: str | None = None
+) -> dict:
     """{load_s, rss_loaded_mb, peak_rss_mb, torch_imported} of open_backend(bundle, backend, **options) in a fresh
     process; with digest, the process refuses a bundle that is not the one measured elsewhere."""
     cmd = [sys.executable, "-m", "seq2seq_export.bench.probe", str(bundle), backend]
@@ -49,7 +52,9 @@ def _main(bundle_dir: str, name: str) -> dict:
     load_s = time.perf_counter() - t0
     rss_loaded = _maxrss_mb()
     batch = feed["batch"]
-    decode_in_batches(backend, batch, DecodeOptions.from_bundle(bundle), batch_size=max(1, len(batch)), strategy=greedy_decode)
+    decode_in_batches(
+        backend, batch, DecodeOptions.from_bundle(bundle), batch_size=max(1, len(batch)), strategy=greedy_decode
+    )
     return {
         "load_s": load_s,
         "rss_loaded_mb": rss_loaded,

@@ -1,4 +1,5 @@
 """A benchmark's result: frozen records, their JSON form and the table printed on stdout."""
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,10 @@ def format_table(result: BenchResult) -> str:
             f"{r.latency_p90_ms:>9.3f}{r.gflops:>9.2f}{100 * r.limit_fraction:>8.1f}%{_ratio(r.vs_eager):>10}"
             f"{_ratio(r.vs_eager_b1):>12}{100 * r.cpu_share:>6.0f}{100 * r.limit_fraction_cpu:>11.1f}%"
         )
-    lines.append("(latency: per sequence at batch 1, per batch otherwise; cpu%: CPU time / wall time of the runs; "
-        "% limit/cpu: % limit per second of CPU time the runs got)")
+    lines.append(
+        "(latency: per sequence at batch 1, per batch otherwise; cpu%: CPU time / wall time of the runs; "
+        "% limit/cpu: % limit per second of CPU time the runs got)"
+    )
     if result.loads:
         lines += ["", f"{'backend':<12}{'load s':>8}{'RSS loaded MB':>15}{'peak RSS MB':>13}  torch imported"]
         for lr in result.loads:
@@ -111,7 +114,10 @@ def format_table(result: BenchResult) -> str:
             )
     t = result.tokens
     verdict = "passed" if t.passed else f"FAILED ({len(t.mismatches)} run(s) differ)"
-    what = "Token equality" if w.get("search", "greedy") == "greedy" else (
-        f"N-best equality (same ids in order, scores within {BEAM_SCORE_ATOL:g} per token)")
+    what = (
+        "Token equality"
+        if w.get("search", "greedy") == "greedy"
+        else (f"N-best equality (same ids in order, scores within {BEAM_SCORE_ATOL:g} per token)")
+    )
     lines += ["", f"{what} across backends: {verdict} ({t.runs_compared} runs compared)"]
     return "\n".join(lines)

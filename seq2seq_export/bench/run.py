@@ -1,4 +1,5 @@
 """Run every backend over the same inputs, taking turns slice by slice, through the decoding core (greedy or beam)."""
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,9 @@ class BenchConfig:
     def __post_init__(self) -> None:
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown or not self.backends or len(set(self.backends)) != len(self.backends):
-            raise ConfigError(f"backends must be distinct names from {', '.join(BACKENDS)}, got {','.join(self.backends)!r}")
+            raise ConfigError(
+                f"backends must be distinct names from {', '.join(BACKENDS)}, got {','.join(self.backends)!r}"
+            )
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise ConfigError(f"batch sizes must be positive integers, got {self.batch_sizes}")
         if self.device not in DEVICES:
@@ -127,8 +130,10 @@ def _interleaved_runs(
     total = cfg.repeat * len(cfg.batch_sizes)
     for k in range(cfg.repeat):
         for j, b in enumerate(cfg.batch_sizes):
-            note(f"timing {k * len(cfg.batch_sizes) + j + 1}/{total}: batch size {b}, repeat {k + 1}/{cfg.repeat}, "
-                 f"{len(seqs)} sequences on {', '.join(cfg.backends)}")
+            note(
+                f"timing {k * len(cfg.batch_sizes) + j + 1}/{total}: batch size {b}, repeat {k + 1}/{cfg.repeat}, "
+                f"{len(seqs)} sequences on {', '.join(cfg.backends)}"
+            )
             parts: dict[str, list[tuple[_Run, list]]] = {name: [] for name in cfg.backends}
             for i, piece in enumerate(_slices(seqs, b)):
                 shift = (k + i) % len(cfg.backends)
@@ -136,12 +141,19 @@ def _interleaved_runs(
                     parts[name].append(_timed_run(backends[name], piece, b, opts))
             for name in cfg.backends:
                 timings = [t for t, _ in parts[name]]
-                runs[name, b].append(_Run(sum(t.wall_s for t in timings), sum(t.cpu_s for t in timings),
-                                          [x for t in timings for x in t.batch_s]))
+                runs[name, b].append(
+                    _Run(
+                        sum(t.wall_s for t in timings),
+                        sum(t.cpu_s for t in timings),
+                        [x for t in timings for x in t.batch_s],
+                    )
+                )
                 out = [row for _, piece_out in parts[name] for row in piece_out]
                 n_diff, first = _first_difference(out, reference.setdefault(b, out))
                 if n_diff:
-                    mismatches.append(f"{name} batch {b} repeat {k}: {n_diff} of {len(seqs)} sequences differ (first: #{first})")
+                    mismatches.append(
+                        f"{name} batch {b} repeat {k}: {n_diff} of {len(seqs)} sequences differ (first: #{first})"
+                    )
     return runs, reference, mismatches
 
 
@@ -162,12 +174,17 @@ def run_benchmark(cfg: BenchConfig, progress: Log | None = None) -> BenchResult:
         note(f"load time and memory of {', '.join(cfg.backends)}, each in a fresh process")
     longest = seqs[-max(cfg.batch_sizes) :]  # the probes' peak RSS comes from the largest batch of the longest inputs
     loads = tuple(
-        LoadRow(name, **probe_load(bundle.root, name, backend_options(name, cfg.threads, cfg.device), longest, bundle.digest))
+        LoadRow(
+            name,
+            **probe_load(bundle.root, name, backend_options(name, cfg.threads, cfg.device), longest, bundle.digest),
+        )
         for name in cfg.backends
         if cfg.probe_loads
     )
     note(f"loading {', '.join(cfg.backends)}; measuring the GEMM limit")
-    backends = {name: open_backend(bundle, name, **backend_options(name, cfg.threads, cfg.device)) for name in cfg.backends}
+    backends = {
+        name: open_backend(bundle, name, **backend_options(name, cfg.threads, cfg.device)) for name in cfg.backends
+    }
     gemm = gemm_limit(cfg.threads, cfg.device, bundle.config.hidden_dim, cfg.batch_sizes)
     runs, reference, mismatches = _interleaved_runs(cfg, backends, seqs, opts, note)
     refs = list(reference.values())
@@ -193,7 +210,9 @@ def run_benchmark(cfg: BenchConfig, progress: Log | None = None) -> BenchResult:
         "search": "greedy" if cfg.beam_size == 1 else f"beam {cfg.beam_size}, n-best {cfg.beam_size}",
         "model_config": bundle.config.to_dict(),
     }
-    rows = tuple(_row(name, b, runs, len(seqs), work[b], gemm["gflops"]) for b in cfg.batch_sizes for name in cfg.backends)
+    rows = tuple(
+        _row(name, b, runs, len(seqs), work[b], gemm["gflops"]) for b in cfg.batch_sizes for name in cfg.backends
+    )
     machine["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return BenchResult(
         config={**asdict(cfg), "bundle": str(cfg.bundle)},

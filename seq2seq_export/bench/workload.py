@@ -1,8 +1,9 @@
 """What the benchmark decodes (source id sequences) and what that costs in FLOPs."""
+
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..config import ModelConfig
 from ..errors import ConfigError
@@ -53,7 +54,10 @@ def encoder_token_flops(cfg: ModelConfig) -> int:
     each layer's gates once more for its final cell), plus Bahdanau's key projection."""
     he, g, dirs = cfg.encoder_dim, _gates(cfg), 2 if cfg.bidirectional_encoder else 1
     per_pass = 2 if cfg.rnn == "lstm" else 1
-    flops = sum(per_pass * dirs * 2 * g * he * ((cfg.emb_dim if layer == 0 else dirs * he) + he) for layer in range(cfg.num_layers))
+    flops = sum(
+        per_pass * dirs * 2 * g * he * ((cfg.emb_dim if layer == 0 else dirs * he) + he)
+        for layer in range(cfg.num_layers)
+    )
     if cfg.attention == "bahdanau":
         flops += 2 * cfg.encoder_output_dim * cfg.hidden_dim
     return flops

@@ -1,4 +1,5 @@
 """What every command shares: exits and one-line errors, the command class, and the common options."""
+
 from __future__ import annotations
 
 import codecs
@@ -50,8 +51,9 @@ class _Exits:
             try:
                 arg.encode("utf-8")
             except UnicodeEncodeError:  # bytes the locale could not decode, kept as surrogate escapes
-                raise InputError(f"argument {i} is not valid UTF-8 ({os.fsencode(arg)!r}): every argument, "
-                                 "path or text, must be") from None
+                raise InputError(
+                    f"argument {i} is not valid UTF-8 ({os.fsencode(arg)!r}): every argument, path or text, must be"
+                ) from None
         return super().parse_args(ctx, args)  # type: ignore[misc]
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -144,13 +146,16 @@ def json_option(help: str) -> Decorator:
 
 def report_option(help: str) -> Decorator:
     """--report FILE: also write the JSON report to a file, atomically."""
-    return click.option("--report", "report_path", metavar="FILE",
-                        type=click.Path(dir_okay=False, path_type=Path), help=help)
+    return click.option(
+        "--report", "report_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path), help=help
+    )
 
 
 quiet_option = click.option(
-    "--quiet", is_flag=True,
-    help="No progress lines on stderr (they are shown only when stderr is a terminal, never in a pipe or a file).")
+    "--quiet",
+    is_flag=True,
+    help="No progress lines on stderr (they are shown only when stderr is a terminal, never in a pipe or a file).",
+)
 
 
 def progress_printer(quiet: bool) -> Callable[[str], None] | None:
@@ -167,9 +172,11 @@ def progress_printer(quiet: bool) -> Callable[[str], None] | None:
 
 
 expect_digest_option = click.option(
-    "--expect-digest", metavar="sha256:HEX",
+    "--expect-digest",
+    metavar="sha256:HEX",
     help="Refuse the bundle (exit 2) unless its digest is this one: pin a bundle with what s2s-export or "
-         "s2s-verify --digest printed.")
+    "s2s-verify --digest printed.",
+)
 
 
 def text_stdout() -> TextIO:

@@ -9,11 +9,11 @@ TorchScript needs a fixed signature per module, so each graph has one thin class
 picked by the spec's input names and output count (WRAPPERS); the computation is shared, and
 export/torchscript.py checks each scripted signature against the spec.
 """
+
 from __future__ import annotations
 
 import inspect
 import typing
-from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -21,8 +21,18 @@ import torch.nn.functional as F
 
 from ..config import ModelConfig
 from ..errors import ExportError
-from ..iospec import (BATCH, DECODER_STEP, ENCODER, PREV_TOKENS, SRC_LEN, SRC_LENGTHS, SRC_MASK, SRC_TOKENS, GraphSpec,
-                      graph_specs)
+from ..iospec import (
+    BATCH,
+    DECODER_STEP,
+    ENCODER,
+    PREV_TOKENS,
+    SRC_LEN,
+    SRC_LENGTHS,
+    SRC_MASK,
+    SRC_TOKENS,
+    GraphSpec,
+    graph_specs,
+)
 from ..model import GraphEncoder, Seq2Seq, source_mask
 
 # Sizes of the example inputs used at export time. Both differ from 0 and 1 (which torch.export
@@ -43,7 +53,7 @@ class EncoderGraph1(GraphEncoder):
 class EncoderGraph2(GraphEncoder):
     """Two outputs: hidden, cell (L, B, H) (LSTM, no attention)."""
 
-    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> tuple[Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
         return out[0], out[1]
 
@@ -51,7 +61,7 @@ class EncoderGraph2(GraphEncoder):
 class EncoderGraph3(GraphEncoder):
     """Three outputs: hidden, encoder_outputs (B, S, De), src_mask (B, S) (GRU, Luong)."""
 
-    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
         return out[0], out[1], out[2]
 
@@ -60,7 +70,7 @@ class EncoderGraph4(GraphEncoder):
     """Four outputs: hidden, cell, encoder_outputs, src_mask (LSTM, Luong) or hidden,
     encoder_outputs, src_mask, attention_keys (B, S, H) (GRU, Bahdanau)."""
 
-    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
         return out[0], out[1], out[2], out[3]
 
@@ -68,7 +78,7 @@ class EncoderGraph4(GraphEncoder):
 class EncoderGraph5(GraphEncoder):
     """Five outputs: hidden, cell, encoder_outputs, src_mask, attention_keys (LSTM, Bahdanau)."""
 
-    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         out = self.outputs(src_tokens, src_lengths)
         return out[0], out[1], out[2], out[3], out[4]
 
@@ -85,7 +95,7 @@ def gru_cell(gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
     return (1 - z) * n + z * h
 
 
-def lstm_cell(gi: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tuple[Tensor, Tensor]:
+def lstm_cell(gi: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor]:
     """One LSTM step as torch.nn.LSTM computes it (gates i, f, g, o): input projection gi (B, 4H),
     hidden h and cell c (B, H) -> new hidden, new cell (B, H)."""
     i, f, g, o = (gi + F.linear(h, w_hh, b_hh)).chunk(4, 1)  # (B, H) each
@@ -112,27 +122,35 @@ class _DecoderCore(nn.Module):
         self.num_layers = model.config.num_layers
         rnn, emb = self.decoder.rnn, model.config.emb_dim
         with torch.no_grad():
-            table = torch.addmm(rnn.bias_ih_l0, self.decoder.embedding.weight, rnn.weight_ih_l0[:, :emb].t())  # (V, G*H)
+            table = torch.addmm(
+                rnn.bias_ih_l0, self.decoder.embedding.weight, rnn.weight_ih_l0[:, :emb].t()
+            )  # (V, G*H)
         self.register_buffer("table", table.float())
         if self.bahdanau:  # the context's columns of W_ih_l0 (G*H, De); scripting compiles only used branches
             self.register_buffer("context_weight", rnn.weight_ih_l0[:, emb:].detach().clone().float())
 
     def step(
-        self, prev_tokens: Tensor, states: List[Tensor], memory: Optional[Tensor], mask: Optional[Tensor],
-        keys: Optional[Tensor] = None,
-    ) -> Tuple[Tensor, List[Tensor], Optional[Tensor]]:
+        self,
+        prev_tokens: Tensor,
+        states: list[Tensor],
+        memory: Tensor | None,
+        mask: Tensor | None,
+        keys: Tensor | None = None,
+    ) -> tuple[Tensor, list[Tensor], Tensor | None]:
         """prev_tokens (B,), states [(L, B, H)..], memory (B, S, De), mask (B, S), keys (B, S, H)
         (Bahdanau) -> logits (B, V), new states [(L, B, H)..], attention weights (B, S) or None."""
         weights = self.decoder.rnn._flat_weights  # per layer: w_ih, w_hh, b_ih, b_hh
         gi = self.table.index_select(0, prev_tokens)  # (B, G*H): one ONNX Gather
-        attention: Optional[Tensor] = None
+        attention: Tensor | None = None
         if self.bahdanau:
             assert memory is not None and mask is not None and keys is not None
-            context, attn = self.decoder.attention(states[0][-1].unsqueeze(1), memory, mask, keys)  # (B, 1, De), (B, 1, S)
+            context, attn = self.decoder.attention(
+                states[0][-1].unsqueeze(1), memory, mask, keys
+            )  # (B, 1, De), (B, 1, S)
             gi = gi + F.linear(context.squeeze(1), self.context_weight)
             attention = attn.squeeze(1)
-        hidden: List[Tensor] = []
-        cell: List[Tensor] = []
+        hidden: list[Tensor] = []
+        cell: list[Tensor] = []
         for layer in range(self.num_layers):
             if layer > 0:
                 gi = F.linear(hidden[-1], weights[4 * layer], weights[4 * layer + 2])  # (B, G*H)
@@ -156,7 +174,7 @@ class _DecoderCore(nn.Module):
 class StepHidden(_DecoderCore):
     """prev_tokens (B,), hidden (L, B, H) -> logits (B, V), next_tokens (B,), hidden_out (GRU, no attention)."""
 
-    def forward(self, prev_tokens: Tensor, hidden: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(self, prev_tokens: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         logits, states, _ = self.step(prev_tokens, [hidden], None, None)
         return logits, logits.argmax(-1), states[0]
 
@@ -164,7 +182,7 @@ class StepHidden(_DecoderCore):
 class StepHiddenCell(_DecoderCore):
     """prev_tokens, hidden, cell -> logits, next_tokens, hidden_out, cell_out (LSTM, no attention)."""
 
-    def forward(self, prev_tokens: Tensor, hidden: Tensor, cell: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, prev_tokens: Tensor, hidden: Tensor, cell: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         logits, states, _ = self.step(prev_tokens, [hidden, cell], None, None)
         return logits, logits.argmax(-1), states[0], states[1]
 
@@ -175,7 +193,7 @@ class StepHiddenMemory(_DecoderCore):
 
     def forward(
         self, prev_tokens: Tensor, hidden: Tensor, encoder_outputs: Tensor, src_mask: Tensor
-    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         logits, states, attention = self.step(prev_tokens, [hidden], encoder_outputs, src_mask)
         assert attention is not None
         return logits, logits.argmax(-1), states[0], attention
@@ -187,7 +205,7 @@ class StepHiddenCellMemory(_DecoderCore):
 
     def forward(
         self, prev_tokens: Tensor, hidden: Tensor, cell: Tensor, encoder_outputs: Tensor, src_mask: Tensor
-    ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         logits, states, attention = self.step(prev_tokens, [hidden, cell], encoder_outputs, src_mask)
         assert attention is not None
         return logits, logits.argmax(-1), states[0], states[1], attention
@@ -199,7 +217,7 @@ class StepHiddenKeys(_DecoderCore):
 
     def forward(
         self, prev_tokens: Tensor, hidden: Tensor, encoder_outputs: Tensor, src_mask: Tensor, attention_keys: Tensor
-    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         logits, states, attention = self.step(prev_tokens, [hidden], encoder_outputs, src_mask, attention_keys)
         assert attention is not None
         return logits, logits.argmax(-1), states[0], attention
@@ -210,9 +228,14 @@ class StepHiddenCellKeys(_DecoderCore):
     hidden_out, cell_out, attention (B, S) (LSTM, Bahdanau)."""
 
     def forward(
-        self, prev_tokens: Tensor, hidden: Tensor, cell: Tensor, encoder_outputs: Tensor, src_mask: Tensor,
+        self,
+        prev_tokens: Tensor,
+        hidden: Tensor,
+        cell: Tensor,
+        encoder_outputs: Tensor,
+        src_mask: Tensor,
         attention_keys: Tensor,
-    ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         logits, states, attention = self.step(prev_tokens, [hidden, cell], encoder_outputs, src_mask, attention_keys)
         assert attention is not None
         return logits, logits.argmax(-1), states[0], states[1], attention
@@ -235,8 +258,10 @@ WRAPPERS: dict[str, dict[tuple[tuple[str, ...], int], type[nn.Module]]] = {
     graph: {(forward_inputs(c), forward_outputs(c)): c for c in classes}
     for graph, classes in (
         (ENCODER, (EncoderGraph1, EncoderGraph2, EncoderGraph3, EncoderGraph4, EncoderGraph5)),
-        (DECODER_STEP, (StepHidden, StepHiddenCell, StepHiddenMemory, StepHiddenCellMemory, StepHiddenKeys,
-                        StepHiddenCellKeys)),
+        (
+            DECODER_STEP,
+            (StepHidden, StepHiddenCell, StepHiddenMemory, StepHiddenCellMemory, StepHiddenKeys, StepHiddenCellKeys),
+        ),
     )
 }
 

@@ -5,14 +5,16 @@ write the same graph signature, stamped from the IO spec after export, so nothin
 tell them apart by names, dtypes or dims. The lint functions each return a list of problems
 (empty = fine); the verifier reuses them on bundles it did not write.
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import onnx
 import torch
@@ -32,7 +34,11 @@ def _quiet() -> Iterator[None]:
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)  # e.g. "torchvision is not installed. Skipping torchvision::nms"
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -48,16 +54,27 @@ def _dynamic_shapes(spec: GraphSpec) -> tuple[dict[int, torch.export.Dim], ...]:
     )
 
 
-def _trace(module: nn.Module, args: tuple[torch.Tensor, ...], spec: GraphSpec, opset: int, exporter: str) -> onnx.ModelProto:
-    names: dict[str, Any] = dict(input_names=spec.input_names, output_names=spec.output_names, opset_version=opset, verbose=False)
+def _trace(
+    module: nn.Module, args: tuple[torch.Tensor, ...], spec: GraphSpec, opset: int, exporter: str
+) -> onnx.ModelProto:
+    names: dict[str, Any] = dict(
+        input_names=spec.input_names, output_names=spec.output_names, opset_version=opset, verbose=False
+    )
     if exporter == "dynamo":
         program = torch.onnx.export(module, args, dynamo=True, dynamic_shapes=_dynamic_shapes(spec), **names)
         if program is None:  # only when given a file to write, which the dynamo path is not
             raise ExportError(f"{spec.name}: the dynamo exporter returned no program")
         return program.model_proto
     f = io.BytesIO()
-    torch.onnx.export(module, args, f, dynamo=False, dynamic_axes=spec.dynamic_axes(), do_constant_folding=True,  # type: ignore[arg-type]  # writes to a file object too
-                      **names)
+    torch.onnx.export(
+        module,
+        args,
+        f,  # type: ignore[arg-type]  # the legacy exporter writes to a file object too
+        dynamo=False,
+        dynamic_axes=spec.dynamic_axes(),
+        do_constant_folding=True,
+        **names,
+    )
     return onnx.load_from_string(f.getvalue())
 
 
@@ -178,7 +195,9 @@ def training_op_problems(model: onnx.ModelProto) -> list[str]:
         if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
             mode = consts.get(node.input[2])
             if mode is None or bool(mode):
-                problems.append(f"Dropout node {node.name or '?'} runs in training mode (exported from a model in train())")
+                problems.append(
+                    f"Dropout node {node.name or '?'} runs in training mode (exported from a model in train())"
+                )
     return problems
 
 

@@ -3,6 +3,7 @@
 Scripting (not tracing) keeps the encoder's length handling exact for every batch and length, and
 the files load with torch.jit.load in Python or torch::jit::load in C++.
 """
+
 from __future__ import annotations
 
 import io
@@ -26,7 +27,9 @@ def schema_problems(scripted: torch.jit.ScriptModule, spec: GraphSpec) -> list[s
     if names != spec.input_names:
         problems.append(f"forward takes {names}, the IO spec says {spec.input_names}")
     if count != len(spec.outputs):
-        problems.append(f"forward returns {count} outputs, the IO spec says {len(spec.outputs)} ({', '.join(spec.output_names)})")
+        problems.append(
+            f"forward returns {count} outputs, the IO spec says {len(spec.outputs)} ({', '.join(spec.output_names)})"
+        )
     return problems
 
 

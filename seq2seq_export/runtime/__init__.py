@@ -1,4 +1,5 @@
 """Runtimes that drive an exported bundle. Importing this package never imports torch."""
+
 from .beam import beam_search
 from .core import (
     Backend,

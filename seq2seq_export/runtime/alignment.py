@@ -4,9 +4,10 @@ The greedy loop fetches only the tokens it needs; this re-runs a batch's decoder
 tokens it emitted (teacher forcing on its own output reproduces its states), fetching the
 `attention` output of every step. Any backend serves; numpy only (no torch).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -18,10 +19,14 @@ from .core import Backend, DecodeOptions, Seqs, teacher_forced_steps
 def require_attention(backend: Backend) -> None:
     """ConfigError unless the backend's decoder step has an attention output."""
     if ATTENTION not in backend.graphs[DECODER_STEP].output_names:
-        raise ConfigError("attention weights need a model with attention; this bundle's model_config.attention is 'none'")
+        raise ConfigError(
+            "attention weights need a model with attention; this bundle's model_config.attention is 'none'"
+        )
 
 
-def attention_weights(backend: Backend, seqs: Seqs, outputs: Sequence[Sequence[int]], opts: DecodeOptions) -> list[np.ndarray]:
+def attention_weights(
+    backend: Backend, seqs: Seqs, outputs: Sequence[Sequence[int]], opts: DecodeOptions
+) -> list[np.ndarray]:
     """Per sequence, (T, S) float32: row t is the attention over its S source tokens when the
     decoder emitted outputs[t]; T = len(outputs[i]) (the <eos> step is not included)."""
     require_attention(backend)

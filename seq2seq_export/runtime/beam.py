@@ -18,6 +18,7 @@ s after t tokens ends at a length L in (t, max_len] with a sum S <= s (log-probs
 score is S / L**a <= s / L**a <= s / max_len**a for a penalty a >= 0, since s <= 0: with a
 penalty a longer continuation can score higher, so the bound divides by max_len, never by t + 1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,8 +47,12 @@ class _Rows:
 
     def grown(self, parent: np.ndarray, token: np.ndarray, logp: np.ndarray) -> _Rows:
         """Row parent[i] extended by token[i] of log-prob logp[i], for every i."""
-        return _Rows(self.seq[parent], np.column_stack([self.ids[parent], token]),
-                     np.column_stack([self.logps[parent], logp]), self.total[parent] + logp)
+        return _Rows(
+            self.seq[parent],
+            np.column_stack([self.ids[parent], token]),
+            np.column_stack([self.logps[parent], logp]),
+            self.total[parent] + logp,
+        )
 
     def take(self, keep: np.ndarray) -> _Rows:
         return _Rows(self.seq[keep], self.ids[keep], self.logps[keep], self.total[keep])
@@ -92,13 +97,25 @@ def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early
     return [found[: opts.num_hypotheses] for found in kept]
 
 
-def _finish(kept: list[list[Scored]], worst: np.ndarray, cands: _Rows, ended: np.ndarray, eos: np.ndarray,
-            t: int, opts: DecodeOptions) -> None:
+def _finish(
+    kept: list[list[Scored]],
+    worst: np.ndarray,
+    cands: _Rows,
+    ended: np.ndarray,
+    eos: np.ndarray,
+    t: int,
+    opts: DecodeOptions,
+) -> None:
     """Score the candidates that ended at step t (<eos>, or max_len) into their sequences' kept lists."""
     for c in np.flatnonzero(ended).tolist():
         ids = cands.ids[c, :-1] if eos[c] else cands.ids[c]
-        kept[int(cands.seq[c])].append(Scored(tuple(ids.tolist()), normalized(float(cands.total[c]), t, opts.length_penalty),
-                                              tuple(cands.logps[c].tolist())))
+        kept[int(cands.seq[c])].append(
+            Scored(
+                tuple(ids.tolist()),
+                normalized(float(cands.total[c]), t, opts.length_penalty),
+                tuple(cands.logps[c].tolist()),
+            )
+        )
     for s in set(cands.seq[ended].tolist()):
         kept[s] = sorted(kept[s], key=lambda h: -h.score)[: opts.beam_size]  # stable: earlier finished first on ties
         worst[s] = kept[s][-1].score if len(kept[s]) == opts.beam_size else -np.inf

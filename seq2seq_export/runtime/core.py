@@ -5,6 +5,7 @@ selecting batch rows, teacher-forced stepping, and how a hypothesis is scored. A
 (greedy.py, beam.py) is one function `strategy(backend, seqs, opts) -> one result per sequence`
 over it. numpy only: no torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,32 +69,47 @@ class DecodeOptions:
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise ConfigError(f"decode option {name} must be an integer, got {value!r}")
         if min(self.pad_id, self.start_id) < 0 or self.end_id < -1:
-            raise ConfigError(f"decode options: ids must be >= 0 (end_id may be -1), got pad {self.pad_id}, "
-                              f"start {self.start_id}, end {self.end_id}")
+            raise ConfigError(
+                f"decode options: ids must be >= 0 (end_id may be -1), got pad {self.pad_id}, "
+                f"start {self.start_id}, end {self.end_id}"
+            )
         if not 1 <= self.max_len <= MAX_LEN_CEILING:
             raise ConfigError(f"max_len must lie in [1, {MAX_LEN_CEILING}], got {self.max_len}")
         if not 1 <= self.beam_size <= MAX_BEAM_SIZE:
             raise ConfigError(f"beam_size must lie in [1, {MAX_BEAM_SIZE}], got {self.beam_size}")
         if not 1 <= self.num_hypotheses <= self.beam_size:
-            raise ConfigError(f"num_hypotheses must lie in [1, beam_size {self.beam_size}], got {self.num_hypotheses}: "
-                              "raise the beam size or ask for fewer hypotheses")
+            raise ConfigError(
+                f"num_hypotheses must lie in [1, beam_size {self.beam_size}], got {self.num_hypotheses}: "
+                "raise the beam size or ask for fewer hypotheses"
+            )
         penalty = self.length_penalty
-        if isinstance(penalty, bool) or not (isinstance(penalty, (int, float)) and math.isfinite(penalty)
-                                             and 0 <= penalty <= MAX_LENGTH_PENALTY):
+        if isinstance(penalty, bool) or not (
+            isinstance(penalty, (int, float)) and math.isfinite(penalty) and 0 <= penalty <= MAX_LENGTH_PENALTY
+        ):
             raise ConfigError(f"length_penalty must be a finite number in [0, {MAX_LENGTH_PENALTY:g}], got {penalty!r}")
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, max_len: int | None = None, **search: Any) -> DecodeOptions:
         """The manifest's decoding section (start and end ids, max_len unless given) and the source pad id."""
         decoding = bundle.manifest["decoding"]
-        return cls(_special(bundle.text.src.pad_id, "source <pad>"), int(decoding["start_id"]),
-                   int(decoding["end_id"]), bundle.max_len if max_len is None else max_len, **search)
+        return cls(
+            _special(bundle.text.src.pad_id, "source <pad>"),
+            int(decoding["start_id"]),
+            int(decoding["end_id"]),
+            bundle.max_len if max_len is None else max_len,
+            **search,
+        )
 
     @classmethod
     def from_text(cls, text: TextPipeline, max_len: int, **search: Any) -> DecodeOptions:
         """The vocabularies' pad, <sos> and <eos> ids (for a model without a bundle)."""
-        return cls(_special(text.src.pad_id, "source <pad>"), _special(text.tgt.sos_id, "target <sos>"),
-                   _special(text.tgt.eos_id, "target <eos>"), max_len, **search)
+        return cls(
+            _special(text.src.pad_id, "source <pad>"),
+            _special(text.tgt.sos_id, "target <sos>"),
+            _special(text.tgt.eos_id, "target <eos>"),
+            max_len,
+            **search,
+        )
 
 
 def _special(text_id: int | None, name: str) -> int:

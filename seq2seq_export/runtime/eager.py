@@ -1,8 +1,10 @@
 """Eager backend: the reference PyTorch model, driven by the shared greedy loop."""
+
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,8 +14,8 @@ from ..errors import BundleError, CheckpointError
 from ..iospec import DECODER_STEP, ENCODER, graph_specs
 from ..manifest import Bundle
 from ..model import Seq2Seq, select_device
-from .state import MemoryFlow, StateFlow, config_memory_flows, config_state_flows, memory_flows, state_flows
 from .eager_torchscript import TorchGraphBackend
+from .state import MemoryFlow, StateFlow, config_memory_flows, config_state_flows, memory_flows, state_flows
 
 
 class EagerBackend(TorchGraphBackend):
@@ -36,7 +38,7 @@ class EagerBackend(TorchGraphBackend):
         super().__init__(graphs, functions, flows, device, memory)
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, device: torch.device | str | None = None) -> "EagerBackend":
+    def from_bundle(cls, bundle: Bundle, device: torch.device | str | None = None) -> EagerBackend:
         """The bundle's reference checkpoint, which must describe the same model as the manifest."""
         if bundle.reference is None:
             raise BundleError(f"{bundle.root}: bundle has no reference checkpoint; the eager backend needs one")
@@ -45,10 +47,14 @@ class EagerBackend(TorchGraphBackend):
         except CheckpointError as e:
             raise BundleError(str(e)) from None
         if ckpt.config != bundle.config or ckpt.text != bundle.text:
-            raise BundleError(f"{bundle.reference}: reference checkpoint's model config or vocabularies differ from the manifest")
+            raise BundleError(
+                f"{bundle.reference}: reference checkpoint's model config or vocabularies differ from the manifest"
+            )
         device = select_device("auto" if device is None else str(device))
         decoder = bundle.graphs[DECODER_STEP]
-        return cls(ckpt.build_model(device), device, state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder))
+        return cls(
+            ckpt.build_model(device), device, state_flows(bundle.state, decoder), memory_flows(bundle.memory, decoder)
+        )
 
 
 class Float64Backend(EagerBackend):

@@ -3,9 +3,10 @@
 The callables take their inputs positionally in the IO spec's order and return their outputs in
 the spec's order (a bare tensor when there is one output), exactly like the exported graphs.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -42,7 +43,9 @@ class TorchGraphBackend:
     ):
         self.graphs, self.functions, self.flows, self.memory, self.device = graphs, functions, flows, memory, device
         self.carry = Carry(flows, memory)
-        self._io = {name: (spec.input_names, spec.output_names) for name, spec in graphs.items()}  # the step loop's hot path
+        self._io = {
+            name: (spec.input_names, spec.output_names) for name, spec in graphs.items()
+        }  # the step loop's hot path
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device)
@@ -54,7 +57,9 @@ class TorchGraphBackend:
 
     @torch.inference_mode()
     def encode(self, src: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, ...]:
-        return self.carry.first(self._call(ENCODER, {SRC_TOKENS: self._tensor(src), SRC_LENGTHS: self._tensor(lengths)}))
+        return self.carry.first(
+            self._call(ENCODER, {SRC_TOKENS: self._tensor(src), SRC_LENGTHS: self._tensor(lengths)})
+        )
 
     def step(self, prev_tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
         return self._step(prev_tokens, state, NEXT_TOKENS)

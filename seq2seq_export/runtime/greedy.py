@@ -2,6 +2,7 @@
 
 numpy only: every backend (onnxruntime, TorchScript, eager) converts at its own boundary.
 """
+
 from __future__ import annotations
 
 import numpy as np

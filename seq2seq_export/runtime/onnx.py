@@ -4,16 +4,28 @@ On CPU the step loop feeds numpy arrays and fetches only next_tokens and the new
 too only for searches that score, never the attention). On CUDA it uses IO binding: the state and the memory (attention models'
 encoder outputs) stay on the device between steps and only the chosen token ids come back to the host.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from ..constants import MAX_THREADS
 from ..errors import BundleError, ConfigError, first_line, is_int
-from ..iospec import DECODER_STEP, ENCODER, GRAPH_NAMES, LOGITS, NEXT_TOKENS, SRC_LENGTHS, SRC_TOKENS, GraphSpec, graph_specs
+from ..iospec import (
+    DECODER_STEP,
+    ENCODER,
+    GRAPH_NAMES,
+    LOGITS,
+    NEXT_TOKENS,
+    SRC_LENGTHS,
+    SRC_TOKENS,
+    GraphSpec,
+    graph_specs,
+)
 from ..manifest import Bundle
 from .core import Carry
 from .onnx_bytes import checked_onnx_bytes
@@ -35,7 +47,8 @@ def session_options(intra_op_threads: int | None = None, inter_op_threads: int |
         if value is not None:
             if not is_int(value, 1, MAX_THREADS):
                 raise ConfigError(
-                    f"onnx backend: {name} must be a positive integer, at most {MAX_THREADS}, got {value!r}")
+                    f"onnx backend: {name} must be a positive integer, at most {MAX_THREADS}, got {value!r}"
+                )
             setattr(opts, name, value)
     # Idle pool threads would otherwise busy-wait between the many tiny per-step runs and steal
     # the CPU from the Python loop that drives them.

@@ -5,9 +5,10 @@ resolve those files against the current directory and read them unchecked; so ev
 tensor must live in a file its FILE record lists under external_data, which is read and checked
 like the graph, and its bytes are inlined before the model is handed on. Needs onnx, never torch.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import onnx
 
@@ -61,8 +62,10 @@ def checked_onnx_bytes(bundle: Bundle, graph: str) -> bytes:
         info = {kv.key: kv.value for kv in tensor.external_data}
         location = info.get("location", "")
         if location not in listed:
-            raise BundleError(f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, a file the manifest "
-                              f"does not list ({where}.external_data); refusing unchecked weights")
+            raise BundleError(
+                f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, a file the manifest "
+                f"does not list ({where}.external_data); refusing unchecked weights"
+            )
         if location not in files:
             files[location] = bundle.read_listed(*listed[location])
         tensor.raw_data = _slice(files[location], info, path, tensor.name)
@@ -82,6 +85,8 @@ def _slice(blob: bytes, info: dict[str, str], path: object, name: str) -> bytes:
     except ValueError:
         raise BundleError(f"{path}: tensor {name!r} has a malformed external data offset or length") from None
     if offset < 0 or length < 0 or offset + length > len(blob):
-        raise BundleError(f"{path}: tensor {name!r} reads bytes {offset}..{offset + length} of a "
-                          f"{len(blob)}-byte external file {info.get('location')!r}")
+        raise BundleError(
+            f"{path}: tensor {name!r} reads bytes {offset}..{offset + length} of a "
+            f"{len(blob)}-byte external file {info.get('location')!r}"
+        )
     return blob[offset : offset + length]

@@ -6,10 +6,12 @@ tensors (e.g. an LSTM's hidden and cell) or with attention memory needs no new l
 change. Drivers carry every state and memory tensor by name and select rows of each along its
 batch axis when rows finish.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..config import ModelConfig
 from ..errors import BundleError

@@ -1,4 +1,5 @@
 """TorchScript backend: `torch.jit.load` of the bundle's encoder.pt and decoder_step.pt."""
+
 from __future__ import annotations
 
 import io
@@ -9,8 +10,8 @@ from ..errors import BundleError, first_line
 from ..iospec import DECODER_STEP, GRAPH_NAMES
 from ..manifest import Bundle
 from ..model import select_device
-from .state import memory_flows, state_flows
 from .eager_torchscript import TorchGraphBackend
+from .state import memory_flows, state_flows
 
 
 class TorchScriptBackend(TorchGraphBackend):

@@ -3,14 +3,23 @@
 Importing this module never imports torch or onnxruntime: `open_backend` imports the chosen
 backend's module when it is asked for, so the onnx path stays torch-free.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
-from ..constants import BACKENDS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SRC_TOKENS, MAX_LINE_CHARS, MAX_SRC_TOKENS_CEILING, MAX_THREADS
+from ..constants import (
+    BACKENDS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_SRC_TOKENS,
+    MAX_LINE_CHARS,
+    MAX_SRC_TOKENS_CEILING,
+    MAX_THREADS,
+)
 from ..errors import ConfigError, InputTooLong, VocabError, is_int
 from ..manifest import Bundle, load_bundle
 from ..vocab import TextPipeline, count_tokens, first_tokens
@@ -45,7 +54,9 @@ def open_backend(bundle: Bundle, name: str = "onnx", *, threads: int | None = No
         raise ConfigError(f"unknown backend {name!r}: use one of {', '.join(BACKENDS)}")
     unknown = sorted(set(opts) - set(BACKEND_OPTIONS[name]))
     if unknown:
-        raise ConfigError(f"backend {name} takes no option(s) {', '.join(unknown)} (it takes: {', '.join(BACKEND_OPTIONS[name])})")
+        raise ConfigError(
+            f"backend {name} takes no option(s) {', '.join(unknown)} (it takes: {', '.join(BACKEND_OPTIONS[name])})"
+        )
     if threads is not None:
         _positive_int("threads", threads, MAX_THREADS)
     if name == "onnx":
@@ -83,7 +94,9 @@ class Hypothesis:
     # sum of the tokens' log-probs (<eos> included) / length ** length_penalty (runtime.core.Scored);
     # None for a greedy decode without scores=True, and for an empty input (never decoded)
     score: float | None
-    token_scores: tuple[float, ...] | None = None  # with token_scores=True: each id's log-prob, then <eos>'s if it ended
+    token_scores: tuple[float, ...] | None = (
+        None  # with token_scores=True: each id's log-prob, then <eos>'s if it ended
+    )
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,7 @@ class Translator:
         max_len: int | None = None,
         max_src_tokens: int | None = None,
         **backend_opts: Any,
-    ) -> "Translator":
+    ) -> Translator:
         """Load and check the bundle (version, paths, sha256) and open `backend` on it.
 
         max_len and max_src_tokens default to the bundle's.
@@ -140,8 +153,15 @@ class Translator:
         _positive_int("max_src_tokens", max_src_tokens, MAX_SRC_TOKENS_CEILING)
         return cls(open_backend(bundle, backend, **backend_opts), bundle.text, max_len, batch_size, max_src_tokens)
 
-    def fit(self, text: str, *, truncate: bool = False, where: str = "input", tokens: int | None = None,
-            normalized: bool = False) -> Fit:
+    def fit(
+        self,
+        text: str,
+        *,
+        truncate: bool = False,
+        where: str = "input",
+        tokens: int | None = None,
+        normalized: bool = False,
+    ) -> Fit:
         """`text` normalized (the bundle's steps; unless `normalized` says it already is), made to fit max_src_tokens.
 
         An input over the limit raises InputTooLong naming `where`, or with truncate is cut to its
@@ -159,8 +179,10 @@ class Translator:
         if truncate:
             return Fit(first_tokens(text, kind, self.max_src_tokens - extra), n, True)
         if n <= self.max_src_tokens:  # a cut line of few but huge tokens
-            raise InputTooLong(f"{where}: more than {MAX_LINE_CHARS} characters, the most one input may have: "
-                               "split it, or cut inputs (--truncate / truncate=True)")
+            raise InputTooLong(
+                f"{where}: more than {MAX_LINE_CHARS} characters, the most one input may have: "
+                "split it, or cut inputs (--truncate / truncate=True)"
+            )
         raise self._too_long(where, f"{n} tokens{' with <eos>' if extra else ''}")
 
     def _too_long(self, where: str, what: str) -> InputTooLong:
@@ -232,7 +254,9 @@ class Translator:
         opts = self.search_options(beam_size, num_hypotheses, length_penalty)
         if attention:
             require_attention(self.backend)
-        fitted = [self.fit(t, truncate=truncate, where=f"input {i}", normalized=normalized) for i, t in enumerate(texts)]
+        fitted = [
+            self.fit(t, truncate=truncate, where=f"input {i}", normalized=normalized) for i, t in enumerate(texts)
+        ]
         read = [f.text for f in fitted]
         encoded = [self.text.encode_source(t, normalized=True) for t in read]
         blank = int(self.text.src_append_eos)  # an empty input encodes to [] or to [<eos>]
@@ -241,8 +265,10 @@ class Translator:
         found: list[tuple[Hypothesis, ...]] = [(Hypothesis("", (), None),) for _ in read]
         if beam_size > 1 or scores or token_scores:
             for i, nbest in zip(todo, self.scored_ids(seqs, opts)):
-                found[i] = tuple(self._hypothesis(h.ids, h.score, h.token_scores if token_scores else None)
-                                 for h in nbest) or found[i]  # empty only for a model with non-finite logits
+                found[i] = (
+                    tuple(self._hypothesis(h.ids, h.score, h.token_scores if token_scores else None) for h in nbest)
+                    or found[i]
+                )  # empty only for a model with non-finite logits
         else:
             for i, ids in zip(todo, self.translate_ids(seqs)):
                 found[i] = (self._hypothesis(ids, None, None),)
@@ -250,11 +276,24 @@ class Translator:
         if attention:
             for i, w in zip(todo, self._attention(seqs, [found[i][0].ids for i in todo])):
                 weights[i] = tuple(tuple(float(x) for x in row) for row in w)
-        return [Translation(f.text if f.truncated else t, h[0].output, h[0].ids, w, f.truncated, h[0].score,
-                            h[0].token_scores, h, self.text.unknown_source(f.text))
-                for t, h, w, f in zip(texts, found, weights, fitted)]
+        return [
+            Translation(
+                f.text if f.truncated else t,
+                h[0].output,
+                h[0].ids,
+                w,
+                f.truncated,
+                h[0].score,
+                h[0].token_scores,
+                h,
+                self.text.unknown_source(f.text),
+            )
+            for t, h, w, f in zip(texts, found, weights, fitted)
+        ]
 
-    def _hypothesis(self, ids: Sequence[int], score: float | None, token_scores: tuple[float, ...] | None) -> Hypothesis:
+    def _hypothesis(
+        self, ids: Sequence[int], score: float | None, token_scores: tuple[float, ...] | None
+    ) -> Hypothesis:
         return Hypothesis(self.text.decode_target(list(ids)), tuple(ids), score, token_scores)
 
     def _attention(self, seqs: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> list[Any]:
@@ -268,5 +307,7 @@ class Translator:
         self, texts: Sequence[str], truncate: bool = False, *, beam_size: int = 1, length_penalty: float = 1.0
     ) -> list[str]:
         """Texts -> the best translation of each (translations() returns n-best lists and scores)."""
-        return [t.output for t in self.translations(texts, truncate=truncate, beam_size=beam_size,
-                                                    length_penalty=length_penalty)]
+        return [
+            t.output
+            for t in self.translations(texts, truncate=truncate, beam_size=beam_size, length_penalty=length_penalty)
+        ]

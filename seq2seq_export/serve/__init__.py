@@ -3,6 +3,7 @@
 This module imports nothing of the serving stack, so the CLI can say which extra is missing; app.py,
 batcher.py and metrics.py need the `serve` extra (pip install 'seq2seq-export[serve]').
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -47,17 +48,24 @@ class ServeConfig:
     max_body_bytes: int = 1 << 20  # request body
 
     def __post_init__(self) -> None:
-        for name, high in (("max_batch_size", None), ("max_queue", None), ("max_inputs", None),
-                           ("max_input_chars", MAX_LINE_CHARS), ("max_body_bytes", None)):
+        for name, high in (
+            ("max_batch_size", None),
+            ("max_queue", None),
+            ("max_inputs", None),
+            ("max_input_chars", MAX_LINE_CHARS),
+            ("max_body_bytes", None),
+        ):
             if not is_int(getattr(self, name), 1, high):
                 raise ConfigError(f"{name} must be an integer in [1, {high or 'inf'}], got {getattr(self, name)!r}")
         wait = self.max_wait_ms
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_WAIT_MS_CEILING:
             raise ConfigError(f"max_wait_ms must be a number in [0, {MAX_WAIT_MS_CEILING:g}], got {wait!r}")
         if self.max_inputs > self.max_queue:
-            raise ConfigError(f"max_inputs (--max-inputs {self.max_inputs}) must be at most max_queue "
-                              f"(--max-queue {self.max_queue}): "
-                              "a request larger than the queue could never be admitted")
+            raise ConfigError(
+                f"max_inputs (--max-inputs {self.max_inputs}) must be at most max_queue "
+                f"(--max-queue {self.max_queue}): "
+                "a request larger than the queue could never be admitted"
+            )
 
 
 def create_app(translator: Translator, config: ServeConfig = ServeConfig()) -> Any:

@@ -4,6 +4,7 @@ Every error is a JSON body {"error": "..."} that names the problem: 400 malforme
 max_body_bytes, 422 a well-formed request that breaks a rule (types, counts, lengths, search settings),
 429 a full queue (with Retry-After), 404/405 unknown routes and methods.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,7 @@ def parse_request(body: bytes, translator: Translator, config: ServeConfig) -> t
     except (ValueError, RecursionError) as e:  # ValueError: bad JSON or bad UTF-8
         raise BadRequest(400, f"the body is not valid JSON: {e}") from None
     if not isinstance(doc, dict):
-        raise BadRequest(422, f"the body must be a JSON object {{\"inputs\": [...]}}, got {type(doc).__name__}")
+        raise BadRequest(422, f'the body must be a JSON object {{"inputs": [...]}}, got {type(doc).__name__}')
     unknown = sorted(set(doc) - set(REQUEST_FIELDS))
     if unknown:
         raise BadRequest(422, f"unknown field {unknown[0]!r}: a request has {', '.join(REQUEST_FIELDS)}")
@@ -74,8 +75,11 @@ def parse_request(body: bytes, translator: Translator, config: ServeConfig) -> t
     if not isinstance(texts, list):
         raise BadRequest(422, f"'inputs' must be a list of strings, got {type(texts).__name__}")
     if len(texts) > config.max_inputs:
-        raise BadRequest(422, f"'inputs' has {len(texts)} items, over the limit of {config.max_inputs} per request "
-                              "(--max-inputs): split the request")
+        raise BadRequest(
+            422,
+            f"'inputs' has {len(texts)} items, over the limit of {config.max_inputs} per request "
+            "(--max-inputs): split the request",
+        )
     for i, text in enumerate(texts):
         check_input(i, text, translator, config.max_input_chars)
     return texts, parse_search(doc, translator)
@@ -93,8 +97,11 @@ def check_input(i: int, text: Any, translator: Translator, max_chars: int) -> No
         raise BadRequest(422, f"{where} is not valid Unicode (it holds a lone surrogate escape)") from None
     fit = translator.fit(text, truncate=True)  # never raises with truncate: says whether it was too long
     if fit.truncated:
-        raise BadRequest(422, f"{where} has {fit.tokens} tokens as the model sees them, over the bundle's limit "
-                              f"of {translator.max_src_tokens} tokens per input: split it")
+        raise BadRequest(
+            422,
+            f"{where} has {fit.tokens} tokens as the model sees them, over the bundle's limit "
+            f"of {translator.max_src_tokens} tokens per input: split it",
+        )
 
 
 def parse_search(doc: dict[str, Any], translator: Translator) -> Search:
@@ -168,8 +175,17 @@ def create_app(translator: Translator, config: ServeConfig) -> Starlette:
         assert isinstance(exc, HTTPException)
         return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", exc.headers)
 
-    routes = [Route("/v1/translate", translate, methods=["POST"]), Route("/healthz", healthz),
-              Route("/readyz", readyz), Route("/metrics", metrics_route), Route("/openapi.json", openapi)]
+    routes = [
+        Route("/v1/translate", translate, methods=["POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_route),
+        Route("/openapi.json", openapi),
+    ]
     paths = frozenset(r.path for r in routes)
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error},
-                     middleware=[Middleware(MetricsMiddleware, metrics=metrics, paths=paths)])
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics, paths=paths)],
+    )

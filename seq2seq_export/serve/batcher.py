@@ -5,6 +5,7 @@ settings, waiting at most max_wait_ms (from its oldest input's arrival) to fill,
 worker thread by Translator.translations, whose results never depend on the batch (batch invariance).
 The queue is bounded: a request that would overflow it is refused at once (QueueFull -> 429).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,9 @@ class _Request:
 class Batcher:
     """The queue and the one task that batches and decodes it; start() and drain() inside the event loop."""
 
-    def __init__(self, translator: Translator, max_batch_size: int, max_wait_ms: float, max_queue: int,
-                 metrics: ServeMetrics) -> None:
+    def __init__(
+        self, translator: Translator, max_batch_size: int, max_wait_ms: float, max_queue: int, metrics: ServeMetrics
+    ) -> None:
         self.translator, self.metrics = translator, metrics
         self.max_batch_size, self.max_wait_s, self.max_queue = max_batch_size, max_wait_ms / 1000, max_queue
         self._waiting: deque[tuple[_Request, int]] = deque()  # (request, input index), oldest first
@@ -76,8 +78,10 @@ class Batcher:
         """Translations of `texts` in order, decoded with whatever else is queued; QueueFull when they do not fit."""
         assert self._wakeup is not None, "Batcher.start() first"
         if self._queued + len(texts) > self.max_queue:
-            raise QueueFull(f"the queue holds {self._queued} of at most {self.max_queue} inputs and cannot take "
-                            f"{len(texts)} more now: retry later")
+            raise QueueFull(
+                f"the queue holds {self._queued} of at most {self.max_queue} inputs and cannot take "
+                f"{len(texts)} more now: retry later"
+            )
         loop = asyncio.get_running_loop()
         request = _Request(texts, search, loop.time(), loop.create_future(), [None] * len(texts), len(texts))
         self._waiting.extend((request, i) for i in range(len(texts)))
@@ -138,5 +142,6 @@ class Batcher:
             self._admit(-len(batch))
 
     def _translate(self, texts: list[str], search: Search) -> list[Translation]:
-        return self.translator.translations(texts, beam_size=search.beam_size, num_hypotheses=search.n_best,
-                                            length_penalty=search.length_penalty)
+        return self.translator.translations(
+            texts, beam_size=search.beam_size, num_hypotheses=search.n_best, length_penalty=search.length_penalty
+        )

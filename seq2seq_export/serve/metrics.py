@@ -1,4 +1,5 @@
 """The service's Prometheus metrics, in a registry of its own, and the middleware that counts requests."""
+
 from __future__ import annotations
 
 import time
@@ -23,14 +24,22 @@ class ServeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()  # its own: two apps in one process never share counts
         r = self.registry
-        self.requests = Counter("s2s_serve_requests", "HTTP requests answered, by path and status",
-                                ["path", "status"], registry=r)
-        self.latency = Histogram("s2s_serve_request_seconds", "Time from request to response, by path",
-                                 ["path"], buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("s2s_serve_batch_size", "Inputs decoded together in one batch",
-                                    buckets=BATCH_BUCKETS, registry=r)
-        self.queue = Gauge("s2s_serve_queue_inputs", "Inputs admitted and not yet answered (waiting or decoding)",
-                           registry=r)
+        self.requests = Counter(
+            "s2s_serve_requests", "HTTP requests answered, by path and status", ["path", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "s2s_serve_request_seconds",
+            "Time from request to response, by path",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "s2s_serve_batch_size", "Inputs decoded together in one batch", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.queue = Gauge(
+            "s2s_serve_queue_inputs", "Inputs admitted and not yet answered (waiting or decoding)", registry=r
+        )
         self.inputs = Counter("s2s_serve_inputs", "Inputs translated", registry=r)
 
     def render(self) -> tuple[bytes, str]:

@@ -3,6 +3,7 @@
 The presets and TrainConfig import without torch (the command line lists the presets in its help);
 the loop and the metrics, which need torch, load on first use.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

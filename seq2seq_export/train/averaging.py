@@ -1,8 +1,10 @@
 """An exponential moving average of a model's weights, for validation, checkpoints and the test."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -52,4 +54,7 @@ class WeightAverage:
 
     def state(self) -> dict[str, Any]:
         """What resuming needs (tensors on the CPU, keyed by parameter name)."""
-        return {"updates": self.updates, "shadow": {name: s.detach().cpu() for s, (name, _) in zip(self.shadow, self.named)}}
+        return {
+            "updates": self.updates,
+            "shadow": {name: s.detach().cpu() for s, (name, _) in zip(self.shadow, self.named)},
+        }

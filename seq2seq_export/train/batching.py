@@ -1,8 +1,9 @@
 """Length-bucketed batches: little padding, deterministic order from (seed, epoch)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -17,7 +18,7 @@ class EncodedPairs:
     tgt: list[list[int]]  # <sos> y1 .. yn <eos>
 
     @classmethod
-    def from_text(cls, text: TextPipeline, pairs: Sequence[tuple[str, str]]) -> "EncodedPairs":
+    def from_text(cls, text: TextPipeline, pairs: Sequence[tuple[str, str]]) -> EncodedPairs:
         return cls([text.encode_source(s) for s, _ in pairs], [text.encode_target(t) for _, t in pairs])
 
     def __len__(self) -> int:

@@ -1,4 +1,5 @@
 """TrainConfig: every training choice in one frozen dataclass, read from a TOML preset plus overrides."""
+
 from __future__ import annotations
 
 import tomllib
@@ -84,12 +85,16 @@ class TrainConfig:
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"train config: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"train config: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+            raise ConfigError(
+                f"train config: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
         if self.clock not in CLOCKS:
             raise ConfigError(f"train config: clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         for name in ("src_tokenizer", "tgt_tokenizer"):
             if getattr(self, name) not in ("", *TOKENIZERS):
-                raise ConfigError(f"train config: {name} must be one of {', '.join(TOKENIZERS)}, got {getattr(self, name)!r}")
+                raise ConfigError(
+                    f"train config: {name} must be one of {', '.join(TOKENIZERS)}, got {getattr(self, name)!r}"
+                )
         if self.device not in DEVICES:
             raise ConfigError(f"train config: device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         normalize_steps(self.normalize)
@@ -119,12 +124,12 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "train config") -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], where: str = "train config") -> TrainConfig:
         types = {f.name: type(f.default) for f in fields(cls)}
         unknown = sorted(set(d) - set(types))
         if unknown:
             raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(types)}")
-        clean = {}
+        clean: dict[str, Any] = {}
         for key, value in d.items():
             want = types[key]
             if want is float and isinstance(value, int) and not isinstance(value, bool):
@@ -134,7 +139,7 @@ class TrainConfig:
             clean[key] = value
         return cls(**clean)
 
-    def differences(self, other: "TrainConfig", ignore: tuple[str, ...] = STOP_FIELDS) -> list[str]:
+    def differences(self, other: TrainConfig, ignore: tuple[str, ...] = STOP_FIELDS) -> list[str]:
         """Fields (outside `ignore`) whose values differ, as 'name: mine vs theirs'."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{k}: {mine[k]!r} vs {theirs[k]!r}" for k in mine if k not in ignore and mine[k] != theirs[k]]

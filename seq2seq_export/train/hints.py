@@ -3,6 +3,7 @@
 Both point at the usual cause, a tokenizer that splits the text otherwise than the task needs
 (a TSV file's sides are space-separated words unless --src-tokenizer/--tgt-tokenizer say char).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,9 +14,11 @@ UNSEEN_SHARE = 0.5  # warn when at least this share of validation targets can ne
 
 
 def _check_tokenizers(run: Run) -> str:
-    return (f"check the tokenizers (--src-tokenizer/--tgt-tokenizer, now {run.data.src_tokenizer}/"
-            f"{run.data.tgt_tokenizer}; TSV data defaults to space-separated words, char splits every "
-            "character) and the data")
+    return (
+        f"check the tokenizers (--src-tokenizer/--tgt-tokenizer, now {run.data.src_tokenizer}/"
+        f"{run.data.tgt_tokenizer}; TSV data defaults to space-separated words, char splits every "
+        "character) and the data"
+    )
 
 
 def unseen_targets(run: Run) -> str:
@@ -25,8 +28,10 @@ def unseen_targets(run: Run) -> str:
     unseen = sum(unk in ids for ids in targets) if unk is not None else 0
     if unseen < UNSEEN_SHARE * len(targets):
         return ""
-    return (f"warning: {unseen} of {len(targets)} validation targets ({unseen / len(targets):.0%}) hold a token "
-            f"the train split never has, so they can never be exactly right: {_check_tokenizers(run)}")
+    return (
+        f"warning: {unseen} of {len(targets)} validation targets ({unseen / len(targets):.0%}) hold a token "
+        f"the train split never has, so they can never be exactly right: {_check_tokenizers(run)}"
+    )
 
 
 def first_judged(run: Run, history: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -42,5 +47,7 @@ def nothing_right(run: Run, history: list[dict[str, Any]]) -> str:
     first = first_judged(run, history)
     if first is None or any(row["exact_match"] > 0 for row in history[: history.index(first) + 1]):
         return ""
-    return (f"warning: no validation output is exactly right after epoch {first['epoch']:g} "
-            f"({run.names.sequence} 100% at step {first['step']}): {_check_tokenizers(run)}")
+    return (
+        f"warning: no validation output is exactly right after epoch {first['epoch']:g} "
+        f"({run.names.sequence} 100% at step {first['step']}): {_check_tokenizers(run)}"
+    )

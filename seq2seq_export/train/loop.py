@@ -3,6 +3,7 @@
 One run is start_or_resume (state.py), then run_epoch and end_epoch (validate_and_keep_best when due)
 until the epochs end or should_stop names a limit, then finish (the test split, metrics.json).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -78,8 +79,14 @@ def _stop_on_sigint() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
-                cfg: TrainConfig, tf_gen: torch.Generator, pad: int) -> torch.Tensor:
+def train_step(
+    model: Seq2Seq,
+    optimizer: torch.optim.Optimizer,
+    batch: tuple[torch.Tensor, ...],
+    cfg: TrainConfig,
+    tf_gen: torch.Generator,
+    pad: int,
+) -> torch.Tensor:
     """One optimizer step on a collated batch; returns the detached loss."""
     src, lengths, tgt_in, tgt_out = batch
     logits = model(src, lengths, tgt_in, cfg.teacher_forcing, generator=tf_gen)  # (B, T, V)
@@ -93,8 +100,13 @@ def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[to
 
 
 def train(
-    cfg: TrainConfig, *, resume: bool = False, force: bool = False, log: Callable[[str], None] | None = None,
-    warn: Callable[[str], None] | None = None, progress: bool = True,
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    progress: bool = True,
 ) -> TrainResult:
     """Train per `cfg`, writing OUT/checkpoint.pt (best), OUT/last.pt (resumable) and OUT/metrics.json.
 
@@ -105,15 +117,19 @@ def train(
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    quiet = lambda _msg: None
+
+    def quiet(_msg: str) -> None:
+        return None
+
     try:
         return _train(cfg, resume, force, log or quiet, warn or log or quiet, progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], warn: Callable[[str], None],
-           progress: bool) -> TrainResult:
+def _train(
+    cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], warn: Callable[[str], None], progress: bool
+) -> TrainResult:
     run, state = start_or_resume(cfg, resume, force, log, warn)
     if warning := unseen_targets(run):
         warn(warning)
@@ -165,7 +181,7 @@ def take_step(run: Run, state: TrainState, rows: list[int]) -> tuple[torch.Tenso
     """One optimizer step on the train pairs `rows` at the scheduled learning rate, counted on the cursor.
 
     Returns the detached loss and the learning rate."""
-    cfg, cur, pad = run.cfg, state.cursor, run.text.tgt.pad_id
+    cfg, cur, pad = run.cfg, state.cursor, run.tgt_pad_id
     t0 = state.clock.now()
     lr = lr_at(cfg, cur.step, cfg.epochs * run.steps_per_epoch, cur.elapsed_s / run.budget_s if run.budget_s else 0.0)
     for group in state.optimizer.param_groups:
@@ -195,19 +211,23 @@ def validate_and_keep_best(run: Run, state: TrainState) -> None:
     With ema_decay, the average is what gets validated, kept as the best checkpoint and tested."""
     cfg, cur, model = run.cfg, state.cursor, state.model
     with state.average.applied() if state.average is not None else contextlib.nullcontext():
-        vloss = validation_loss(model, run.valid, run.text.tgt.pad_id, cfg.eval_batch_size, run.device)
-        m = evaluate(model, run.text, run.data.valid, max_len=run.max_len, batch_size=cfg.eval_batch_size,
-                     device=run.device)
+        vloss = validation_loss(model, run.valid, run.tgt_pad_id, cfg.eval_batch_size, run.device)
+        m = evaluate(
+            model, run.text, run.data.valid, max_len=run.max_len, batch_size=cfg.eval_batch_size, device=run.device
+        )
         epoch = cur.epoch + cur.batch / run.steps_per_epoch
         row = {"epoch": round(epoch, 4), "step": cur.step, "valid_loss": vloss, **m.to_dict()}
         state.history.append(row)
         if state.best is None or _rank(row) > _rank(state.best):
             state.best = row
-            save_checkpoint(run.out / BEST_FILE,
-                            Checkpoint(run.model_config, run.text, model.state_dict(), {**run.limits(), "valid": row}))
-    run.log(f"epoch {epoch:.2f} step {cur.step}: valid loss {vloss:.4f}, {run.names.describe(row)}, "
-            f"{cur.elapsed_s / 60:.1f} {cfg.minutes}"
-            + (" (best)" if state.best is row else ""))
+            save_checkpoint(
+                run.out / BEST_FILE,
+                Checkpoint(run.model_config, run.text, model.state_dict(), {**run.limits(), "valid": row}),
+            )
+    run.log(
+        f"epoch {epoch:.2f} step {cur.step}: valid loss {vloss:.4f}, {run.names.describe(row)}, "
+        f"{cur.elapsed_s / 60:.1f} {cfg.minutes}" + (" (best)" if state.best is row else "")
+    )
     warning = nothing_right(run, state.history)
     if warning and state.history[-1] is first_judged(run, state.history):  # once: at that row
         run.warn(warning)
@@ -227,16 +247,27 @@ def finish(run: Run, state: TrainState) -> TrainResult:
     cfg, cur, out = run.cfg, state.cursor, run.out
     ckpt = load_checkpoint(out / BEST_FILE)
     model = ckpt.build_model(run.device)
-    test = evaluate(model, ckpt.text, run.data.test, max_len=run.max_len, batch_size=cfg.eval_batch_size,
-                    device=run.device).to_dict()
-    training = {**ckpt.training, "max_len": run.max_len, "max_src_tokens": run.max_src_tokens, "test": test}
+    test = evaluate(
+        model, ckpt.text, run.data.test, max_len=run.max_len, batch_size=cfg.eval_batch_size, device=run.device
+    ).to_dict()
+    training = {**(ckpt.training or {}), "max_len": run.max_len, "max_src_tokens": run.max_src_tokens, "test": test}
     save_checkpoint(out / BEST_FILE, Checkpoint(ckpt.config, ckpt.text, ckpt.state_dict, training))
     result = TrainResult(
-        out_dir=out, checkpoint=out / BEST_FILE, epochs=round(cur.epoch + cur.batch / run.steps_per_epoch, 4),
-        steps=cur.step, elapsed_s=cur.elapsed_s, pairs_per_s=cur.words / max(cur.train_s, 1e-9),
-        stopped_by=state.stopped_by, max_len=run.max_len, max_src_tokens=run.max_src_tokens, valid=state.best,
-        test=test, warnings=[w for w in (unseen_targets(run), nothing_right(run, state.history)) if w],
+        out_dir=out,
+        checkpoint=out / BEST_FILE,
+        epochs=round(cur.epoch + cur.batch / run.steps_per_epoch, 4),
+        steps=cur.step,
+        elapsed_s=cur.elapsed_s,
+        pairs_per_s=cur.words / max(cur.train_s, 1e-9),
+        stopped_by=state.stopped_by,
+        max_len=run.max_len,
+        max_src_tokens=run.max_src_tokens,
+        valid=state.best,
+        test=test,
+        warnings=[w for w in (unseen_targets(run), nothing_right(run, state.history)) if w],
     )
     with atomic_file(out / METRICS_FILE) as tmp:
-        tmp.write_text(json.dumps({**result.__dict__, "out_dir": str(out), "checkpoint": str(out / BEST_FILE)}, indent=2))
+        tmp.write_text(
+            json.dumps({**result.__dict__, "out_dir": str(out), "checkpoint": str(out / BEST_FILE)}, indent=2)
+        )
     return result

@@ -3,10 +3,11 @@
 Printed as error rates under the names users know: WER and PER (word and phoneme error rates) for
 cmudict, sequence and token error rates otherwise; metrics.json keeps exact_match and token_error_rate.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import torch
 
@@ -36,7 +37,7 @@ class MetricNames:
     item: str  # what one pair is, in counts
 
     @classmethod
-    def of(cls, dataset: str) -> "MetricNames":
+    def of(cls, dataset: str) -> MetricNames:
         """WER / PER over words for cmudict (word -> phonemes); sequence / token error rate over pairs otherwise."""
         if dataset == "cmudict":
             return cls("WER", "PER", "words")

@@ -1,4 +1,5 @@
 """The training progress bar: how far the run is through the budget that ends it (time or steps)."""
+
 from __future__ import annotations
 
 import sys
@@ -34,8 +35,17 @@ class BudgetBar:
     def __init__(self, run: Run, cursor: Cursor, enabled: bool) -> None:
         self.run, self.cursor = run, cursor
         fraction, text = self._progress()
-        self.bar = tqdm(total=1.0, initial=fraction, desc=text, postfix=self._epoch(), bar_format=BAR_FORMAT,
-                        file=sys.stderr, disable=not enabled, mininterval=1.0, leave=False)
+        self.bar = tqdm(
+            total=1.0,
+            initial=fraction,
+            desc=text,
+            postfix=self._epoch(),
+            bar_format=BAR_FORMAT,
+            file=sys.stderr,
+            disable=not enabled,
+            mininterval=1.0,
+            leave=False,
+        )
 
     def _progress(self) -> tuple[float, str]:
         return budget_progress(self.run.cfg, self.run.steps_per_epoch, self.cursor.step, self.cursor.elapsed_s)

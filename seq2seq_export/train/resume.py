@@ -1,5 +1,6 @@
 """--resume: every field of last.pt the loop uses is checked before it is used; a damaged one is a
 one-line CheckpointError naming the file and the field, with what to do."""
+
 from __future__ import annotations
 
 import math
@@ -88,12 +89,21 @@ def _check_row(bad: Damaged, row: Any, field: str) -> None:
         bad.number(row[key], f"{field}.{key}")
 
 
-def restore(path: Path, state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            tf_gen: torch.Generator, device: torch.device, steps_per_epoch: int) -> None:
+def restore(
+    path: Path,
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    tf_gen: torch.Generator,
+    device: torch.device,
+    steps_per_epoch: int,
+) -> None:
     """Check and load the optimizer and RNG states, and the cursor against this dataset's epoch length."""
     bad = Damaged(path)
     if state["cursor"]["batch"] > steps_per_epoch:
-        raise bad("cursor.batch", f"{state['cursor']['batch']} is past the end of an epoch of {steps_per_epoch} batches")
+        raise bad(
+            "cursor.batch", f"{state['cursor']['batch']} is past the end of an epoch of {steps_per_epoch} batches"
+        )
     _check_optimizer(bad, state.get("optimizer"), model, optimizer)
     try:
         optimizer.load_state_dict(state["optimizer"])
@@ -140,8 +150,14 @@ def _check_optimizer(bad: Damaged, saved: Any, model: torch.nn.Module, optimizer
         if not isinstance(step, torch.Tensor) or step.dim() != 0 or not step.is_floating_point() or not step >= 0:
             raise bad(f"optimizer.state[{index}].step", "expected a non-negative scalar float tensor")
         moments = {k: entry[k] for k in ADAM_STATE[1:]}
-        check_weights(moments, {k: tuple(params[index].shape) for k in moments}, str(bad.path), CheckpointError,
-                      what=f"optimizer.state[{index}]", hint=f"; {AFRESH}")
+        check_weights(
+            moments,
+            {k: tuple(params[index].shape) for k in moments},
+            str(bad.path),
+            CheckpointError,
+            what=f"optimizer.state[{index}]",
+            hint=f"; {AFRESH}",
+        )
         if bool((entry["exp_avg_sq"] < 0).any()):
             raise bad(f"optimizer.state[{index}].exp_avg_sq", "holds negative values")
 
@@ -173,8 +189,12 @@ def set_rng_state(bad: Damaged, state: Any, tf_gen: torch.Generator, device: tor
         setters["cuda"] = lambda s: torch.cuda.set_rng_state(s, device)
     for key, setter in setters.items():
         value = state[key]
-        if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.dim() != 1 or (
-                key != "cuda" and value.numel() != size):
+        if (
+            not isinstance(value, torch.Tensor)
+            or value.dtype != torch.uint8
+            or value.dim() != 1
+            or (key != "cuda" and value.numel() != size)
+        ):
             raise bad(f"rng.{key}", f"expected a 1-D uint8 tensor{'' if key == 'cuda' else f' of {size} bytes'}")
         try:
             setter(value)

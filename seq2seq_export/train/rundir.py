@@ -1,4 +1,5 @@
 """A run's output directory: its files, and no silent overwrite of an earlier run."""
+
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +25,10 @@ def check_run_dir(out: Path, resume: bool, force: bool) -> None:
         raise ConfigError("--resume continues the run in --out and --force replaces it: pass one of them")
     found = existing_run(out)
     if found and not resume and not force:
-        raise ConfigError(f"{out} already holds a run ({', '.join(found)}): pass --out DIR for a new run, "
-                          f"--resume to continue it, or --force to replace it")
+        raise ConfigError(
+            f"{out} already holds a run ({', '.join(found)}): pass --out DIR for a new run, "
+            f"--resume to continue it, or --force to replace it"
+        )
 
 
 def clear_run(out: Path, force: bool) -> None:
@@ -42,5 +45,6 @@ def clear_run(out: Path, force: bool) -> None:
         if (bundle / MANIFEST_FILE).is_file() and not bundle.is_symlink():
             shutil.rmtree(bundle)
     except OSError as e:
-        raise OutputError(f"{out}: cannot replace the earlier run ({e.strerror or e}); "
-                          f"check the directory's permissions") from None
+        raise OutputError(
+            f"{out}: cannot replace the earlier run ({e.strerror or e}); check the directory's permissions"
+        ) from None

@@ -1,4 +1,5 @@
 """A run's fixed setup (`Run`) and its changing state (`TrainState`): started afresh or resumed from last.pt."""
+
 from __future__ import annotations
 
 import time
@@ -28,6 +29,7 @@ from .rundir import LAST_FILE, check_run_dir, clear_run
 @dataclass
 class Cursor:
     """Where the run is; stored in last.pt as a plain dict."""
+
     epoch: int = 0  # epochs completed
     batch: int = 0  # batches of the current epoch done
     step: int = 0  # optimizer steps in total
@@ -40,6 +42,7 @@ class Cursor:
 class Clock:
     """The budget's clock: wall time, or this process's CPU time (all threads), which other jobs on a
     shared machine do not eat into. Both count validation too."""
+
     now: Callable[[], float]
     start: float  # now() at this session's start, minus the time earlier sessions spent
 
@@ -55,6 +58,7 @@ class Clock:
 @dataclass(frozen=True)
 class Run:
     """What stays fixed for a whole run: settings, data, vocabularies and the limits they imply."""
+
     cfg: TrainConfig
     device: torch.device
     data: Dataset  # the text pairs of every split
@@ -67,6 +71,13 @@ class Run:
     steps_per_epoch: int
     log: Callable[[str], None]  # progress lines
     warn: Callable[[str], None]  # warnings
+
+    @property
+    def tgt_pad_id(self) -> int:
+        """The target padding id (TextPipeline refuses vocabularies without one)."""
+        pad = self.text.tgt.pad_id
+        assert pad is not None
+        return pad
 
     @property
     def out(self) -> Path:
@@ -90,6 +101,7 @@ class Run:
 @dataclass
 class TrainState:
     """What changes as the run goes; last.pt stores all of it."""
+
     model: Seq2Seq
     optimizer: torch.optim.Optimizer
     average: WeightAverage | None  # with ema_decay: validated, kept as the best and tested
@@ -107,24 +119,32 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     if not cfg.weight_decay:
         return torch.optim.Adam(model.parameters(), lr=cfg.lr)
     params = list(model.parameters())
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def start_or_resume(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None],
-                    warn: Callable[[str], None]) -> tuple[Run, TrainState]:
+def start_or_resume(
+    cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], warn: Callable[[str], None]
+) -> tuple[Run, TrainState]:
     """A fresh run in cfg.out_dir, or the interrupted one continued from its last.pt (checked field by field).
 
     The order of the steps is the order the RNG streams are drawn in: it keeps a resumed run bit-identical."""
     if not cfg.dataset:
-        raise ConfigError(f"preset {cfg.preset!r} needs a dataset: pass --dataset tsv:FILE (source<TAB>target per "
-                          "line; --src-tokenizer/--tgt-tokenizer char for character-level tasks)")
+        raise ConfigError(
+            f"preset {cfg.preset!r} needs a dataset: pass --dataset tsv:FILE (source<TAB>target per "
+            "line; --src-tokenizer/--tgt-tokenizer char for character-level tasks)"
+        )
     out = cfg.out_dir
     check_run_dir(out, resume, force)
     device = select_device(cfg.device)
     data = load_dataset(
-        cfg.dataset, cfg.seed, src_tokenizer=cfg.src_tokenizer or None, tgt_tokenizer=cfg.tgt_tokenizer or None,
+        cfg.dataset,
+        cfg.seed,
+        src_tokenizer=cfg.src_tokenizer or None,
+        tgt_tokenizer=cfg.tgt_tokenizer or None,
         max_tokens=cfg.max_tokens or None,
     )
     torch.manual_seed(cfg.seed)
@@ -145,12 +165,23 @@ def start_or_resume(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[
     else:
         clear_run(out, force)
     cursor = Cursor(**{f.name: saved["cursor"][f.name] for f in fields(Cursor)})
-    log(f"{cfg.dataset}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test pairs; "
+    log(
+        f"{cfg.dataset}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test pairs; "
         f"vocab {len(text.src)}/{len(text.tgt)}; {sum(p.numel() for p in model.parameters())} parameters; "
-        f"device {device}; {run.steps_per_epoch} steps/epoch" + (f"; resuming at step {cursor.step}" if resume else ""))
+        f"device {device}; {run.steps_per_epoch} steps/epoch" + (f"; resuming at step {cursor.step}" if resume else "")
+    )
     clock = Clock.resumed(cfg.clock, cursor.elapsed_s)
-    return run, TrainState(model, optimizer, average, tf_gen, cursor, list(saved["history"]), saved["best"], clock,
-                           last_save=time.monotonic())
+    return run, TrainState(
+        model,
+        optimizer,
+        average,
+        tf_gen,
+        cursor,
+        list(saved["history"]),
+        saved["best"],
+        clock,
+        last_save=time.monotonic(),
+    )
 
 
 def _fresh(cfg: TrainConfig, data: Dataset) -> tuple[TextPipeline, ModelConfig, dict[str, Any]]:
@@ -172,21 +203,46 @@ def _from_last(last: Checkpoint) -> tuple[TextPipeline, ModelConfig, dict[str, A
     return last.text, last.config, last.training
 
 
-def _setup(cfg: TrainConfig, device: torch.device, data: Dataset, text: TextPipeline, mcfg: ModelConfig,
-           log: Callable[[str], None], warn: Callable[[str], None]) -> Run:
+def _setup(
+    cfg: TrainConfig,
+    device: torch.device,
+    data: Dataset,
+    text: TextPipeline,
+    mcfg: ModelConfig,
+    log: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> Run:
     """The encoded splits and the limits read from the train split."""
     train_enc = EncodedPairs.from_text(text, data.train)
     max_len = max(len(t) for t in train_enc.tgt) - 2 + MAX_LEN_MARGIN  # minus <sos>, <eos>
     max_src_tokens = max(1, *(len(s) for s in train_enc.src))  # as the model sees them: with <eos> if appended
     steps_per_epoch = len(epoch_batches(train_enc, cfg.batch_size, cfg.seed, 0))
-    return Run(cfg, device, data, text, mcfg, train_enc, EncodedPairs.from_text(text, data.valid), max_len,
-               max_src_tokens, steps_per_epoch, log, warn)
+    return Run(
+        cfg,
+        device,
+        data,
+        text,
+        mcfg,
+        train_enc,
+        EncodedPairs.from_text(text, data.valid),
+        max_len,
+        max_src_tokens,
+        steps_per_epoch,
+        log,
+        warn,
+    )
 
 
 def save_last(run: Run, state: TrainState) -> None:
     """Write last.pt: the weights and everything --resume needs to continue bit for bit."""
-    training = {**run.limits(), "cursor": asdict(state.cursor), "best": state.best, "history": state.history,
-                "optimizer": state.optimizer.state_dict(), "rng": rng_state(state.tf_gen, run.device)}
+    training = {
+        **run.limits(),
+        "cursor": asdict(state.cursor),
+        "best": state.best,
+        "history": state.history,
+        "optimizer": state.optimizer.state_dict(),
+        "rng": rng_state(state.tf_gen, run.device),
+    }
     if state.average is not None:
         training["average"] = state.average.state()
     save_checkpoint(run.out / LAST_FILE, Checkpoint(run.model_config, run.text, state.model.state_dict(), training))
