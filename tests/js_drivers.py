@@ -255,3 +255,60 @@ def hostile_bundle(bundle: Path, dest: Path, name: str) -> Path:
     root = Path(shutil.copytree(bundle, dest))
     (root / "manifest.json").write_bytes(HOSTILE[name][0](json.loads((bundle / "manifest.json").read_text())))
     return root
+
+
+# Beam search in the drivers (issue #18): the settings every driver is checked with, on the cmudict and
+# attention bundles, against the Python onnx runtime's Translator.translations with the same options.
+BEAM_CASES = ("cmudict", "attention")
+BEAM_SETTINGS = {"lp1": (4, 4, 1.0), "lp0": (4, 4, 0.0)}  # (beam_size, num_hypotheses, length_penalty)
+SCORE_TOLERANCE = 1e-4  # scores may differ by float rounding (and, for the C++ TorchScript graphs, ONNX vs torch kernels)
+
+
+def beam_args(setting: str) -> list[str]:
+    """The drivers' command-line options for BEAM_SETTINGS[setting], with --json."""
+    k, n, a = BEAM_SETTINGS[setting]
+    return ["--beam-size", str(k), "--n-best", str(n), "--length-penalty", str(a), "--json"]
+
+
+_NBEST: dict[tuple, list[dict]] = {}  # built once per test session
+
+
+def python_nbest(case: Case, setting: str, inputs: list[str] | None = None) -> list[dict]:
+    """Translator.translations (onnx) on the case's inputs as the drivers' --json records: {input,
+    output, ids, score, hypotheses: [{output, ids, score}]}."""
+    inputs = case.inputs if inputs is None else inputs
+    key = (case.name, setting, tuple(inputs))
+    if key not in _NBEST:
+        from seq2seq_export.runtime.translator import Translator
+
+        k, n, a = BEAM_SETTINGS[setting]
+        translator = Translator.from_bundle(case.bundle, "onnx")
+        _NBEST[key] = [
+            {"input": t.input, "output": t.output, "ids": list(t.ids), "score": t.score,
+             "hypotheses": [{"output": h.output, "ids": list(h.ids), "score": h.score} for h in t.hypotheses]}
+            for t in translator.translations(inputs, beam_size=k, num_hypotheses=n, length_penalty=a, scores=True)
+        ]
+    return _NBEST[key]
+
+
+def assert_same_nbest(stdout: str, expected: list[dict], *, varied: bool = True) -> None:
+    """A driver's --json lines hold the same n-best lists as `expected` (python_nbest): same inputs,
+    hypotheses, outputs and token ids in the same order, scores within SCORE_TOLERANCE (None alike).
+    varied: also check that `expected` has n-best lists and 100+ distinct hypotheses."""
+    records = [json.loads(line) for line in stdout.split("\n")[:-1]]
+    assert len(records) == len(expected)
+    mismatches = []
+    for got, want in zip(records, expected):
+        assert set(got) == {"input", "output", "ids", "score", "hypotheses"}, got
+        assert got["input"] == want["input"]
+        for g, w in zip([got, *got["hypotheses"]], [want, *want["hypotheses"]]):
+            same_score = (g["score"] is None) == (w["score"] is None) and (
+                w["score"] is None or abs(g["score"] - w["score"]) <= SCORE_TOLERANCE)
+            if (g["output"], g["ids"]) != (w["output"], w["ids"]) or not same_score:
+                mismatches.append((want["input"], g, w))
+        if len(got["hypotheses"]) != len(want["hypotheses"]):
+            mismatches.append((want["input"], got["hypotheses"], want["hypotheses"]))
+    assert not mismatches, f"{len(mismatches)} differ, first: {mismatches[0]}"
+    # the comparison means something: n-best lists, and hypotheses that vary with the input
+    assert not varied or max(len(r["hypotheses"]) for r in expected) > 1
+    assert not varied or len({tuple(h["ids"]) for r in expected for h in r["hypotheses"]}) >= 100

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_refused,
-                        bad_manifest_bundles, build_case, edit_flows, hostile_bundle, python_outputs, require_setup,
-                        rewrite_manifest)
+from js_drivers import (BEAM_CASES, BEAM_SETTINGS, FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format,
+                        assert_refused, assert_same_nbest, bad_manifest_bundles, beam_args, build_case, edit_flows,
+                        hostile_bundle, python_nbest, python_outputs, require_setup, rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 TRANSLATE_MJS = REPO / "runtimes" / "node" / "translate.mjs"
@@ -163,3 +163,46 @@ def test_bad_arguments_are_one_line_and_exit_2(args, message, request):
 def test_invalid_utf8_input_is_one_line_and_exit_2(request):
     proc = node_translate(build_case("cmudict", request).bundle, b"ab\xffc\n")
     assert (proc.returncode, proc.stderr) == (2, b"Error: standard input is not valid UTF-8\n")
+
+
+@pytest.mark.parametrize("setting", sorted(BEAM_SETTINGS))
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_beam_search_same_nbest_as_python(name, setting, request):
+    """--beam-size 4 --n-best 4 --json: the same n-best token sequences as the Python onnx runtime's
+    Translator.translations, scores within 1e-4, on 200+ inputs; plain output is the best hypothesis."""
+    case = build_case(name, request)
+    expected = python_nbest(case, setting)
+    proc = node_translate(case.bundle, case.inputs, *beam_args(setting))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert_same_nbest(proc.stdout.decode(), expected)
+    plain = node_translate(case.bundle, case.inputs, *beam_args(setting)[:-1])
+    assert plain.stdout.decode().split("\n")[:-1] == [r["output"] for r in expected]
+
+
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_beam_1_is_greedy_and_results_do_not_depend_on_the_batch(name, request):
+    case = build_case(name, request)
+    proc = node_translate(case.bundle, case.inputs, "--beam-size", "1", "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    records = [json.loads(line) for line in proc.stdout.decode().split("\n")[:-1]]
+    assert [r["output"] for r in records] == case.expected  # s2s-translate's greedy outputs
+    assert all(len(r["hypotheses"]) == 1 and (r["score"] is None) == (r["input"] == "") for r in records)  # --json: scored
+    # batches of 3 (other batch-mates, other padding): the same hypotheses, scores to float rounding
+    small = node_translate(case.bundle, case.inputs[:60], *beam_args("lp1"), "--batch-size", "3")
+    assert small.returncode == 0, small.stderr.decode()
+    assert_same_nbest(small.stdout.decode(), python_nbest(case, "lp1")[:60], varied=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--beam-size", "0"], "--beam-size must be a positive integer"),
+    (["--beam-size", "5000"], "beam_size must lie in [1, 4096], got 5000"),
+    (["--beam-size", "4", "--n-best", "5"], "num_hypotheses must lie in [1, beam_size 4], got 5: raise the beam size"),
+    (["--length-penalty=-1"], "length_penalty must be a finite number in [0, 10], got -1.0"),  # "-1" alone reads as an option
+    (["--length-penalty", "nan"], '--length-penalty must be a number, got "nan"'),
+    (["--length-penalty", "11"], "length_penalty must be a finite number in [0, 10], got 11.0"),
+])
+def test_bad_search_options_are_one_line_and_exit_2(args, message, request):
+    proc = node_translate(build_case("cmudict", request).bundle, ["abc"], *args)
+    stderr = proc.stderr.decode()
+    assert (proc.returncode, proc.stdout) == (2, b"") and stderr.startswith("Error: "), stderr
+    assert message in stderr and stderr.count("\n") == 1, stderr

@@ -20,6 +20,9 @@ export const MAX_BEAM_SIZE = 4096; // seq2seq_export.constants.MAX_BEAM_SIZE
 export const MAX_LENGTH_PENALTY = 10; // seq2seq_export.constants.MAX_LENGTH_PENALTY
 const PW_BLOCKSIZE = 128; // numpy's pairwise summation block (numpy/_core/src/umath/loops_utils.h.src)
 
+/** A number as Python's repr writes it in the same message ("-1.0", "nan", "inf"). */
+const pyRepr = (v) => (Number.isInteger(v) && Math.abs(v) < 1e16 ? v.toFixed(1) : Number.isNaN(v) ? "nan" : Math.abs(v) === Infinity ? `${v < 0 ? "-" : ""}inf` : String(v));
+
 /** The search settings, checked with the Python runtime's messages (runtime/core.py DecodeOptions);
  * a bad value throws RangeError. */
 export function searchOptions({ beamSize = 1, numHypotheses = 1, lengthPenalty = 1.0 } = {}) {
@@ -30,7 +33,7 @@ export function searchOptions({ beamSize = 1, numHypotheses = 1, lengthPenalty =
     throw new RangeError(`num_hypotheses must lie in [1, beam_size ${beamSize}], got ${numHypotheses}: raise the beam size or ask for fewer hypotheses`);
   }
   if (typeof lengthPenalty !== "number" || !Number.isFinite(lengthPenalty) || lengthPenalty < 0 || lengthPenalty > MAX_LENGTH_PENALTY) {
-    throw new RangeError(`length_penalty must be a finite number in [0, ${MAX_LENGTH_PENALTY}], got ${lengthPenalty}`);
+    throw new RangeError(`length_penalty must be a finite number in [0, ${MAX_LENGTH_PENALTY}], got ${typeof lengthPenalty === "number" ? pyRepr(lengthPenalty) : JSON.stringify(lengthPenalty)}`);
   }
   return { beamSize, numHypotheses, lengthPenalty };
 }

@@ -72,7 +72,7 @@ function searchFromURL(params) {
 
 async function translateInput(translator) {
   const lines = splitLines($("input").value);
-  const search = Object.fromEntries(Object.entries(SEARCH_INPUTS).map(([key, id]) => [key, Number($(id).value)]));
+  const search = Object.fromEntries(Object.entries(SEARCH_INPUTS).map(([key, id]) => [key, $(id).value.trim() === "" ? NaN : Number($(id).value)]));
   const json = $("json").checked; // JSON records, like translate.mjs --json: n-best lists, always scored
   setStatus("busy", `translating ${lines.length} lines...`);
   const outputs = [];
