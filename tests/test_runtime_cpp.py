@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, S2S_TRANSLATE, Case, as_format, assert_refused,
-                        bad_manifest_bundles, build_case, edit_flows, hostile_bundle, rewrite_manifest)
+from js_drivers import (BEAM_CASES, BEAM_SETTINGS, FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, S2S_TRANSLATE, Case,
+                        as_format, assert_refused, assert_same_nbest, bad_manifest_bundles, beam_args, build_case, edit_flows,
+                        hostile_bundle, python_nbest, rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 TRANSLATE_BIN = REPO / "runtimes" / "cpp" / "build" / "translate"
@@ -202,6 +203,7 @@ def test_python_cli_prints_library_errors_the_same_way(cmudict_bundle, tmp_path)
 
 
 @pytest.mark.parametrize("args, message", [([], "missing option --bundle"), (["--beam", "4"], "no such option: --beam"),
+                                           (["--length-penalty", "1x"], "'1x' is not a valid number"),
                                            (["--max-len", "x"], "'x' is not a valid integer")])
 def test_bad_arguments_are_one_line_and_exit_2(args, message):
     proc = subprocess.run([str(TRANSLATE_BIN), *args], input=b"abc\n", capture_output=True, timeout=60)
@@ -233,3 +235,49 @@ def test_repeated_key_is_one_line_and_exit_2(cmudict_bundle, tmp_path):
     (root / "manifest.json").write_text(text.replace('"max_len": ', '"max_len": 60, "max_len": ', 1))
     proc = cpp_translate(root, ["abc"])
     assert_refused(proc, str(root / "manifest.json"), 'key "max_len" appears twice in one object')
+
+
+@pytest.mark.parametrize("setting", sorted(BEAM_SETTINGS))
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_beam_search_same_nbest_as_python(name, setting, request):
+    """--beam-size 4 --n-best 4 --json on the TorchScript graphs: the same n-best token sequences as
+    the Python onnx runtime's Translator.translations, scores within 1e-4, on 200+ inputs; plain
+    output is the best hypothesis."""
+    case = build_case(name, request)
+    expected = python_nbest(case, setting)
+    proc = cpp_translate(case.bundle, case.inputs, *beam_args(setting))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert_same_nbest(proc.stdout.decode(), expected)
+    plain = cpp_translate(case.bundle, case.inputs, *beam_args(setting)[:-1])
+    assert plain.stdout.decode().split("\n")[:-1] == [r["output"] for r in expected]
+
+
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_beam_1_is_greedy_and_results_do_not_depend_on_the_batch(name, request):
+    case = build_case(name, request)
+    proc = cpp_translate(case.bundle, case.inputs, "--beam-size", "1", "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    records = [json.loads(line) for line in proc.stdout.decode().split("\n")[:-1]]
+    assert [r["output"] for r in records] == case.expected  # s2s-translate's greedy outputs
+    assert all(len(r["hypotheses"]) == 1 and (r["score"] is None) == (r["input"] == "") for r in records)  # --json: scored
+    # batches of 3 (other batch-mates, other padding): the same hypotheses, scores to float rounding
+    small = cpp_translate(case.bundle, case.inputs[:60], *beam_args("lp1"), "--batch-size", "3")
+    assert small.returncode == 0, small.stderr.decode()
+    assert_same_nbest(small.stdout.decode(), python_nbest(case, "lp1")[:60], varied=False)
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    (["--beam-size", "0"], {"beam_size": 0}),
+    (["--beam-size", "5000"], {"beam_size": 5000}),
+    (["--beam-size", "4", "--n-best", "5"], {"beam_size": 4, "num_hypotheses": 5}),
+    (["--length-penalty", "-1"], {"length_penalty": -1.0}),
+    (["--length-penalty", "nan"], {"length_penalty": float("nan")}),
+    (["--length-penalty", "inf"], {"length_penalty": float("inf")}),
+])
+def test_bad_search_options_fail_exactly_like_python(args, kwargs, cmudict_bundle):
+    from seq2seq_export.runtime.translator import Translator
+
+    proc = cpp_translate(cmudict_bundle, ["abc"], *args)
+    assert (proc.returncode, proc.stdout) == (2, b"")
+    translator = Translator.from_bundle(cmudict_bundle, "onnx")
+    assert proc.stderr == python_error(lambda: translator.search_options(**kwargs))

@@ -194,7 +194,8 @@ def test_beam_1_is_greedy_and_results_do_not_depend_on_the_batch(name, request):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--beam-size", "0"], "--beam-size must be a positive integer"),
+    (["--beam-size", "0"], "beam_size must lie in [1, 4096], got 0"),
+    (["--beam-size", "2.5"], '--beam-size must be an integer, got "2.5"'),
     (["--beam-size", "5000"], "beam_size must lie in [1, 4096], got 5000"),
     (["--beam-size", "4", "--n-best", "5"], "num_hypotheses must lie in [1, beam_size 4], got 5: raise the beam size"),
     (["--length-penalty=-1"], "length_penalty must be a finite number in [0, 10], got -1.0"),  # "-1" alone reads as an option

@@ -14,8 +14,9 @@ from typing import Iterator
 
 import pytest
 
-from js_drivers import (HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_one_line, bad_manifest_bundles,
-                        build_case, hostile_bundle, require_setup, rewrite_manifest)
+from js_drivers import (BEAM_CASES, BEAM_SETTINGS, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_one_line,
+                        assert_same_nbest, bad_manifest_bundles, beam_args, build_case, hostile_bundle, python_nbest,
+                        require_setup, rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 SERVE_PY = REPO / "runtimes" / "web" / "serve.py"
@@ -41,10 +42,11 @@ def serve(bundle: Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def drive(page_url: str, inputs: list[str]) -> subprocess.CompletedProcess:
-    """Type `inputs` into the page in headless Chromium, press Translate, read the outputs shown."""
+def drive(page_url: str, inputs: list[str], *args: str) -> subprocess.CompletedProcess:
+    """Type `inputs` (and the search options `args`, e.g. --beam-size 4) into the page in headless
+    Chromium, press Translate, read the outputs shown."""
     data = "".join(f"{line}\n" for line in inputs).encode()
-    return subprocess.run(["node", str(DRIVE_MJS), page_url], input=data, capture_output=True, timeout=180)
+    return subprocess.run(["node", str(DRIVE_MJS), page_url, *args], input=data, capture_output=True, timeout=180)
 
 
 @pytest.fixture(scope="module", params=["toy", "cmudict", "attention"])
@@ -156,3 +158,25 @@ def test_server_listens_on_loopback_and_serves_only_the_demo(request):
                      "seq2seq_export/manifest.py", "seq2seq_export/", "seq2seq_export/manifest.schema.json/x"):
             with pytest.raises(urllib.error.HTTPError, match="404"):
                 urllib.request.urlopen(base + path, timeout=10)
+
+
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_page_beam_search_same_nbest_as_python(name, request):
+    """Beam 4, n-best 4 as JSON lines: the same n-best token sequences as the Python onnx runtime's
+    Translator.translations, scores within 1e-4. One page load per setting: length penalty 1 typed
+    into the page's inputs, length penalty 0 given in the page's URL."""
+    case = build_case(name, request)
+    inputs, _ = textarea_pairs(case)
+    k, n, a = BEAM_SETTINGS["lp0"]
+    with serve(case.bundle) as page:
+        typed = drive(page + "?bundle=/bundle/", inputs, *beam_args("lp1"))
+        in_url = drive(page + f"?bundle=/bundle/&beam-size={k}&n-best={n}&length-penalty={a}&json=1", inputs)
+    for proc, setting in ((typed, "lp1"), (in_url, "lp0")):
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert_same_nbest(proc.stdout.decode(), python_nbest(case, setting, inputs))
+
+
+def test_page_reports_a_bad_search_option(request):
+    with serve(build_case("cmudict", request).bundle) as page:
+        proc = drive(page, ["abc"], "--beam-size", "4", "--n-best", "5")
+    assert proc.returncode == 2 and "num_hypotheses must lie in [1, beam_size 4], got 5" in proc.stderr.decode()

@@ -21,6 +21,13 @@ function positiveInt(name, text, fallback) {
   return Number(text);
 }
 
+/** An integer whose range the library checks (its message is the Python runtime's). */
+function integer(name, text, fallback) {
+  if (text === undefined) return fallback;
+  if (!/^[+-]?\d+$/.test(text.trim())) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
 function number(name, text, fallback) {
   if (text === undefined) return fallback;
   if (!/^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(text)) throw new UsageError(`--${name} must be a number, got ${JSON.stringify(text)}`);
@@ -44,8 +51,8 @@ function parseOptions(argv) {
   if (values.help) return null;
   if (!values.bundle) throw new UsageError(`missing option --bundle (${USAGE})`);
   const search = searchOptions({
-    beamSize: positiveInt("beam-size", values["beam-size"], 1),
-    numHypotheses: positiveInt("n-best", values["n-best"], 1),
+    beamSize: integer("beam-size", values["beam-size"], 1),
+    numHypotheses: integer("n-best", values["n-best"], 1),
     lengthPenalty: number("length-penalty", values["length-penalty"], 1.0),
   }); // checked before the bundle loads
   return {
