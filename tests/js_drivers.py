@@ -97,6 +97,21 @@ def cmudict_checkpoint(path: Path, name: str) -> Path:
     return lively_checkpoint(path, text=text, **CMUDICT_MODELS[name])
 
 
+TIED = (7, 8)  # target ids whose logits the "tied" case makes equal at every step (7: the most frequent output)
+
+
+def tied_checkpoint(path: Path) -> Path:
+    """The checkpoint at `path` with the output layer's row (weights and bias) of TIED[0] copied onto
+    TIED[1]: their logits are equal at every step, so beam search must break the tie (to the lower token)."""
+    import torch
+
+    checkpoint = torch.load(path, weights_only=False)
+    for key in ("decoder.fc_out.weight", "decoder.fc_out.bias"):
+        checkpoint["state_dict"][key][TIED[1]] = checkpoint["state_dict"][key][TIED[0]]
+    torch.save(checkpoint, path)
+    return path
+
+
 @functools.cache
 def _dataset(name: str):
     from seq2seq_export.data import load_dataset
@@ -112,7 +127,7 @@ _CASES: dict[str, Case] = {}  # one build per test session, shared by both test 
 
 
 def build_case(name: str, request: pytest.FixtureRequest) -> Case:
-    """The 'toy', 'cmudict' or 'attention' case, built once per session; its bundle has ONNX and
+    """The 'toy', 'cmudict', 'attention' or 'tied' case, built once per session; its bundle has ONNX and
     TorchScript graphs, so every driver (Node, browser, C++) can share it. 'attention' (conftest's
     ATTENTION_LSTM_BI: 2-layer LSTM state, bidirectional encoder, Bahdanau attention memory) reuses
     the cmudict inputs."""
@@ -122,6 +137,8 @@ def build_case(name: str, request: pytest.FixtureRequest) -> Case:
         root = request.getfixturevalue("tmp_path_factory").mktemp(f"js-{name}")
         if name == "toy":
             checkpoint, inputs = request.getfixturevalue("toy_checkpoint"), _inputs("toy", TOY_EDGE)
+        elif name == "tied":
+            checkpoint, inputs = tied_checkpoint(cmudict_checkpoint(root / "checkpoint.pt", "cmudict")), _inputs("cmudict", CMUDICT_EDGE)
         else:
             checkpoint, inputs = cmudict_checkpoint(root / "checkpoint.pt", name), _inputs("cmudict", CMUDICT_EDGE)
         bundle = export_bundle(checkpoint, root / "bundle", formats=("onnx", "torchscript"), exporter="legacy", verify=None)
@@ -260,14 +277,17 @@ def hostile_bundle(bundle: Path, dest: Path, name: str) -> Path:
 # Beam search in the drivers (issue #18): the settings every driver is checked with, on the cmudict and
 # attention bundles, against the Python onnx runtime's Translator.translations with the same options.
 BEAM_CASES = ("cmudict", "attention")
-BEAM_SETTINGS = {"lp1": (4, 4, 1.0), "lp0": (4, 4, 0.0)}  # (beam_size, num_hypotheses, length_penalty)
+# (beam_size, num_hypotheses, length_penalty, max_len or None for the bundle's); "short" cuts many
+# hypotheses at max_len, scored without <eos>, under a fractional penalty.
+BEAM_SETTINGS = {"lp1": (4, 4, 1.0, None), "lp0": (4, 4, 0.0, None), "short": (6, 3, 0.6, 5)}
 SCORE_TOLERANCE = 1e-4  # scores may differ by float rounding (and, for the C++ TorchScript graphs, ONNX vs torch kernels)
 
 
 def beam_args(setting: str) -> list[str]:
     """The drivers' command-line options for BEAM_SETTINGS[setting], with --json."""
-    k, n, a = BEAM_SETTINGS[setting]
-    return ["--beam-size", str(k), "--n-best", str(n), "--length-penalty", str(a), "--json"]
+    k, n, a, max_len = BEAM_SETTINGS[setting]
+    return [*(["--max-len", str(max_len)] if max_len else []), "--beam-size", str(k), "--n-best", str(n),
+            "--length-penalty", str(a), "--json"]
 
 
 _NBEST: dict[tuple, list[dict]] = {}  # built once per test session
@@ -281,8 +301,8 @@ def python_nbest(case: Case, setting: str, inputs: list[str] | None = None) -> l
     if key not in _NBEST:
         from seq2seq_export.runtime.translator import Translator
 
-        k, n, a = BEAM_SETTINGS[setting]
-        translator = Translator.from_bundle(case.bundle, "onnx")
+        k, n, a, max_len = BEAM_SETTINGS[setting]
+        translator = Translator.from_bundle(case.bundle, "onnx", max_len=max_len)
         _NBEST[key] = [
             {"input": t.input, "output": t.output, "ids": list(t.ids), "score": t.score,
              "hypotheses": [{"output": h.output, "ids": list(h.ids), "score": h.score} for h in t.hypotheses]}
@@ -294,7 +314,7 @@ def python_nbest(case: Case, setting: str, inputs: list[str] | None = None) -> l
 def assert_same_nbest(stdout: str, expected: list[dict], *, varied: bool = True) -> None:
     """A driver's --json lines hold the same n-best lists as `expected` (python_nbest): same inputs,
     hypotheses, outputs and token ids in the same order, scores within SCORE_TOLERANCE (None alike).
-    varied: also check that `expected` has n-best lists and 100+ distinct hypotheses."""
+    varied: also check that `expected` has n-best lists and 50+ distinct hypotheses (measured: 85 to 670)."""
     records = [json.loads(line) for line in stdout.split("\n")[:-1]]
     assert len(records) == len(expected)
     mismatches = []
@@ -311,4 +331,4 @@ def assert_same_nbest(stdout: str, expected: list[dict], *, varied: bool = True)
     assert not mismatches, f"{len(mismatches)} differ, first: {mismatches[0]}"
     # the comparison means something: n-best lists, and hypotheses that vary with the input
     assert not varied or max(len(r["hypotheses"]) for r in expected) > 1
-    assert not varied or len({tuple(h["ids"]) for r in expected for h in r["hypotheses"]}) >= 100
+    assert not varied or len({tuple(h["ids"]) for r in expected for h in r["hypotheses"]}) >= 50

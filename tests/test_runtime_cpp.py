@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from js_drivers import (BEAM_CASES, BEAM_SETTINGS, FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, S2S_TRANSLATE, Case,
+from js_drivers import (BEAM_CASES, BEAM_SETTINGS, FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, S2S_TRANSLATE, TIED, Case,
                         as_format, assert_refused, assert_same_nbest, bad_manifest_bundles, beam_args, build_case, edit_flows,
                         hostile_bundle, python_nbest, rewrite_manifest)
 from manifest_cases import CASE_NAMES
@@ -240,9 +240,10 @@ def test_repeated_key_is_one_line_and_exit_2(cmudict_bundle, tmp_path):
 @pytest.mark.parametrize("setting", sorted(BEAM_SETTINGS))
 @pytest.mark.parametrize("name", BEAM_CASES)
 def test_beam_search_same_nbest_as_python(name, setting, request):
-    """--beam-size 4 --n-best 4 --json on the TorchScript graphs: the same n-best token sequences as
-    the Python onnx runtime's Translator.translations, scores within 1e-4, on 200+ inputs; plain
-    output is the best hypothesis."""
+    """Each of BEAM_SETTINGS (beam 4, n-best 4, penalty 1 and 0; beam 6, n-best 3, penalty 0.6, max_len 5)
+    with --json, on the TorchScript graphs: the same n-best token sequences as the Python onnx
+    runtime's Translator.translations, scores within 1e-4, on 200+ inputs; plain output is the best
+    hypothesis."""
     case = build_case(name, request)
     expected = python_nbest(case, setting)
     proc = cpp_translate(case.bundle, case.inputs, *beam_args(setting))
@@ -281,3 +282,14 @@ def test_bad_search_options_fail_exactly_like_python(args, kwargs, cmudict_bundl
     assert (proc.returncode, proc.stdout) == (2, b"")
     translator = Translator.from_bundle(cmudict_bundle, "onnx")
     assert proc.stderr == python_error(lambda: translator.search_options(**kwargs))
+
+
+def test_beam_search_breaks_ties_like_python(request):
+    """The 'tied' bundle gives two target tokens equal logits at every step: equal sums must go to the
+    lower (row, token) as in the Python runtime (a driver that breaks ties the other way fails here)."""
+    case = build_case("tied", request)
+    expected = python_nbest(case, "lp1")
+    assert all(any(t in h["ids"] for r in expected for h in r["hypotheses"]) for t in TIED)  # the tie is met
+    proc = cpp_translate(case.bundle, case.inputs, *beam_args("lp1"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert_same_nbest(proc.stdout.decode(), expected)

@@ -167,7 +167,7 @@ def test_page_beam_search_same_nbest_as_python(name, request):
     into the page's inputs, length penalty 0 given in the page's URL."""
     case = build_case(name, request)
     inputs, _ = textarea_pairs(case)
-    k, n, a = BEAM_SETTINGS["lp0"]
+    k, n, a, _ = BEAM_SETTINGS["lp0"]
     with serve(case.bundle) as page:
         typed = drive(page + "?bundle=/bundle/", inputs, *beam_args("lp1"))
         in_url = drive(page + f"?bundle=/bundle/&beam-size={k}&n-best={n}&length-penalty={a}&json=1", inputs)
