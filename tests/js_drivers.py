@@ -5,6 +5,7 @@ LSTM + bidirectional variant that does not), 200+ inputs for each with empty lin
 case and Unicode-composition variants and inputs longer than any training example, and what
 `s2s-translate --backend onnx` prints for them: the drivers must print exactly that.
 """
+
 from __future__ import annotations
 
 import functools
@@ -31,14 +32,52 @@ S2S_TRANSLATE = str(Path(sys.executable).parent / "s2s-translate")
 N_DATA = 190  # inputs taken from the dataset's test split, before the hand-written edge cases
 
 TOY_EDGE = [
-    "", "   ", "0", "1 0 2", "a b c", "x", "3 1 4", "3 1 4", " 3 1 4 ", "1\t2  3", "1\u30002\u30003",
-    "1\x1c2\x1d3", "1\ufeff2 3", "1\u00a02", "１２３", "😀 1 2", "1 2 3\u2028 4", "\x85 1 2",
-    " ".join("123456789" * 3), " ".join("9" * 40), " ".join("12" * 8),
+    "",
+    "   ",
+    "0",
+    "1 0 2",
+    "a b c",
+    "x",
+    "3 1 4",
+    "3 1 4",
+    " 3 1 4 ",
+    "1\t2  3",
+    "1\u30002\u30003",
+    "1\x1c2\x1d3",
+    "1\ufeff2 3",
+    "1\u00a02",
+    "１２３",
+    "😀 1 2",
+    "1 2 3\u2028 4",
+    "\x85 1 2",
+    " ".join("123456789" * 3),
+    " ".join("9" * 40),
+    " ".join("12" * 8),
 ]
 CMUDICT_EDGE = [
-    "", " ", "héllo", "naïve", "日本語", "😀", "abc!?", "UPPER", "MiXeD", "a b", "tab\tword", "don't", "x-ray",
-    "'", "\u2028", "\x1c", "\ufeffbom", "lone\rcr", "a\u0301", "supercalifragilisticexpialidocious" * 2, "a" * 60,
-    "pneumonoultramicroscopicsilicovolcanoconiosis", "zz" * 20,
+    "",
+    " ",
+    "héllo",
+    "naïve",
+    "日本語",
+    "😀",
+    "abc!?",
+    "UPPER",
+    "MiXeD",
+    "a b",
+    "tab\tword",
+    "don't",
+    "x-ray",
+    "'",
+    "\u2028",
+    "\x1c",
+    "\ufeffbom",
+    "lone\rcr",
+    "a\u0301",
+    "supercalifragilisticexpialidocious" * 2,
+    "a" * 60,
+    "pneumonoultramicroscopicsilicovolcanoconiosis",
+    "zz" * 20,
 ]
 
 # The cmudict case's source normalization (the cmudict presets record ["lower"]; this adds NFC, first).
@@ -46,14 +85,25 @@ NORMALIZE = ("nfc", "lower")
 # Inputs each group of which the normalization makes one: case variants, and composed / decomposed
 # accents (NFC, then ASCII lower-casing: "E\u0301" -> "\u00c9", which "lower" leaves alone; KELVIN SIGN -> K -> k).
 SAME_READING = (
-    ("hello", "HELLO", "Hello", "hElLo"), ("cat's", "CAT'S"), ("e\u0301", "\u00e9"), ("E\u0301", "\u00c9"),
-    ("\u212a", "K", "k"), ("cafe\u0301", "CAFE\u0301", "caf\u00e9", "CAF\u00e9"),
+    ("hello", "HELLO", "Hello", "hElLo"),
+    ("cat's", "CAT'S"),
+    ("e\u0301", "\u00e9"),
+    ("E\u0301", "\u00c9"),
+    ("\u212a", "K", "k"),
+    ("cafe\u0301", "CAFE\u0301", "caf\u00e9", "CAF\u00e9"),
 )
 # Where the steps' order and Unicode tables matter: no precomposed W WITH RING ABOVE exists, so NFC keeps
 # "W\u030a" and lower-casing makes "w\u030a" (not the precomposed U+1E98); Hangul jamo compose; a
 # non-ASCII capital stays (ASCII lower-casing only); a combining mark sequence is reordered.
 NORMALIZE_EDGE = [w for group in SAME_READING for w in group] + [
-    "W\u030a", "\u1e98", "\u1100\u1161", "\u00c9COLE", "a\u0323\u0302", "a\u0302\u0323", "\u0130stanbul", "\u03a3\u039f\u03a3",
+    "W\u030a",
+    "\u1e98",
+    "\u1100\u1161",
+    "\u00c9COLE",
+    "a\u0323\u0302",
+    "a\u0302\u0323",
+    "\u0130stanbul",
+    "\u03a3\u039f\u03a3",
 ]
 
 
@@ -61,7 +111,9 @@ def assert_same_readings(case_name: str, inputs: list[str], outputs: list[str]) 
     """In the normalizing cmudict case, the inputs of each SAME_READING group give one output."""
     if case_name == "cmudict":
         got = dict(zip(inputs, outputs))
-        assert all(len({got[w] for w in group}) == 1 for group in SAME_READING), [[got[w] for w in g] for g in SAME_READING]
+        assert all(len({got[w] for w in group}) == 1 for group in SAME_READING), [
+            [got[w] for w in g] for g in SAME_READING
+        ]
 
 
 @dataclass(frozen=True)
@@ -77,7 +129,9 @@ class Case:
 def require_setup(*, browser: bool) -> None:
     """Skip (locally) or fail (CI=true) with the fix when `make runtimes-setup` has not run."""
     missing = [] if shutil.which("node") else ["node"]
-    missing += [f"runtimes/node/node_modules/{p}" for p in NODE_PACKAGES if not (NODE_DIR / "node_modules" / p).is_dir()]
+    missing += [
+        f"runtimes/node/node_modules/{p}" for p in NODE_PACKAGES if not (NODE_DIR / "node_modules" / p).is_dir()
+    ]
     if browser and not CHROMIUM.is_file():
         missing.append(str(CHROMIUM))
     if missing:
@@ -91,7 +145,9 @@ def python_outputs(bundle: Path, inputs: list[str], *args: str) -> list[str]:
     """What `s2s-translate --backend onnx` prints for `inputs`, one line each."""
     proc = subprocess.run(
         [S2S_TRANSLATE, "--bundle", str(bundle), "--backend", "onnx", *args],
-        input="".join(f"{line}\n" for line in inputs).encode(), capture_output=True, timeout=120,
+        input="".join(f"{line}\n" for line in inputs).encode(),
+        capture_output=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr.decode()
     outputs = proc.stdout.decode().split("\n")
@@ -115,10 +171,27 @@ def cmudict_checkpoint(path: Path, name: str) -> Path:
 
     data = _dataset("cmudict")
     text = TextPipeline(
-        Vocab.build((s for s, _ in data.train), "char"), Vocab.build((t for _, t in data.train), "space"), src_append_eos=True,
+        Vocab.build((s for s, _ in data.train), "char"),
+        Vocab.build((t for _, t in data.train), "space"),
+        src_append_eos=True,
         normalize=NORMALIZE if name == "cmudict" else (),
     )
     return lively_checkpoint(path, text=text, **CMUDICT_MODELS[name])
+
+
+TIED = (7, 8)  # target ids whose logits the "tied" case makes equal at every step (7: the most frequent output)
+
+
+def tied_checkpoint(path: Path) -> Path:
+    """The checkpoint at `path` with the output layer's row (weights and bias) of TIED[0] copied onto
+    TIED[1]: their logits are equal at every step, so beam search must break the tie (to the lower token)."""
+    import torch
+
+    checkpoint = torch.load(path, weights_only=False)
+    for key in ("decoder.fc_out.weight", "decoder.fc_out.bias"):
+        checkpoint["state_dict"][key][TIED[1]] = checkpoint["state_dict"][key][TIED[0]]
+    torch.save(checkpoint, path)
+    return path
 
 
 @functools.cache
@@ -136,7 +209,7 @@ _CASES: dict[str, Case] = {}  # one build per test session, shared by both test 
 
 
 def build_case(name: str, request: pytest.FixtureRequest) -> Case:
-    """The 'toy', 'cmudict' or 'attention' case, built once per session; its bundle has ONNX and
+    """The 'toy', 'cmudict', 'attention' or 'tied' case, built once per session; its bundle has ONNX and
     TorchScript graphs, so every driver (Node, browser, C++) can share it. 'attention' (conftest's
     ATTENTION_LSTM_BI: 2-layer LSTM state, bidirectional encoder, Bahdanau attention memory) reuses
     the cmudict inputs."""
@@ -146,9 +219,19 @@ def build_case(name: str, request: pytest.FixtureRequest) -> Case:
         root = request.getfixturevalue("tmp_path_factory").mktemp(f"js-{name}")
         if name == "toy":
             checkpoint, inputs = request.getfixturevalue("toy_checkpoint"), _inputs("toy", TOY_EDGE)
+        elif name == "tied":
+            checkpoint, inputs = (
+                tied_checkpoint(cmudict_checkpoint(root / "checkpoint.pt", "cmudict")),
+                _inputs("cmudict", CMUDICT_EDGE),
+            )
         else:
-            checkpoint, inputs = cmudict_checkpoint(root / "checkpoint.pt", name), _inputs("cmudict", CMUDICT_EDGE + NORMALIZE_EDGE)
-        bundle = export_bundle(checkpoint, root / "bundle", formats=("onnx", "torchscript"), exporter="legacy", verify=None)
+            checkpoint, inputs = (
+                cmudict_checkpoint(root / "checkpoint.pt", name),
+                _inputs("cmudict", CMUDICT_EDGE + NORMALIZE_EDGE),
+            )
+        bundle = export_bundle(
+            checkpoint, root / "bundle", formats=("onnx", "torchscript"), exporter="legacy", verify=None
+        )
         rewrite_manifest(bundle, _identity_case_manifest)
         _CASES[name] = Case(name, bundle, inputs, python_outputs(bundle, inputs))
         assert_same_readings(name, inputs, _CASES[name].expected)
@@ -211,27 +294,47 @@ def edit_flows(manifest: dict, how: str) -> None:
 # What each driver's one line must say for each case of tests/manifest_cases.py (a regex): the field,
 # so that a refusal for another reason (a bug, an unsupported version) does not pass.
 REFUSAL_REASONS = {
-    "not_json": "not valid JSON", "top_level_list": "top level must be a JSON object",
+    "not_json": "not valid JSON",
+    "top_level_list": "top level must be a JSON object",
     "deep_nesting": r"producer: |nested more than 64 levels",  # JS parses it all; C++ stops at depth 64
-    "infinity": "not valid JSON", "not_utf8": "not valid UTF-8",
-    "format_version_3": "format_version 3 is not supported", "format_version_string": 'format_version "2" is not supported',
-    "missing_files": "graphs.encoder: .*files", "missing_decoding": "top level: .*decoding",
-    "missing_memory_v2": "top level: .*memory", "unknown_top_level_key": "surprise",
-    "max_len_bool": "decoding.max_len: ", "max_len_zero": "decoding.max_len: ", "max_len_huge": "decoding.max_len: ",
-    "max_src_tokens_negative": "decoding.max_src_tokens: ", "end_id_fraction": "decoding.end_id: ",
-    "start_id_negative": "decoding.start_id: ", "end_id_outside_vocab": "decoding.end_id: id 100000 is outside",
-    "special_outside_vocab": "text.source.specials.unk: id 100000 is outside", "src_append_eos_string": "text.src_append_eos: ",
-    "token_not_string": r"text\.source\.tokens\.5: ", "token_with_newline": r"text\.target\.tokens\.5: ",
-    "token_with_carriage_return": r"text\.source\.tokens\.5: ", "token_empty": r"text\.target\.tokens\.5: ",
-    "duplicate_tokens": "text.source.tokens: .* appears twice", "tokenizer_unknown": "text.source.tokenizer: ",
-    "normalize_not_list": r"text\.normalize: ", "normalize_unknown_step": r"text\.normalize(\.0)?: ",
+    "infinity": "not valid JSON",
+    "not_utf8": "not valid UTF-8",
+    "format_version_3": "format_version 3 is not supported",
+    "format_version_string": 'format_version "2" is not supported',
+    "missing_files": "graphs.encoder: .*files",
+    "missing_decoding": "top level: .*decoding",
+    "missing_memory_v2": "top level: .*memory",
+    "unknown_top_level_key": "surprise",
+    "max_len_bool": "decoding.max_len: ",
+    "max_len_zero": "decoding.max_len: ",
+    "max_len_huge": "decoding.max_len: ",
+    "max_src_tokens_negative": "decoding.max_src_tokens: ",
+    "end_id_fraction": "decoding.end_id: ",
+    "start_id_negative": "decoding.start_id: ",
+    "end_id_outside_vocab": "decoding.end_id: id 100000 is outside",
+    "special_outside_vocab": "text.source.specials.unk: id 100000 is outside",
+    "src_append_eos_string": "text.src_append_eos: ",
+    "token_not_string": r"text\.source\.tokens\.5: ",
+    "token_with_newline": r"text\.target\.tokens\.5: ",
+    "token_with_carriage_return": r"text\.source\.tokens\.5: ",
+    "token_empty": r"text\.target\.tokens\.5: ",
+    "duplicate_tokens": "text.source.tokens: .* appears twice",
+    "tokenizer_unknown": "text.source.tokenizer: ",
+    "normalize_not_list": r"text\.normalize: ",
+    "normalize_unknown_step": r"text\.normalize(\.0)?: ",
     "normalize_duplicate_step": r"text\.normalize: ",
-    "vocab_size_mismatch": "model_config.tgt_vocab_size 3 differs", "hidden_dim_string": "model_config.hidden_dim: ",
-    "hidden_dim_absurd": "model_config.hidden_dim: ", "rnn_unknown": "model_config.rnn: ",
-    "file_path_escape": "graphs.encoder.files.onnx.path: ", "file_path_absolute": "graphs.decoder_step.files.onnx.path: ",
-    "file_sha_not_hex": "graphs.encoder.files.onnx.sha256: ", "file_size_string": "graphs.encoder.files.onnx.size: ",
-    "io_dtype_unknown": r"graphs\.encoder\.inputs\.0\.dtype: ", "state_names_no_output": "state entry .*no_such_output",
-    "decoder_input_unfed": "state entry .*hidden_x|fed by no state", "role_names_no_input": "roles.prev_tokens: ",
+    "vocab_size_mismatch": "model_config.tgt_vocab_size 3 differs",
+    "hidden_dim_string": "model_config.hidden_dim: ",
+    "hidden_dim_absurd": "model_config.hidden_dim: ",
+    "rnn_unknown": "model_config.rnn: ",
+    "file_path_escape": "graphs.encoder.files.onnx.path: ",
+    "file_path_absolute": "graphs.decoder_step.files.onnx.path: ",
+    "file_sha_not_hex": "graphs.encoder.files.onnx.sha256: ",
+    "file_size_string": "graphs.encoder.files.onnx.size: ",
+    "io_dtype_unknown": r"graphs\.encoder\.inputs\.0\.dtype: ",
+    "state_names_no_output": "state entry .*no_such_output",
+    "decoder_input_unfed": "state entry .*hidden_x|fed by no state",
+    "role_names_no_input": "roles.prev_tokens: ",
 }
 assert set(REFUSAL_REASONS) == set(CASE_NAMES), "every shared case needs the reason drivers must give"
 
@@ -270,10 +373,14 @@ def assert_one_line(message: str, manifest: str, reason: str = "") -> None:
 # {name: (the manifest bytes from the good manifest, the reason drivers give)}.
 HOSTILE = {
     "byte_order_mark": (lambda m: b"\xef\xbb\xbf" + json.dumps(m).encode(), "not valid JSON"),
-    "deep_format_version": (lambda m: b'{"format_version": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-                            r"format_version \[\.\.\.\] is not supported|nested more than 64"),
-    "path_of_megabytes": (lambda m: json.dumps(m).replace('"encoder.onnx"', json.dumps("a/" * 2_000_000 + "x"), 1).encode(),
-                          r"graphs\.encoder\.files\.onnx\.path: "),
+    "deep_format_version": (
+        lambda m: b'{"format_version": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        r"format_version \[\.\.\.\] is not supported|nested more than 64",
+    ),
+    "path_of_megabytes": (
+        lambda m: json.dumps(m).replace('"encoder.onnx"', json.dumps("a/" * 2_000_000 + "x"), 1).encode(),
+        r"graphs\.encoder\.files\.onnx\.path: ",
+    ),
 }
 
 
@@ -282,3 +389,79 @@ def hostile_bundle(bundle: Path, dest: Path, name: str) -> Path:
     root = Path(shutil.copytree(bundle, dest))
     (root / "manifest.json").write_bytes(HOSTILE[name][0](json.loads((bundle / "manifest.json").read_text())))
     return root
+
+
+# Beam search in the drivers (issue #18): the settings every driver is checked with, on the cmudict and
+# attention bundles, against the Python onnx runtime's Translator.translations with the same options.
+BEAM_CASES = ("cmudict", "attention")
+# (beam_size, num_hypotheses, length_penalty, max_len or None for the bundle's); "short" cuts many
+# hypotheses at max_len, scored without <eos>, under a fractional penalty.
+BEAM_SETTINGS = {"lp1": (4, 4, 1.0, None), "lp0": (4, 4, 0.0, None), "short": (6, 3, 0.6, 5)}
+SCORE_TOLERANCE = (
+    1e-4  # scores may differ by float rounding (and, for the C++ TorchScript graphs, ONNX vs torch kernels)
+)
+
+
+def beam_args(setting: str) -> list[str]:
+    """The drivers' command-line options for BEAM_SETTINGS[setting], with --json."""
+    k, n, a, max_len = BEAM_SETTINGS[setting]
+    return [
+        *(["--max-len", str(max_len)] if max_len else []),
+        "--beam-size",
+        str(k),
+        "--n-best",
+        str(n),
+        "--length-penalty",
+        str(a),
+        "--json",
+    ]
+
+
+_NBEST: dict[tuple, list[dict]] = {}  # built once per test session
+
+
+def python_nbest(case: Case, setting: str, inputs: list[str] | None = None) -> list[dict]:
+    """Translator.translations (onnx) on the case's inputs as the drivers' --json records: {input,
+    output, ids, score, hypotheses: [{output, ids, score}]}."""
+    inputs = case.inputs if inputs is None else inputs
+    key = (case.name, setting, tuple(inputs))
+    if key not in _NBEST:
+        from seq2seq_export.runtime.translator import Translator
+
+        k, n, a, max_len = BEAM_SETTINGS[setting]
+        translator = Translator.from_bundle(case.bundle, "onnx", max_len=max_len)
+        _NBEST[key] = [
+            {
+                "input": t.input,
+                "output": t.output,
+                "ids": list(t.ids),
+                "score": t.score,
+                "hypotheses": [{"output": h.output, "ids": list(h.ids), "score": h.score} for h in t.hypotheses],
+            }
+            for t in translator.translations(inputs, beam_size=k, num_hypotheses=n, length_penalty=a, scores=True)
+        ]
+    return _NBEST[key]
+
+
+def assert_same_nbest(stdout: str, expected: list[dict], *, varied: bool = True) -> None:
+    """A driver's --json lines hold the same n-best lists as `expected` (python_nbest): same inputs,
+    hypotheses, outputs and token ids in the same order, scores within SCORE_TOLERANCE (None alike).
+    varied: also check that `expected` has n-best lists and 50+ distinct hypotheses (measured: 85 to 670)."""
+    records = [json.loads(line) for line in stdout.split("\n")[:-1]]
+    assert len(records) == len(expected)
+    mismatches = []
+    for got, want in zip(records, expected):
+        assert set(got) == {"input", "output", "ids", "score", "hypotheses"}, got
+        assert got["input"] == want["input"]
+        for g, w in zip([got, *got["hypotheses"]], [want, *want["hypotheses"]]):
+            same_score = (g["score"] is None) == (w["score"] is None) and (
+                w["score"] is None or abs(g["score"] - w["score"]) <= SCORE_TOLERANCE
+            )
+            if (g["output"], g["ids"]) != (w["output"], w["ids"]) or not same_score:
+                mismatches.append((want["input"], g, w))
+        if len(got["hypotheses"]) != len(want["hypotheses"]):
+            mismatches.append((want["input"], got["hypotheses"], want["hypotheses"]))
+    assert not mismatches, f"{len(mismatches)} differ, first: {mismatches[0]}"
+    # the comparison means something: n-best lists, and hypotheses that vary with the input
+    assert not varied or max(len(r["hypotheses"]) for r in expected) > 1
+    assert not varied or len({tuple(h["ids"]) for r in expected for h in r["hypotheses"]}) >= 50

@@ -1,5 +1,6 @@
 """runtimes/cpp: the libtorch driver must print exactly what `s2s-translate --backend onnx` prints, and fail
 like it (the same one line on stderr, exit 2) on a bundle it cannot trust or options it cannot use."""
+
 from __future__ import annotations
 
 import json
@@ -10,17 +11,38 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, S2S_TRANSLATE, Case, as_format, assert_refused,
-                        assert_same_readings, bad_manifest_bundles, build_case, edit_flows, hostile_bundle,
-                        rewrite_manifest)
+from js_drivers import (
+    BEAM_CASES,
+    BEAM_SETTINGS,
+    FLOW_EDITS,
+    HOSTILE,
+    REFUSAL_REASONS,
+    REPO,
+    S2S_TRANSLATE,
+    TIED,
+    Case,
+    as_format,
+    assert_refused,
+    assert_same_nbest,
+    assert_same_readings,
+    bad_manifest_bundles,
+    beam_args,
+    build_case,
+    edit_flows,
+    hostile_bundle,
+    python_nbest,
+    rewrite_manifest,
+)
 from manifest_cases import CASE_NAMES
 
 TRANSLATE_BIN = REPO / "runtimes" / "cpp" / "build" / "translate"
-PREREQUISITES = {"cmake": shutil.which("cmake"), "g++": shutil.which("g++"),
-                 "nlohmann/json.hpp": Path("/usr/include/nlohmann/json.hpp").is_file(),
-                 "openssl/evp.h": Path("/usr/include/openssl/evp.h").is_file(),
-                 "valijson/validator.hpp": Path("/usr/include/valijson/validator.hpp").is_file()}
+PREREQUISITES = {
+    "cmake": shutil.which("cmake"),
+    "g++": shutil.which("g++"),
+    "nlohmann/json.hpp": Path("/usr/include/nlohmann/json.hpp").is_file(),
+    "openssl/evp.h": Path("/usr/include/openssl/evp.h").is_file(),
+    "valijson/validator.hpp": Path("/usr/include/valijson/validator.hpp").is_file(),
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -32,8 +54,9 @@ def _build() -> None:
         if os.environ.get("CI", "").lower() in ("true", "1"):
             pytest.fail(message)
         pytest.skip(message)
-    proc = subprocess.run(["make", "-C", str(REPO), "runtimes-cpp", f"PY={sys.executable}"],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["make", "-C", str(REPO), "runtimes-cpp", f"PY={sys.executable}"], capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, f"C++ build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
@@ -50,7 +73,9 @@ def cmudict_bundle(request) -> Path:
 
 def cpp_translate(bundle: Path, data: list[str] | bytes, *args: str) -> subprocess.CompletedProcess:
     data = data if isinstance(data, bytes) else "".join(f"{line}\n" for line in data).encode()
-    return subprocess.run([str(TRANSLATE_BIN), "--bundle", str(bundle), *args], input=data, capture_output=True, timeout=120)
+    return subprocess.run(
+        [str(TRANSLATE_BIN), "--bundle", str(bundle), *args], input=data, capture_output=True, timeout=120
+    )
 
 
 def python_translate(bundle: Path, data: bytes, *args: str) -> subprocess.CompletedProcess:
@@ -121,20 +146,30 @@ def test_untrusted_bundle_fails_exactly_like_python(how, cmudict_bundle, tmp_pat
     assert proc.stderr == python_error(lambda: Translator.from_bundle(root, "onnx"))
 
 
-@pytest.mark.parametrize("how, message", [
-    ("state entry not graph IO", 'state entry {"decoder_input":"hidden","decoder_output":"hidden_next","encoder_output":"hidden"} '
-                                 "does not match the encoder and decoder_step graphs"),
-    ("memory entry not graph IO",
-     'memory entry {"decoder_input":"context","encoder_output":"context"} does not match the encoder and decoder_step graphs'),
-    ("no memory entries", "decoder_step input 'encoder_outputs' is fed by no state or memory entry"),
-    ("memory not a list", "memory: Value type not permitted by 'type' constraint."),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        (
+            "state entry not graph IO",
+            'state entry {"decoder_input":"hidden","decoder_output":"hidden_next","encoder_output":"hidden"} '
+            "does not match the encoder and decoder_step graphs",
+        ),
+        (
+            "memory entry not graph IO",
+            'memory entry {"decoder_input":"context","encoder_output":"context"} does not match the encoder and decoder_step graphs',
+        ),
+        ("no memory entries", "decoder_step input 'encoder_outputs' is fed by no state or memory entry"),
+        ("memory not a list", "memory: Value type not permitted by 'type' constraint."),
+    ],
+)
 def test_state_and_memory_entries_must_name_graph_io(how, message, request, tmp_path):
     root = broken_copy(build_case("attention", request).bundle, tmp_path, how)
     proc = cpp_translate(root, ["abc"])
     stderr = proc.stderr.decode()
     assert (proc.returncode, proc.stdout) == (2, b"")
-    assert stderr.startswith(f"Error: {root / 'manifest.json'}: ") and message in stderr and stderr.count("\n") == 1, stderr
+    assert stderr.startswith(f"Error: {root / 'manifest.json'}: ") and message in stderr and stderr.count("\n") == 1, (
+        stderr
+    )
 
 
 @pytest.mark.parametrize("name", ["cmudict", "attention"])
@@ -156,11 +191,11 @@ def test_malformed_manifest_is_one_line_and_exit_2(name, request):
     assert_refused(cpp_translate(root, ["abc"]), str(root / "manifest.json"), REFUSAL_REASONS[name])
 
 
-
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_manifest_is_one_line_and_exit_2(name, request, tmp_path):
     root = hostile_bundle(build_case("cmudict", request).bundle, tmp_path / "bundle", name)
     assert_refused(cpp_translate(root, ["abc"]), str(root / "manifest.json"), HOSTILE[name][1])
+
 
 def test_oversized_manifest_is_refused_before_it_is_read(cmudict_bundle, tmp_path):
     root = Path(shutil.copytree(cmudict_bundle, tmp_path / "bundle"))
@@ -181,19 +216,24 @@ def test_input_longer_than_max_src_tokens_names_its_line(version, cmudict_bundle
     assert ok.returncode == 0 and ok.stdout.count(b"\n") == 1, ok.stderr.decode()
     proc = cpp_translate(root, ["abc"] * 600 + ["a" * limit, "abc"])
     assert proc.returncode == 2 and proc.stdout.count(b"\n") == 512
-    assert proc.stderr.decode() == (f"Error: input line 601: {limit + 1} tokens, more than the {limit} this bundle accepts "
-                                    "(decoding.max_src_tokens)\n")
+    assert proc.stderr.decode() == (
+        f"Error: input line 601: {limit + 1} tokens, more than the {limit} this bundle accepts "
+        "(decoding.max_src_tokens)\n"
+    )
 
 
 def test_unusable_options_fail_exactly_like_python(cmudict_bundle):
     from seq2seq_export.runtime.translator import Translator
 
-    for args, kwargs in [(["--max-len", "0"], {"max_len": 0}), (["--batch-size", "0"], {"batch_size": 0}),
-                         (["--bundle", "/nonexistent"], {"path": "/nonexistent"})]:
+    for args, kwargs in [
+        (["--max-len", "0"], {"max_len": 0}),
+        (["--batch-size", "0"], {"batch_size": 0}),
+        (["--bundle", "/nonexistent"], {"path": "/nonexistent"}),
+    ]:
         proc = cpp_translate(cmudict_bundle, ["abc"], *args)
         kwargs = {"path": cmudict_bundle, **kwargs}
         assert (proc.returncode, proc.stdout) == (2, b"")
-        assert proc.stderr == python_error(lambda: Translator.from_bundle(backend="onnx", **kwargs)), args
+        assert proc.stderr == python_error(lambda kwargs=kwargs: Translator.from_bundle(backend="onnx", **kwargs)), args
 
 
 def test_python_cli_prints_library_errors_the_same_way(cmudict_bundle, tmp_path):
@@ -203,8 +243,15 @@ def test_python_cli_prints_library_errors_the_same_way(cmudict_bundle, tmp_path)
     assert (expected.returncode, expected.stderr) == (2, cpp_translate(root, ["abc"]).stderr)
 
 
-@pytest.mark.parametrize("args, message", [([], "missing option --bundle"), (["--beam", "4"], "no such option: --beam"),
-                                           (["--max-len", "x"], "'x' is not a valid integer")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "missing option --bundle"),
+        (["--beam", "4"], "no such option: --beam"),
+        (["--length-penalty", "1x"], "'1x' is not a valid number"),
+        (["--max-len", "x"], "'x' is not a valid integer"),
+    ],
+)
 def test_bad_arguments_are_one_line_and_exit_2(args, message):
     proc = subprocess.run([str(TRANSLATE_BIN), *args], input=b"abc\n", capture_output=True, timeout=60)
     stderr = proc.stderr.decode()
@@ -219,7 +266,9 @@ def test_bundle_without_torchscript_is_one_line_and_exit_2(cmudict_bundle, tmp_p
     (root / "manifest.json").write_text(json.dumps(manifest))
     proc = cpp_translate(root, ["abc"])
     assert (proc.returncode, proc.stderr.decode()) == (
-        2, f"Error: {root}: bundle has no torchscript file for the encoder graph (formats: onnx)\n")
+        2,
+        f"Error: {root}: bundle has no torchscript file for the encoder graph (formats: onnx)\n",
+    )
 
 
 def test_invalid_utf8_input_is_one_line_and_exit_2(cmudict_bundle):
@@ -235,3 +284,66 @@ def test_repeated_key_is_one_line_and_exit_2(cmudict_bundle, tmp_path):
     (root / "manifest.json").write_text(text.replace('"max_len": ', '"max_len": 60, "max_len": ', 1))
     proc = cpp_translate(root, ["abc"])
     assert_refused(proc, str(root / "manifest.json"), 'key "max_len" appears twice in one object')
+
+
+@pytest.mark.parametrize("setting", sorted(BEAM_SETTINGS))
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_beam_search_same_nbest_as_python(name, setting, request):
+    """Each of BEAM_SETTINGS (beam 4, n-best 4, penalty 1 and 0; beam 6, n-best 3, penalty 0.6, max_len 5)
+    with --json, on the TorchScript graphs: the same n-best token sequences as the Python onnx
+    runtime's Translator.translations, scores within 1e-4, on 200+ inputs; plain output is the best
+    hypothesis."""
+    case = build_case(name, request)
+    expected = python_nbest(case, setting)
+    proc = cpp_translate(case.bundle, case.inputs, *beam_args(setting))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert_same_nbest(proc.stdout.decode(), expected)
+    plain = cpp_translate(case.bundle, case.inputs, *beam_args(setting)[:-1])
+    assert plain.stdout.decode().split("\n")[:-1] == [r["output"] for r in expected]
+
+
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_beam_1_is_greedy_and_results_do_not_depend_on_the_batch(name, request):
+    case = build_case(name, request)
+    proc = cpp_translate(case.bundle, case.inputs, "--beam-size", "1", "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    records = [json.loads(line) for line in proc.stdout.decode().split("\n")[:-1]]
+    assert [r["output"] for r in records] == case.expected  # s2s-translate's greedy outputs
+    assert all(
+        len(r["hypotheses"]) == 1 and (r["score"] is None) == (r["input"] == "") for r in records
+    )  # --json: scored
+    # batches of 3 (other batch-mates, other padding): the same hypotheses, scores to float rounding
+    small = cpp_translate(case.bundle, case.inputs[:60], *beam_args("lp1"), "--batch-size", "3")
+    assert small.returncode == 0, small.stderr.decode()
+    assert_same_nbest(small.stdout.decode(), python_nbest(case, "lp1")[:60], varied=False)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [
+        (["--beam-size", "0"], {"beam_size": 0}),
+        (["--beam-size", "5000"], {"beam_size": 5000}),
+        (["--beam-size", "4", "--n-best", "5"], {"beam_size": 4, "num_hypotheses": 5}),
+        (["--length-penalty", "-1"], {"length_penalty": -1.0}),
+        (["--length-penalty", "nan"], {"length_penalty": float("nan")}),
+        (["--length-penalty", "inf"], {"length_penalty": float("inf")}),
+    ],
+)
+def test_bad_search_options_fail_exactly_like_python(args, kwargs, cmudict_bundle):
+    from seq2seq_export.runtime.translator import Translator
+
+    proc = cpp_translate(cmudict_bundle, ["abc"], *args)
+    assert (proc.returncode, proc.stdout) == (2, b"")
+    translator = Translator.from_bundle(cmudict_bundle, "onnx")
+    assert proc.stderr == python_error(lambda: translator.search_options(**kwargs))
+
+
+def test_beam_search_breaks_ties_like_python(request):
+    """The 'tied' bundle gives two target tokens equal logits at every step: equal sums must go to the
+    lower (row, token) as in the Python runtime (a driver that breaks ties the other way fails here)."""
+    case = build_case("tied", request)
+    expected = python_nbest(case, "lp1")
+    assert all(any(t in h["ids"] for r in expected for h in r["hypotheses"]) for t in TIED)  # the tie is met
+    proc = cpp_translate(case.bundle, case.inputs, *beam_args("lp1"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert_same_nbest(proc.stdout.decode(), expected)

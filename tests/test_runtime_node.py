@@ -1,5 +1,6 @@
 """runtimes/node: real node + onnxruntime-node must print exactly what `s2s-translate --backend onnx` prints,
 and fail like it (one line on stderr, exit 2) on a bundle it cannot trust."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,29 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_refused,
-                        assert_same_readings, bad_manifest_bundles, build_case, edit_flows, hostile_bundle,
-                        python_outputs, require_setup, rewrite_manifest)
+from js_drivers import (
+    BEAM_CASES,
+    BEAM_SETTINGS,
+    FLOW_EDITS,
+    HOSTILE,
+    REFUSAL_REASONS,
+    REPO,
+    TIED,
+    Case,
+    as_format,
+    assert_refused,
+    assert_same_nbest,
+    assert_same_readings,
+    bad_manifest_bundles,
+    beam_args,
+    build_case,
+    edit_flows,
+    hostile_bundle,
+    python_nbest,
+    python_outputs,
+    require_setup,
+    rewrite_manifest,
+)
 from manifest_cases import CASE_NAMES
 
 TRANSLATE_MJS = REPO / "runtimes" / "node" / "translate.mjs"
@@ -29,7 +49,9 @@ def case(request) -> Case:
 
 def node_translate(bundle: Path, inputs: list[str] | bytes, *args: str) -> subprocess.CompletedProcess:
     data = inputs if isinstance(inputs, bytes) else "".join(f"{line}\n" for line in inputs).encode()
-    return subprocess.run(["node", str(TRANSLATE_MJS), "--bundle", str(bundle), *args], input=data, capture_output=True, timeout=120)
+    return subprocess.run(
+        ["node", str(TRANSLATE_MJS), "--bundle", str(bundle), *args], input=data, capture_output=True, timeout=120
+    )
 
 
 def test_same_output_as_python(case):
@@ -45,7 +67,9 @@ def test_same_output_with_options_and_without_final_newline(case):
     inputs = case.inputs[:40]
     proc = node_translate(case.bundle, "\r\n".join(inputs).encode(), "--batch-size", "3", "--max-len", "5")
     assert proc.returncode == 0, proc.stderr.decode()
-    assert proc.stdout.decode().split("\n")[:-1] == python_outputs(case.bundle, inputs, "--batch-size", "3", "--max-len", "5")
+    assert proc.stdout.decode().split("\n")[:-1] == python_outputs(
+        case.bundle, inputs, "--batch-size", "3", "--max-len", "5"
+    )
 
 
 def broken_copy(bundle: Path, tmp_path: Path, how: str) -> Path:
@@ -60,7 +84,7 @@ def broken_copy(bundle: Path, tmp_path: Path, how: str) -> Path:
         (root / "encoder.onnx").rename(tmp_path / "encoder.onnx")
         (root / "encoder.onnx").symlink_to(tmp_path / "encoder.onnx")
     elif how.startswith("path "):
-        manifest["graphs"]["encoder"]["files"]["onnx"]["path"] = how[len("path "):]
+        manifest["graphs"]["encoder"]["files"]["onnx"]["path"] = how[len("path ") :]
     elif how in FLOW_EDITS:
         edit_flows(manifest, how)
     (root / "manifest.json").write_text(json.dumps(manifest))
@@ -79,9 +103,14 @@ PATH_REFUSED = "manifest.json: graphs.encoder.files.onnx.path: String does not m
         ("path ../encoder.onnx", PATH_REFUSED),
         ("path /etc/passwd", PATH_REFUSED),
         ("path http://127.0.0.1:9/encoder.onnx", PATH_REFUSED),
-        ("state entry not graph IO", '"decoder_output":"hidden_next"} does not match the encoder and decoder_step graphs'),
-        ("memory entry not graph IO",
-         'memory entry {"encoder_output":"context","decoder_input":"context"} does not match the encoder and decoder_step graphs'),
+        (
+            "state entry not graph IO",
+            '"decoder_output":"hidden_next"} does not match the encoder and decoder_step graphs',
+        ),
+        (
+            "memory entry not graph IO",
+            'memory entry {"encoder_output":"context","decoder_input":"context"} does not match the encoder and decoder_step graphs',
+        ),
         ("no memory entries", 'decoder_step input "encoder_outputs" is fed by no state or memory entry'),
         ("memory not a list", 'manifest.json: memory: Instance type "object" is invalid. Expected "array".'),
     ],
@@ -114,11 +143,11 @@ def test_malformed_manifest_is_one_line_and_exit_2(name, request):
     assert_refused(node_translate(root, ["abc"]), f"{root}/manifest.json", REFUSAL_REASONS[name])
 
 
-
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_manifest_is_one_line_and_exit_2(name, request, tmp_path):
     root = hostile_bundle(build_case("cmudict", request).bundle, tmp_path / "bundle", name)
     assert_refused(node_translate(root, ["abc"]), f"{root}/manifest.json", HOSTILE[name][1])
+
 
 def test_oversized_manifest_is_refused_before_it_is_read(request, tmp_path):
     root = Path(shutil.copytree(build_case("cmudict", request).bundle, tmp_path / "bundle"))
@@ -139,8 +168,10 @@ def test_input_longer_than_max_src_tokens_names_its_line(version, request, tmp_p
     assert ok.returncode == 0 and ok.stdout.count(b"\n") == 1, ok.stderr.decode()
     proc = node_translate(root, ["abc"] * 600 + ["a" * limit, "abc"])
     assert proc.returncode == 2 and proc.stdout.count(b"\n") == 512
-    assert proc.stderr.decode() == (f"Error: input line 601: {limit + 1} tokens, more than the {limit} this bundle accepts "
-                                    "(decoding.max_src_tokens)\n")
+    assert proc.stderr.decode() == (
+        f"Error: input line 601: {limit + 1} tokens, more than the {limit} this bundle accepts "
+        "(decoding.max_src_tokens)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -155,8 +186,12 @@ def test_input_longer_than_max_src_tokens_names_its_line(version, request, tmp_p
 )
 def test_bad_arguments_are_one_line_and_exit_2(args, message, request):
     bundle = str(build_case("cmudict", request).bundle)
-    proc = subprocess.run(["node", str(TRANSLATE_MJS), *[bundle if a == "BUNDLE" else a for a in args]],
-                          input=b"abc\n", capture_output=True, timeout=60)
+    proc = subprocess.run(
+        ["node", str(TRANSLATE_MJS), *[bundle if a == "BUNDLE" else a for a in args]],
+        input=b"abc\n",
+        capture_output=True,
+        timeout=60,
+    )
     stderr = proc.stderr.decode()
     assert proc.returncode == 2 and message in stderr and stderr.count("\n") == 1, stderr
 
@@ -164,3 +199,70 @@ def test_bad_arguments_are_one_line_and_exit_2(args, message, request):
 def test_invalid_utf8_input_is_one_line_and_exit_2(request):
     proc = node_translate(build_case("cmudict", request).bundle, b"ab\xffc\n")
     assert (proc.returncode, proc.stderr) == (2, b"Error: standard input is not valid UTF-8\n")
+
+
+@pytest.mark.parametrize("setting", sorted(BEAM_SETTINGS))
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_beam_search_same_nbest_as_python(name, setting, request):
+    """Each of BEAM_SETTINGS (beam 4, n-best 4, penalty 1 and 0; beam 6, n-best 3, penalty 0.6, max_len 5)
+    with --json: the same n-best token sequences as the Python onnx runtime's Translator.translations,
+    scores within 1e-4, on 200+ inputs; plain output is the best hypothesis."""
+    case = build_case(name, request)
+    expected = python_nbest(case, setting)
+    proc = node_translate(case.bundle, case.inputs, *beam_args(setting))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert_same_nbest(proc.stdout.decode(), expected)
+    plain = node_translate(case.bundle, case.inputs, *beam_args(setting)[:-1])
+    assert plain.stdout.decode().split("\n")[:-1] == [r["output"] for r in expected]
+
+
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_beam_1_is_greedy_and_results_do_not_depend_on_the_batch(name, request):
+    case = build_case(name, request)
+    proc = node_translate(case.bundle, case.inputs, "--beam-size", "1", "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    records = [json.loads(line) for line in proc.stdout.decode().split("\n")[:-1]]
+    assert [r["output"] for r in records] == case.expected  # s2s-translate's greedy outputs
+    assert all(
+        len(r["hypotheses"]) == 1 and (r["score"] is None) == (r["input"] == "") for r in records
+    )  # --json: scored
+    # batches of 3 (other batch-mates, other padding): the same hypotheses, scores to float rounding
+    small = node_translate(case.bundle, case.inputs[:60], *beam_args("lp1"), "--batch-size", "3")
+    assert small.returncode == 0, small.stderr.decode()
+    assert_same_nbest(small.stdout.decode(), python_nbest(case, "lp1")[:60], varied=False)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--beam-size", "0"], "beam_size must lie in [1, 4096], got 0"),
+        (["--beam-size", "2.5"], '--beam-size must be an integer, got "2.5"'),
+        (["--beam-size", "5000"], "beam_size must lie in [1, 4096], got 5000"),
+        (
+            ["--beam-size", "4", "--n-best", "5"],
+            "num_hypotheses must lie in [1, beam_size 4], got 5: raise the beam size",
+        ),
+        (
+            ["--length-penalty=-1"],
+            "length_penalty must be a finite number in [0, 10], got -1.0",
+        ),  # "-1" alone reads as an option
+        (["--length-penalty", "nan"], '--length-penalty must be a number, got "nan"'),
+        (["--length-penalty", "11"], "length_penalty must be a finite number in [0, 10], got 11.0"),
+    ],
+)
+def test_bad_search_options_are_one_line_and_exit_2(args, message, request):
+    proc = node_translate(build_case("cmudict", request).bundle, ["abc"], *args)
+    stderr = proc.stderr.decode()
+    assert (proc.returncode, proc.stdout) == (2, b"") and stderr.startswith("Error: "), stderr
+    assert message in stderr and stderr.count("\n") == 1, stderr
+
+
+def test_beam_search_breaks_ties_like_python(request):
+    """The 'tied' bundle gives two target tokens equal logits at every step: equal sums must go to the
+    lower (row, token) as in the Python runtime (a driver that breaks ties the other way fails here)."""
+    case = build_case("tied", request)
+    expected = python_nbest(case, "lp1")
+    assert all(any(t in h["ids"] for r in expected for h in r["hypotheses"]) for t in TIED)  # the tie is met
+    proc = node_translate(case.bundle, case.inputs, *beam_args("lp1"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert_same_nbest(proc.stdout.decode(), expected)

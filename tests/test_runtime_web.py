@@ -1,5 +1,6 @@
 """runtimes/web: the demo page in real headless Chromium (onnxruntime-web, WASM) shows exactly what
 `s2s-translate --backend onnx` prints, for inputs typed into the page; a bad bundle shows its error."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,30 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from js_drivers import (HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_one_line, assert_same_readings,
-                        bad_manifest_bundles, build_case, hostile_bundle, require_setup, rewrite_manifest)
+from js_drivers import (
+    BEAM_CASES,
+    BEAM_SETTINGS,
+    HOSTILE,
+    REFUSAL_REASONS,
+    REPO,
+    Case,
+    as_format,
+    assert_one_line,
+    assert_same_nbest,
+    assert_same_readings,
+    bad_manifest_bundles,
+    beam_args,
+    build_case,
+    hostile_bundle,
+    python_nbest,
+    require_setup,
+    rewrite_manifest,
+)
 from manifest_cases import CASE_NAMES
 
 SERVE_PY = REPO / "runtimes" / "web" / "serve.py"
@@ -30,8 +47,12 @@ def _setup() -> None:
 @contextmanager
 def serve(bundle: Path) -> Iterator[str]:
     """runtimes/web/serve.py for one bundle on a free port of 127.0.0.1; yields the page's URL."""
-    proc = subprocess.Popen([sys.executable, str(SERVE_PY), "--bundle", str(bundle), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVE_PY), "--bundle", str(bundle), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()  # "serving http://127.0.0.1:PORT/runtimes/web/ (Ctrl-C stops)"
         assert line.startswith("serving http://127.0.0.1:"), line + proc.stderr.read()
@@ -41,10 +62,11 @@ def serve(bundle: Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def drive(page_url: str, inputs: list[str]) -> subprocess.CompletedProcess:
-    """Type `inputs` into the page in headless Chromium, press Translate, read the outputs shown."""
+def drive(page_url: str, inputs: list[str], *args: str) -> subprocess.CompletedProcess:
+    """Type `inputs` (and the search options `args`, e.g. --beam-size 4) into the page in headless
+    Chromium, press Translate, read the outputs shown."""
     data = "".join(f"{line}\n" for line in inputs).encode()
-    return subprocess.run(["node", str(DRIVE_MJS), page_url], input=data, capture_output=True, timeout=180)
+    return subprocess.run(["node", str(DRIVE_MJS), page_url, *args], input=data, capture_output=True, timeout=180)
 
 
 @pytest.fixture(scope="module", params=["toy", "cmudict", "attention"])
@@ -102,8 +124,9 @@ def opened_bad_manifests(request) -> dict[str, dict]:
     (Path(shutil.copytree(good, root / "oversized")) / "manifest.json").write_bytes(b"{" + b" " * (16 << 20) + b"}")
     with serve(root) as page:
         urls = ["/bundle/"] + [f"/bundle/{name}/" for name in (*CASE_NAMES, *MORE_REASONS)]
-        proc = subprocess.run(["node", str(DRIVE_MJS), "--open", page], input="\n".join(urls).encode(),
-                              capture_output=True, timeout=300)
+        proc = subprocess.run(
+            ["node", str(DRIVE_MJS), "--open", page], input="\n".join(urls).encode(), capture_output=True, timeout=300
+        )
     assert proc.returncode == 0, proc.stderr.decode()
     results = {r["bundle"]: r for r in map(json.loads, proc.stdout.decode().splitlines())}
     assert results.pop("/bundle/")["error"] is None  # the good bundle next to them opens: the loader works
@@ -135,19 +158,56 @@ def test_page_translates_format_1_and_2_alike_and_bounds_inputs(version, request
         assert proc.stdout.decode().split("\n")[:-1] == expected
         proc = drive(page, ["abc", "a" * 1024])
     assert proc.returncode == 2
-    assert "input line 2: 1025 tokens, more than the 1024 this bundle accepts (decoding.max_src_tokens)" in proc.stderr.decode()
+    assert (
+        "input line 2: 1025 tokens, more than the 1024 this bundle accepts (decoding.max_src_tokens)"
+        in proc.stderr.decode()
+    )
 
 
 def test_server_listens_on_loopback_and_serves_only_the_demo(request):
     with serve(build_case("cmudict", request).bundle) as page:
         base = page.removesuffix("runtimes/web/")
         assert base.startswith("http://127.0.0.1:")
-        for path in ("runtimes/web/", "runtimes/js/seq2seq.mjs", "bundle/manifest.json", "seq2seq_export/manifest.schema.json",
-                     "runtimes/node/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs",
-                     "runtimes/node/node_modules/@cfworker/json-schema/dist/esm/index.js"):
+        for path in (
+            "runtimes/web/",
+            "runtimes/js/seq2seq.mjs",
+            "bundle/manifest.json",
+            "seq2seq_export/manifest.schema.json",
+            "runtimes/node/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs",
+            "runtimes/node/node_modules/@cfworker/json-schema/dist/esm/index.js",
+        ):
             with urllib.request.urlopen(base + path, timeout=10) as response:
                 assert response.status == 200
-        for path in ("pyproject.toml", "runtimes/node/package.json", "runtimes/web/../../Makefile", "bundle/../../pyproject.toml",
-                     "seq2seq_export/manifest.py", "seq2seq_export/", "seq2seq_export/manifest.schema.json/x"):
+        for path in (
+            "pyproject.toml",
+            "runtimes/node/package.json",
+            "runtimes/web/../../Makefile",
+            "bundle/../../pyproject.toml",
+            "seq2seq_export/manifest.py",
+            "seq2seq_export/",
+            "seq2seq_export/manifest.schema.json/x",
+        ):
             with pytest.raises(urllib.error.HTTPError, match="404"):
                 urllib.request.urlopen(base + path, timeout=10)
+
+
+@pytest.mark.parametrize("name", BEAM_CASES)
+def test_page_beam_search_same_nbest_as_python(name, request):
+    """Beam 4, n-best 4 as JSON lines: the same n-best token sequences as the Python onnx runtime's
+    Translator.translations, scores within 1e-4. One page load per setting: length penalty 1 typed
+    into the page's inputs, length penalty 0 given in the page's URL."""
+    case = build_case(name, request)
+    inputs, _ = typeable(case)
+    k, n, a, _ = BEAM_SETTINGS["lp0"]
+    with serve(case.bundle) as page:
+        typed = drive(page + "?bundle=/bundle/", inputs, *beam_args("lp1"))
+        in_url = drive(page + f"?bundle=/bundle/&beam-size={k}&n-best={n}&length-penalty={a}&json=1", inputs)
+    for proc, setting in ((typed, "lp1"), (in_url, "lp0")):
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert_same_nbest(proc.stdout.decode(), python_nbest(case, setting, inputs))
+
+
+def test_page_reports_a_bad_search_option(request):
+    with serve(build_case("cmudict", request).bundle) as page:
+        proc = drive(page, ["abc"], "--beam-size", "4", "--n-best", "5")
+    assert proc.returncode == 2 and "num_hypotheses must lie in [1, beam_size 4], got 5" in proc.stderr.decode()

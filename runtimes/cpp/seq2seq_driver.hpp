@@ -4,6 +4,7 @@
 //
 //   s2s::Translator t = s2s::Translator::open("artifacts/bundle");
 //   std::vector<std::string> out = t.translate({"hello", "world"});
+//   auto records = t.translations({"hello"}, {/*beam_size=*/5, /*num_hypotheses=*/3, /*length_penalty=*/1.0});
 //
 // Every failure the caller can fix (missing or changed bundle file, unsupported manifest, unknown
 // token without <unk>) is an s2s::Error whose what() is one line saying what, where and what to do.
@@ -54,6 +55,31 @@ struct Options {
     std::string device = "auto";     // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N"
 };
 
+// How to search (seq2seq_export.runtime.core.DecodeOptions): beam_size 1 is greedy.
+struct SearchOptions {
+    int64_t beam_size = 1;        // hypotheses kept per input while searching, in [1, 4096]
+    int64_t num_hypotheses = 1;   // hypotheses returned per input, best first, in [1, beam_size]
+    double length_penalty = 1.0;  // exponent a of the length in the score below, in [0, 10] (0: the plain sum)
+};
+
+// One entry of an n-best list. score = (sum of the natural-log probabilities of the tokens, <eos>
+// included) / length ** length_penalty, length counting <eos>; a hypothesis cut at max_len has
+// length max_len and no <eos>. Log-probs are the log-softmax of the step logits in double.
+struct Hypothesis {
+    std::string output;            // detokenized target text
+    std::vector<int64_t> ids;      // target ids without <sos>/<eos>
+    std::optional<double> score;   // unset for a greedy decode without scores, and for an input with no tokens
+};
+
+// One input's result, like seq2seq_export.runtime.translator.Translation: hypotheses best first.
+struct Translation {
+    std::string input;
+    std::vector<Hypothesis> hypotheses;  // never empty; hypotheses[0] is the best (an empty input: "", no score)
+};
+
+// Throws Error for a bad value, with the Python runtime's message (e.g. "beam_size must lie in [1, 4096], got 0").
+void check_search(const SearchOptions& search);
+
 // A loaded, checked bundle ready to translate. Movable, not copyable.
 class Translator {
    public:
@@ -65,6 +91,11 @@ class Translator {
     // with more tokens than the bundle's decoding.max_src_tokens throws InputTooLong naming its line
     // (inputs[0] being line first_line).
     std::vector<std::string> translate(const std::vector<std::string>& inputs, int64_t first_line = 1) const;
+    // n-best lists with scores, like the Python runtime's Translator.translations: beam search
+    // (search.beam_size > 1, or scores: beam_size 1 then gives greedy's tokens, scored) or greedy.
+    // A bad search option throws Error with the Python runtime's message; InputTooLong as translate().
+    std::vector<Translation> translations(const std::vector<std::string>& inputs, const SearchOptions& search = {},
+                                          bool scores = false, int64_t first_line = 1) const;
     // The target ids behind translate(), without <sos>/<eos>.
     std::vector<std::vector<int64_t>> translate_ids(const std::vector<std::string>& inputs, int64_t first_line = 1) const;
 

@@ -1,6 +1,8 @@
 // translate --bundle DIR [--max-len N] [--batch-size N] [--threads N] [--device D]
+//           [--beam-size K] [--n-best N] [--length-penalty A] [--json]
 //
-// One input per stdin line, one output line per input, exactly like `s2s-translate`.
+// One input per stdin line, one output line per input, exactly like `s2s-translate`: the best
+// hypothesis, or with --json one JSON object {input, output, ids, score, hypotheses} (n-best, scored).
 // Exit codes as the Python CLI: 0 success, 2 unusable input (one line on stderr).
 #include <cstdio>
 #include <iostream>
@@ -8,6 +10,8 @@
 #include <vector>
 
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include "seq2seq_driver.hpp"
 
@@ -17,15 +21,20 @@ constexpr size_t kChunk = 512;  // stdin lines per round, as s2s-translate's TRA
 
 constexpr const char* kUsage =
     "Usage: translate --bundle DIR [--max-len N] [--batch-size N] [--threads N] [--device D]\n"
+    "                 [--beam-size K] [--n-best N] [--length-penalty A] [--json]\n"
     "\n"
-    "  Translate stdin lines with a seq2seq-export bundle's TorchScript graphs (greedy decoding);\n"
+    "  Translate stdin lines with a seq2seq-export bundle's TorchScript graphs (greedy or beam search);\n"
     "  one output line per input line, like `s2s-translate`.\n"
     "\n"
     "  --bundle DIR      bundle directory written by s2s-export (manifest.json, encoder.pt, decoder_step.pt)\n"
     "  --max-len N       decoding steps per input [default: the manifest's decoding.max_len]\n"
     "  --batch-size N    inputs decoded together [default: 32]\n"
     "  --threads N       intra-op CPU threads [default: 1]\n"
-    "  --device D        auto, cpu, cuda or cuda:N [default: auto]\n";
+    "  --device D        auto, cpu, cuda or cuda:N [default: auto]\n"
+    "  --beam-size K     hypotheses kept per input while searching; 1 is greedy [default: 1]\n"
+    "  --n-best N        hypotheses returned per input (with --json), at most K [default: 1]\n"
+    "  --length-penalty A  score = sum of log-probs / length ** A (0: the plain sum) [default: 1.0]\n"
+    "  --json            one JSON object per line: {input, output, ids, score, hypotheses: [{output, ids, score}]}\n";
 
 struct UsageError {
     std::string message;
@@ -58,17 +67,50 @@ int64_t parse_int(const std::string& flag, const std::string& value) {
     return n;
 }
 
+double parse_double(const std::string& flag, const std::string& value) {
+    size_t used = 0;
+    double x = 0;
+    try {
+        x = std::stod(value, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != value.size()) throw UsageError{"invalid value for " + flag + ": '" + value + "' is not a valid number"};
+    return x;
+}
+
+// One input's record as `s2s-translate --json` writes it; score null when not scored.
+std::string json_line(const s2s::Translation& t) {
+    using Json = nlohmann::ordered_json;  // keys in s2s-translate's order
+    auto hypothesis = [](Json record, const s2s::Hypothesis& h) {
+        record["output"] = h.output;
+        record["ids"] = h.ids;
+        record["score"] = h.score ? Json(*h.score) : Json();
+        return record;
+    };
+    Json record = hypothesis(Json{{"input", t.input}}, t.hypotheses.at(0));
+    record["hypotheses"] = Json::array();
+    for (const auto& h : t.hypotheses) record["hypotheses"].push_back(hypothesis(Json::object(), h));
+    return record.dump() + "\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string bundle;
     s2s::Options options;
+    s2s::SearchOptions search;
+    bool json = false;
     try {
         for (int i = 1; i < argc; ++i) {
             const std::string flag = argv[i];
             if (flag == "-h" || flag == "--help") {
                 std::cout << kUsage;
                 return 0;
+            }
+            if (flag == "--json") {
+                json = true;
+                continue;
             }
             if (i + 1 >= argc) throw UsageError{"option " + flag + " needs a value (or is unknown)"};
             const std::string value = argv[++i];
@@ -77,6 +119,9 @@ int main(int argc, char** argv) {
             else if (flag == "--batch-size") options.batch_size = parse_int(flag, value);
             else if (flag == "--threads") options.threads = parse_int(flag, value);
             else if (flag == "--device") options.device = value;
+            else if (flag == "--beam-size") search.beam_size = parse_int(flag, value);
+            else if (flag == "--n-best") search.num_hypotheses = parse_int(flag, value);
+            else if (flag == "--length-penalty") search.length_penalty = parse_double(flag, value);
             else throw UsageError{"no such option: " + flag};
         }
         if (bundle.empty()) throw UsageError{"missing option --bundle DIR"};
@@ -86,6 +131,7 @@ int main(int argc, char** argv) {
     }
     try {
         std::ios::sync_with_stdio(false);
+        s2s::check_search(search);  // before the bundle loads
         const s2s::Translator translator = s2s::Translator::open(bundle, options);
         // Stream stdin in chunks like s2s-translate: bounded memory, batches stay full, and a
         // terminal gets each answer at once.
@@ -102,7 +148,8 @@ int main(int argc, char** argv) {
             if (more) lines.push_back(std::move(line));
             if (lines.size() == chunk || (!more && !lines.empty())) {
                 std::string out;
-                for (const auto& text : translator.translate(lines, first_line)) (out += text) += '\n';
+                for (const auto& t : translator.translations(lines, search, json, first_line))  // --json: always scored
+                    out += json ? json_line(t) : t.hypotheses[0].output + '\n';
                 std::fwrite(out.data(), 1, out.size(), stdout);
                 if (std::fflush(stdout) != 0) throw s2s::Error("cannot write to standard output");
                 first_line += static_cast<int64_t>(lines.size());

@@ -1,9 +1,11 @@
 // Driver core for seq2seq-export bundles, shared by Node.js (translate.mjs) and the browser (web/app.mjs).
 //
-// It mirrors the Python runtime exactly: seq2seq_export/manifest.py (checks), vocab.py (text <-> ids)
-// and runtime/greedy.py (the batched greedy loop). It knows nothing about onnxruntime or files: the host
+// It mirrors the Python runtime exactly: seq2seq_export/manifest.py (checks), vocab.py (text <-> ids),
+// runtime/greedy.py (the batched greedy loop) and, in beam.mjs, runtime/beam.py (beam search, n-best
+// lists and scores). It knows nothing about onnxruntime or files: the host
 // passes three functions (see openBundle), so the same module runs on onnxruntime-node and onnxruntime-web.
 
+import { beamSearch, searchOptions } from "./beam.mjs";
 import { BundleError, checkManifest, DEFAULT_MAX_SRC_TOKENS, MANIFEST_FILE, MAX_MANIFEST_BYTES, parseManifest } from "./manifest_check.mjs";
 
 export { BundleError, MANIFEST_FILE, manifestValidator, parseManifest } from "./manifest_check.mjs";
@@ -132,7 +134,7 @@ function carriedFlows(manifest, prevTokens, where) {
   return flows;
 }
 
-/** Keep only `rows` (ascending batch indices) of a {data, dims} tensor along `axis`. */
+/** The batch rows `rows` (indices in any order, may repeat) of a {data, dims} tensor along `axis`. */
 export function selectRows(t, rows, axis) {
   const outer = t.dims.slice(0, axis).reduce((a, b) => a * b, 1);
   const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -185,23 +187,46 @@ export class Translator {
     }
   }
 
+  /** The first step's carried tensors (one per flow) for one batch of source id lists: the encoder's outputs. */
+  async encodeBatch(seqs) {
+    const [src, lengths] = padBatch(seqs, this.src.padId);
+    const { src_tokens: srcTokens, src_lengths: srcLengths } = this.roles;
+    const encoded = await this.encoder.run({ [srcTokens]: src, [srcLengths]: lengths }, [...new Set(this.flows.map((f) => f.encoderOutput))]);
+    return this.flows.map((f) => encoded[f.encoderOutput]);
+  }
+
+  /** One decoder step on prev (B,) BigInt64Array: {output: the step's `role` output, carried: the next step's tensors}.
+   * Outputs not fetched (logits for greedy, attention) are not copied. */
+  async runStep(prev, carried, role) {
+    const feeds = { [this.roles.prev_tokens]: { type: "int64", data: prev, dims: [prev.length] } };
+    this.flows.forEach((f, k) => (feeds[f.decoderInput] = carried[k]));
+    const name = this.roles[role];
+    const result = await this.step.run(feeds, [name, ...this.flows.flatMap((f) => (f.decoderOutput === null ? [] : [f.decoderOutput]))]);
+    return { output: result[name], carried: this.flows.map((f, k) => (f.decoderOutput === null ? carried[k] : result[f.decoderOutput])) };
+  }
+
+  /** The given batch rows (in any order, may repeat) of every carried tensor, along its batch axis. */
+  selectCarried(carried, rows) {
+    return carried.map((c, k) => selectRows(c, rows, this.flows[k].batchAxis));
+  }
+
+  /** runStep for beam search (runtimes/js/beam.mjs): {logits: (B, V) float32, carried}. */
+  async stepLogits(prev, carried) {
+    const { output, carried: next } = await this.runStep(prev, carried, "logits");
+    return { logits: output, carried: next };
+  }
+
   /** Decode one batch of source id lists; each row's target ids without <sos>/<eos>. */
   async greedyBatch(seqs, maxLen) {
     const out = seqs.map(() => []);
     if (seqs.length === 0) return out;
-    const [src, lengths] = padBatch(seqs, this.src.padId);
-    const { src_tokens: srcTokens, src_lengths: srcLengths, prev_tokens: prevTokens, next_tokens: nextTokens } = this.roles;
-    const encoded = await this.encoder.run({ [srcTokens]: src, [srcLengths]: lengths }, [...new Set(this.flows.map((f) => f.encoderOutput))]);
-    let carried = this.flows.map((f) => encoded[f.encoderOutput]); // one tensor per flow
-    const fetches = [nextTokens, ...this.flows.flatMap((f) => (f.decoderOutput === null ? [] : [f.decoderOutput]))];
+    let carried = await this.encodeBatch(seqs);
     let active = seqs.map((_, i) => i);
     let prev = new BigInt64Array(seqs.length).fill(BigInt(this.startId));
     for (let t = 0; t < maxLen; t++) {
-      const feeds = { [prevTokens]: { type: "int64", data: prev, dims: [active.length] } };
-      this.flows.forEach((f, k) => (feeds[f.decoderInput] = carried[k]));
-      const result = await this.step.run(feeds, fetches); // outputs not fetched (logits, attention) are not copied
-      const next = Array.from(result[nextTokens].data, Number); // (B,)
-      carried = this.flows.map((f, k) => (f.decoderOutput === null ? carried[k] : result[f.decoderOutput]));
+      const stepped = await this.runStep(prev, carried, "next_tokens");
+      const next = Array.from(stepped.output.data, Number); // (B,)
+      carried = stepped.carried;
       const keep = [];
       next.forEach((tok, k) => {
         if (tok !== this.endId) {
@@ -212,33 +237,56 @@ export class Translator {
       if (keep.length === 0) break;
       if (keep.length < next.length) {
         active = keep.map((k) => active[k]);
-        carried = carried.map((c, k) => selectRows(c, keep, this.flows[k].batchAxis));
+        carried = this.selectCarried(carried, keep);
       }
       prev = BigInt64Array.from(keep, (k) => BigInt(next[k]));
     }
     return out;
   }
 
-  /** Sort by length (stable), decode in batches of batchSize, return target ids in input order. */
-  async translateIds(seqs, { batchSize = 32, maxLen = this.maxLen } = {}) {
-    for (const [name, v] of [["batchSize", batchSize], ["maxLen", maxLen]]) {
-      if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
-    }
+  /** Sort by length (stable), run decodeBatch(batch) on batches of batchSize, return its results in input order. */
+  async inBatches(seqs, batchSize, decodeBatch) {
     const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length || a - b);
     const results = seqs.map(() => []);
     for (let start = 0; start < order.length; start += batchSize) {
       const idx = order.slice(start, start + batchSize);
-      const decoded = await this.greedyBatch(idx.map((i) => seqs[i]), maxLen);
+      const decoded = await decodeBatch(idx.map((i) => seqs[i]));
       idx.forEach((i, k) => (results[i] = decoded[k]));
     }
     return results;
   }
 
+  checkSizes({ batchSize = 32, maxLen = this.maxLen }) {
+    for (const [name, v] of [["batchSize", batchSize], ["maxLen", maxLen]]) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+    }
+    return { batchSize, maxLen };
+  }
+
+  /** Greedy decode of source id lists: target ids (without <sos>/<eos>) in input order. */
+  async translateIds(seqs, options = {}) {
+    const { batchSize, maxLen } = this.checkSizes(options);
+    return this.inBatches(seqs, batchSize, (batch) => this.greedyBatch(batch, maxLen));
+  }
+
+  /** Beam search over source id lists (runtimes/js/beam.mjs; beamSize 1 gives greedy's tokens, scored):
+   * per input its n-best list of {ids, score, tokenScores}, best first. */
+  async scoredIds(seqs, options = {}) {
+    const { batchSize, maxLen } = this.checkSizes(options);
+    const search = { ...searchOptions(options), maxLen };
+    return this.inBatches(seqs, batchSize, (batch) => beamSearch(this, batch, search));
+  }
+
   /**
-   * Lines -> output lines, each read through the bundle's normalize steps. A line with no tokens gives an empty output without running the model; a
-   * line with more than decoding.max_src_tokens throws InputTooLong naming it (lines[0] is line firstLine).
+   * Lines, each read through the bundle's normalize steps -> records {input, output, ids, score,
+   * hypotheses: [{output, ids, score}, ...]} like the Python
+   * runtime's Translator.translations: hypotheses best first, output/ids/score the best one's. Options:
+   * batchSize, maxLen, beamSize, numHypotheses, lengthPenalty; beamSize 1 is greedy, scored only with
+   * scores: true (score null otherwise, and for a line with no tokens, which is not decoded). A line with
+   * more than decoding.max_src_tokens throws InputTooLong naming it (lines[0] is line firstLine).
    */
-  async translate(lines, { firstLine = 1, ...options } = {}) {
+  async translations(lines, { firstLine = 1, scores = false, ...options } = {}) {
+    const search = searchOptions(options);
     const encoded = lines.map((l) => this.src.encode(this.normalize(l), this.srcAppendEos));
     const long = encoded.findIndex((ids) => ids.length > this.maxSrcTokens);
     if (long >= 0) {
@@ -248,17 +296,34 @@ export class Translator {
     }
     const blank = this.srcAppendEos ? 1 : 0; // an empty line encodes to [] or to [<eos>]
     const todo = encoded.flatMap((ids, i) => (ids.length > blank ? [i] : []));
-    const decoded = await this.translateIds(todo.map((i) => encoded[i]), options);
-    const out = lines.map(() => []);
-    todo.forEach((i, k) => (out[i] = decoded[k]));
-    return out.map((row) => this.tgt.decode(row));
+    const seqs = todo.map((i) => encoded[i]);
+    const hypothesis = (ids, score) => ({ output: this.tgt.decode(ids), ids, score });
+    const found = lines.map(() => [hypothesis([], null)]);
+    if (search.beamSize > 1 || scores) {
+      const nbest = await this.scoredIds(seqs, options);
+      todo.forEach((i, k) => nbest[k].length && (found[i] = nbest[k].map((h) => hypothesis(h.ids, h.score)))); // empty: non-finite logits only
+    } else {
+      const decoded = await this.translateIds(seqs, options);
+      todo.forEach((i, k) => (found[i] = [hypothesis(decoded[k], null)]));
+    }
+    return lines.map((input, i) => ({ input, ...found[i][0], hypotheses: found[i] }));
+  }
+
+  /** Lines -> the best output of each (translations() returns n-best lists and scores). */
+  async translate(lines, options = {}) {
+    return (await this.translations(lines, options)).map((r) => r.output);
+  }
+
+  /** Many lines, in rounds of 512 as `s2s-translate` reads stdin; yields each round's translations() records. */
+  async *translationRounds(lines, options = {}) {
+    for (let start = 0; start < lines.length; start += CHUNK) {
+      yield await this.translations(lines.slice(start, start + CHUNK), { ...options, firstLine: start + 1 });
+    }
   }
 
   /** Many lines, in rounds of 512 as `s2s-translate` reads stdin; yields each round's outputs. */
   async *translateRounds(lines, options = {}) {
-    for (let start = 0; start < lines.length; start += CHUNK) {
-      yield await this.translate(lines.slice(start, start + CHUNK), { ...options, firstLine: start + 1 });
-    }
+    for await (const records of this.translationRounds(lines, options)) yield records.map((r) => r.output);
   }
 }
 

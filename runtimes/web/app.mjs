@@ -61,17 +61,32 @@ async function loadBundle(base) {
 }
 globalThis.seq2seqLoadBundle = loadBundle; // for scripts: open any bundle URL from the console or a test
 
+// The search settings, as the page's inputs hold them (numbers as typed: the core checks them).
+const SEARCH_INPUTS = { beamSize: "beam-size", numHypotheses: "n-best", lengthPenalty: "length-penalty" };
+
+/** Fill the settings from the URL (?beam-size=5&n-best=3&length-penalty=1&json=1), where given. */
+function searchFromURL(params) {
+  for (const id of Object.values(SEARCH_INPUTS)) if (params.has(id)) $(id).value = params.get(id);
+  if (params.has("json")) $("json").checked = !["", "0", "false"].includes(params.get("json"));
+}
+
 async function translateInput(translator) {
   const lines = splitLines($("input").value);
+  const search = Object.fromEntries(Object.entries(SEARCH_INPUTS).map(([key, id]) => [key, $(id).value.trim() === "" ? NaN : Number($(id).value)]));
+  const json = $("json").checked; // JSON records, like translate.mjs --json: n-best lists, always scored
   setStatus("busy", `translating ${lines.length} lines...`);
   const outputs = [];
-  for await (const round of translator.translateRounds(lines)) outputs.push(...round);
+  for await (const round of translator.translationRounds(lines, { ...search, scores: json })) {
+    outputs.push(...round.map((r) => (json ? JSON.stringify(r) : r.output)));
+  }
   $("outputs").replaceChildren(...outputs.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
   setStatus("done", `translated ${lines.length} lines`);
 }
 
 async function main() {
-  const param = new URLSearchParams(location.search).get("bundle") ?? "/bundle/";
+  const params = new URLSearchParams(location.search);
+  searchFromURL(params);
+  const param = params.get("bundle") ?? "/bundle/";
   const base = new URL(param.endsWith("/") ? param : `${param}/`, location.href).href;
   $("bundle").textContent = base;
   try {

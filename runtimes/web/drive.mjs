@@ -2,7 +2,11 @@
 // Drive the demo page in headless Chromium like a person: type stdin's lines into the page, press
 // Translate, print the outputs the page shows, one per line. Used by tests/test_runtime_web.py.
 //
-//   node runtimes/web/drive.mjs 'http://127.0.0.1:8000/runtimes/web/?bundle=/bundle/' < inputs > outputs
+//   node runtimes/web/drive.mjs 'http://127.0.0.1:8000/runtimes/web/?bundle=/bundle/' [--beam-size K]
+//       [--n-best N] [--length-penalty A] [--json] < inputs > outputs
+//
+// The search options, when given, are typed into the page's inputs before Translate (the page also
+// reads them from its URL: &beam-size=K&n-best=N&length-penalty=A&json=1).
 //
 // A page that reports an error (bad bundle, checksum mismatch) -> its message on stderr, exit 2.
 //
@@ -13,6 +17,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { parseArgs } from "node:util";
 
 import { chromium } from "../node/node_modules/playwright-core/index.mjs";
 import { splitLines } from "../js/seq2seq.mjs";
@@ -67,9 +72,13 @@ async function openEach(page, bundles) {
   }, bundles);
 }
 
-/** Type `lines` into the page, press Translate: {outputs} or {error}. */
-async function drive(page, consoleErrors, lines) {
+/** Type `lines` and the search `settings` ({input id: value}; json: true ticks the box) into the page,
+ * press Translate: {outputs} or {error}. */
+async function drive(page, consoleErrors, lines, settings) {
   if ((await settled(page, "loading")) === "error") return { error: await page.locator("#status").textContent() };
+  for (const [id, value] of Object.entries(settings)) {
+    await (id === "json" ? page.locator("#json").setChecked(value) : page.locator(`#${id}`).fill(value));
+  }
   await page.locator("#input").click();
   for (const line of lines) {
     await page.keyboard.insertText(line); // as typed (a Tab key would leave the textarea; insertText keeps it)
@@ -82,10 +91,20 @@ async function drive(page, consoleErrors, lines) {
   return { outputs: await page.locator("#outputs li").allTextContents() };
 }
 
-const open = process.argv[2] === "--open";
-const url = process.argv[open ? 3 : 2];
-if (!url) {
-  process.stderr.write("usage: node runtimes/web/drive.mjs [--open] PAGE_URL < inputs (or bundle URLs)\n");
+const SETTINGS = ["beam-size", "n-best", "length-penalty"];
+let args;
+try {
+  args = parseArgs({
+    allowPositionals: true,
+    options: { open: { type: "boolean" }, json: { type: "boolean" }, ...Object.fromEntries(SETTINGS.map((k) => [k, { type: "string" }])) },
+  });
+} catch (e) {
+  args = { positionals: [], error: e.message };
+}
+const { open, ...settings } = args.values ?? {};
+const url = args.positionals[0];
+if (!url || args.positionals.length > 1) {
+  process.stderr.write("usage: node runtimes/web/drive.mjs [--open] PAGE_URL [--beam-size K] [--n-best N] [--length-penalty A] [--json] < inputs (or bundle URLs)\n");
   process.exit(2);
 }
 const lines = splitLines(await stdinText());
@@ -94,7 +113,7 @@ if (open) {
   process.stdout.write(results.map((r) => `${JSON.stringify(r)}\n`).join(""));
   process.exit(0);
 }
-const { outputs, error } = await withPage(url, (page, consoleErrors) => drive(page, consoleErrors, lines));
+const { outputs, error } = await withPage(url, (page, consoleErrors) => drive(page, consoleErrors, lines, settings));
 if (error !== undefined) {
   process.stderr.write(`Error: ${error}\n`);
   process.exitCode = 2;

@@ -1,4 +1,5 @@
-// The greedy loop over the two TorchScript graphs, mirroring seq2seq_export/runtime/greedy.py.
+// The greedy loop over the two TorchScript graphs, mirroring seq2seq_export/runtime/greedy.py, and
+// the graph calls beam search (beam.cpp, mirroring runtime/beam.py) makes.
 #include "../seq2seq_driver.hpp"
 
 #include <ATen/Parallel.h>
@@ -9,6 +10,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "beam.hpp"
 #include "bundle.hpp"
 
 namespace s2s {
@@ -84,10 +86,11 @@ struct Translator::Impl {
         return carried;
     }
 
-    // prev (B,) -> next tokens (B,); replaces the state tensors in `carried`, keeps the memory ones.
-    // Feeds exactly the decoder inputs the manifest declares (load_bundle checked that each one but
-    // prev_tokens is a carried tensor); outputs the loop does not need (logits, attention) are dropped.
-    torch::Tensor step(const torch::Tensor& prev, std::vector<torch::Tensor>& carried) {
+    // prev (B,) -> the step's output `output` (next tokens (B,) or logits (B, V)); replaces the state
+    // tensors in `carried`, keeps the memory ones. Feeds exactly the decoder inputs the manifest
+    // declares (load_bundle checked that each one but prev_tokens is a carried tensor); outputs the
+    // loop does not need (attention) are dropped.
+    torch::Tensor step(const torch::Tensor& prev, std::vector<torch::Tensor>& carried, const std::string& output) {
         std::vector<c10::IValue> feeds;
         for (const auto& in : bundle.decoder_step.inputs) {
             auto link = std::find_if(bundle.carried.begin(), bundle.carried.end(),
@@ -98,8 +101,16 @@ struct Translator::Impl {
         for (size_t i = 0; i < carried.size(); ++i)
             if (bundle.carried[i].is_state())
                 carried[i] = outs.at(bundle.decoder_step.output_index(bundle.carried[i].decoder_output));
-        return outs.at(bundle.decoder_step.output_index(bundle.roles.next_tokens));
+        return outs.at(bundle.decoder_step.output_index(output));
     }
+
+    // The given batch rows (any order, may repeat) of every carried tensor, state and memory alike.
+    void select(std::vector<torch::Tensor>& carried, const torch::Tensor& rows) const {
+        for (size_t i = 0; i < carried.size(); ++i)
+            carried[i] = carried[i].index_select(static_cast<int64_t>(bundle.carried[i].batch_axis), rows);
+    }
+
+    int64_t max_len() const { return options.max_len.value_or(bundle.max_len); }
 
     // One batch; each row's tokens without <sos>/<eos>. Rows that emit <eos> leave the batch.
     std::vector<std::vector<int64_t>> greedy_decode(const std::vector<std::vector<int64_t>>& seqs) {
@@ -111,9 +122,8 @@ struct Translator::Impl {
         std::vector<int64_t> active(n);
         std::iota(active.begin(), active.end(), 0);
         auto prev = torch::full({n}, bundle.start_id, torch::TensorOptions(torch::kInt64).device(device));
-        const int64_t max_len = options.max_len.value_or(bundle.max_len);
-        for (int64_t t = 0; t < max_len; ++t) {
-            auto nxt = step(prev, carried).to(torch::kCPU).contiguous();  // (B,) int64
+        for (int64_t t = 0; t < max_len(); ++t) {
+            auto nxt = step(prev, carried, bundle.roles.next_tokens).to(torch::kCPU).contiguous();  // (B,) int64
             const int64_t* tok = nxt.data_ptr<int64_t>();
             std::vector<int64_t> keep, still_active;
             for (size_t r = 0; r < active.size(); ++r) {
@@ -126,16 +136,51 @@ struct Translator::Impl {
             if (keep.size() < active.size()) {
                 auto rows = torch::tensor(keep, torch::kInt64);
                 nxt = nxt.index_select(0, rows);
-                rows = rows.to(device);
-                for (size_t i = 0; i < carried.size(); ++i)  // state and memory alike
-                    carried[i] = carried[i].index_select(static_cast<int64_t>(bundle.carried[i].batch_axis), rows);
+                select(carried, rows.to(device));
                 active = std::move(still_active);
             }
             prev = nxt.to(device);
         }
         return out;
     }
+
+    // Inputs -> source ids; an input over max_src_tokens throws InputTooLong naming its line.
+    std::vector<std::vector<int64_t>> encode_inputs(const std::vector<std::string>& inputs, int64_t first_line) const;
+    // decode(batch) -> one Result per source, over batches of the sorted non-empty inputs.
+    template <typename Result, typename Decode>
+    std::vector<Result> in_batches(const std::vector<std::vector<int64_t>>& seqs, Decode decode) const;
+
+    // One batch by beam search (beam.cpp): each source's n-best list.
+    std::vector<std::vector<Scored>> beam_decode(const std::vector<std::vector<int64_t>>& seqs, const SearchOptions& search);
 };
+
+std::vector<std::vector<Scored>> Translator::Impl::beam_decode(const std::vector<std::vector<int64_t>>& seqs,
+                                                               const SearchOptions& search) {
+    // One batch's carried tensors, stepped and reordered by beam_search.
+    class BeamBatch : public StepModel {
+       public:
+        BeamBatch(Impl& impl, std::vector<torch::Tensor> carried) : impl_(impl), carried_(std::move(carried)) {}
+
+        std::vector<float> step_logits(const std::vector<int64_t>& prev, size_t& vocab) override {
+            const auto ids = torch::tensor(prev, torch::kInt64).to(impl_.device);
+            const auto logits = impl_.step(ids, carried_, impl_.bundle.roles.logits).to(torch::kCPU, torch::kFloat).contiguous();  // (R, V)
+            vocab = static_cast<size_t>(logits.size(1));
+            return {logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel()};
+        }
+
+        void select(const std::vector<int64_t>& rows) override {
+            impl_.select(carried_, torch::tensor(rows, torch::kInt64).to(impl_.device));
+        }
+
+       private:
+        Impl& impl_;
+        std::vector<torch::Tensor> carried_;
+    };
+    if (seqs.empty()) return {};
+    auto [src, lengths] = pad_batch(seqs, *bundle.text.src.pad_id);
+    BeamBatch batch(*this, encode(src, lengths));
+    return beam_search(batch, seqs.size(), search, SearchLimits{bundle.start_id, bundle.end_id, max_len()});
+}
 
 Translator::Translator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Translator::Translator(Translator&&) noexcept = default;
@@ -158,41 +203,73 @@ Translator Translator::open(const std::string& bundle_dir, const Options& option
     return Translator(std::make_unique<Impl>(Impl{std::move(b), options, device, encoder, decoder}));
 }
 
-std::vector<std::vector<int64_t>> Translator::translate_ids(const std::vector<std::string>& inputs,
-                                                            int64_t first_line) const {
-    // An input with no tokens (encoded as [] or, with src_append_eos, [<eos>]) gives an empty output
-    // without decoding, as seq2seq_export.runtime.translator does; the rest are sorted by length
-    // (stable) and decoded in batches, then put back in input order.
-    const size_t blank = impl_->bundle.text.src_append_eos ? 1 : 0;
-    const auto limit = static_cast<size_t>(impl_->bundle.max_src_tokens);
+std::vector<std::vector<int64_t>> Translator::Impl::encode_inputs(const std::vector<std::string>& inputs,
+                                                                  int64_t first_line) const {
+    const auto limit = static_cast<size_t>(bundle.max_src_tokens);
     std::vector<std::vector<int64_t>> seqs;
     for (const auto& text : inputs) {
-        seqs.push_back(impl_->bundle.text.encode_source(text));
+        seqs.push_back(bundle.text.encode_source(text));
         if (seqs.back().size() > limit)
             throw InputTooLong("input line " + std::to_string(first_line + static_cast<int64_t>(seqs.size()) - 1) + ": " +
                                std::to_string(seqs.back().size()) + " tokens, more than the " + std::to_string(limit) +
                                " this bundle accepts (decoding.max_src_tokens)");
     }
+    return seqs;
+}
+
+template <typename Result, typename Decode>
+std::vector<Result> Translator::Impl::in_batches(const std::vector<std::vector<int64_t>>& seqs, Decode decode) const {
+    // An input with no tokens (encoded as [] or, with src_append_eos, [<eos>]) is not decoded (its
+    // result stays Result{}), as seq2seq_export.runtime.translator does; the rest are sorted by
+    // length (stable) and decoded in batches, then put back in input order.
+    const size_t blank = bundle.text.src_append_eos ? 1 : 0;
     std::vector<size_t> order;
     for (size_t i = 0; i < seqs.size(); ++i)
         if (seqs[i].size() > blank) order.push_back(i);
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return seqs[a].size() < seqs[b].size(); });
-    std::vector<std::vector<int64_t>> results(seqs.size());
+    std::vector<Result> results(seqs.size());
     c10::InferenceMode guard;
-    const auto bs = static_cast<size_t>(impl_->options.batch_size);
+    const auto bs = static_cast<size_t>(options.batch_size);
     for (size_t start = 0; start < order.size(); start += bs) {
         const std::vector<size_t> idx(order.begin() + start, order.begin() + std::min(order.size(), start + bs));
         std::vector<std::vector<int64_t>> batch;
         for (size_t i : idx) batch.push_back(seqs[i]);
-        std::vector<std::vector<int64_t>> decoded;
+        std::vector<Result> decoded;
         try {
-            decoded = impl_->greedy_decode(batch);
+            decoded = decode(batch);
         } catch (const c10::Error& e) {
             throw Error("running the TorchScript graphs failed: " + head_line(e.what_without_backtrace()));
         }
         for (size_t k = 0; k < idx.size(); ++k) results[idx[k]] = std::move(decoded[k]);
     }
     return results;
+}
+
+std::vector<std::vector<int64_t>> Translator::translate_ids(const std::vector<std::string>& inputs,
+                                                            int64_t first_line) const {
+    return impl_->in_batches<std::vector<int64_t>>(impl_->encode_inputs(inputs, first_line),
+                                                   [this](const auto& batch) { return impl_->greedy_decode(batch); });
+}
+
+std::vector<Translation> Translator::translations(const std::vector<std::string>& inputs, const SearchOptions& search,
+                                                  bool scores, int64_t first_line) const {
+    check_search(search);
+    const auto& tgt = impl_->bundle.text.tgt;
+    std::vector<Translation> out;
+    for (const auto& text : inputs) out.push_back(Translation{text, {Hypothesis{"", {}, std::nullopt}}});
+    if (search.beam_size == 1 && !scores) {
+        const auto ids = translate_ids(inputs, first_line);
+        for (size_t i = 0; i < ids.size(); ++i) out[i].hypotheses[0] = Hypothesis{tgt.decode(ids[i]), ids[i], std::nullopt};
+        return out;
+    }
+    const auto nbest = impl_->in_batches<std::vector<Scored>>(impl_->encode_inputs(inputs, first_line),
+                                                               [&](const auto& batch) { return impl_->beam_decode(batch, search); });
+    for (size_t i = 0; i < nbest.size(); ++i) {
+        if (nbest[i].empty()) continue;  // not decoded (no tokens), or a model with non-finite logits
+        out[i].hypotheses.clear();
+        for (const Scored& h : nbest[i]) out[i].hypotheses.push_back(Hypothesis{tgt.decode(h.ids), h.ids, h.score});
+    }
+    return out;
 }
 
 std::vector<std::string> Translator::translate(const std::vector<std::string>& inputs, int64_t first_line) const {
