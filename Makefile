@@ -65,7 +65,7 @@ docs: $(DOCS_STAMP)
 	PYTHONPATH=$(CURDIR) NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # Static checks: ruff (lint, and the format check) and mypy, configured in pyproject.toml.
-LINTED := seq2seq_export tests benchmarks scripts docs
+LINTED := seq2seq_export tests benchmarks scripts docs/hooks.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --quiet $(LINTED)
