@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 import time
 import warnings
@@ -47,6 +48,7 @@ RAY_TASK_RETRIES = 3  # runs of a batch whose actor died, after the first
 # Lines per actor call: enough to fill backend batches, small enough that a big file spreads over every
 # actor and that a block stays bounded (lines hold at most MAX_LINE_CHARS characters each).
 RAY_BLOCK_LINES = 256
+PROBE_TIMEOUT_S = 10  # to reach a cluster's GCS port before joining it
 KILL_ONCE_ENV = "S2S_TEST_BULK_KILL_ONCE"
 INSTALL_HINT = "pip install 'seq2seq-export[ray]'"
 
@@ -132,6 +134,7 @@ def connect(ray: Any, address: str | None, cpus: int, quiet: bool = False) -> bo
     common = {"log_to_driver": False, "logging_level": logging.ERROR if quiet else logging.WARNING}
     try:
         if address:
+            _probe(address)
             ray.init(address=address, **common)
         else:
             ray.init(num_cpus=cpus, include_dashboard=False, **common)
@@ -142,6 +145,17 @@ def connect(ray: Any, address: str | None, cpus: int, quiet: bool = False) -> bo
     return True
 
 
+def _probe(address: str) -> None:
+    """A HOST:PORT address that nothing answers on fails now: ray.init would retry it for minutes."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return  # ray://..., auto, local: Ray's own forms, left to ray.init
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {address} ({e.strerror or type(e).__name__})") from None
+
+
 def run_ray(jobs: Sequence[Job], bundle: Bundle, options: BulkOptions, log: Log, progress: Progress | None = None, *,
             address: str | None = None, num_workers: int = 2, quiet: bool = False) -> BulkResult:
     """Translate every job on Ray Data; see the module docstring."""
@@ -149,35 +163,41 @@ def run_ray(jobs: Sequence[Job], bundle: Bundle, options: BulkOptions, log: Log,
     start = time.perf_counter()
     threads = options.threads or 1
     started = connect(ray, address, num_workers * threads + 1, quiet)
+    logging.getLogger("ray.data").setLevel(logging.ERROR if quiet else logging.INFO)
     try:
-        logging.getLogger("ray.data").setLevel(logging.ERROR if quiet else logging.INFO)
-        names = [str(job.source) for job in jobs]
-        items = [{"file": i, "path": str(job.source.resolve())} for i, job in enumerate(jobs)]
-        worker_args = {"files": [ray.put(bundle_files(bundle))], "names": names,
-                       "options": BulkOptions(options.batch_size, options.max_len, options.max_src_tokens,
-                                              options.truncate, threads),
-                       "kill_once": os.environ.get(KILL_ONCE_ENV)}
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        context = ds.context  # this dataset's own copy of the DataContext
-        context.execution_options.preserve_order = True  # blocks come back in input order
-        context.enable_progress_bars = not quiet
-        context.print_on_execution_start = not quiet
-        ds = ds.map_batches(
-            _read_files, batch_size=1, fn_kwargs={"kind": bundle.text.src.tokenizer},
-            label_selector={"ray.io/node-id": ray.get_runtime_context().get_node_id()},  # read on this node
-        ).repartition(target_num_rows_per_block=RAY_BLOCK_LINES)  # Ray merges what a task yields: split again
         with warnings.catch_warnings():
-            # Ray 2.60 (the pin) warns that ray_remote_args (here max_restarts, max_task_retries) go in
-            # Ray 2.64; it has no other way to bound the retries of a batch whose actor died.
+            # Ray 2.60 (the pin) warns that ray_remote_args (max_restarts, max_task_retries below) go in
+            # Ray 2.64, and has no other way to bound the retries of a batch whose actor died.
             warnings.simplefilter("ignore", DeprecationWarning)
-            ds = ds.map_batches(Worker, batch_size=RAY_BLOCK_LINES, compute=ray.data.ActorPoolStrategy(size=num_workers),
-                                num_cpus=threads, fn_constructor_kwargs=worker_args,
-                                max_restarts=-1, max_task_retries=RAY_TASK_RETRIES)
-        rows = (OutRow(*r) for batch in ds.iter_batches(batch_size=None, batch_format="numpy") for r in _rows(batch, OutRow))
-        lines = write_outputs(jobs, rows, log, progress)
+            # It counts one block per input file, before the repartition splits them.
+            warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")
+            ds = _dataset(ray, jobs, bundle, BulkOptions(options.batch_size, options.max_len, options.max_src_tokens,
+                                                         options.truncate, threads), num_workers, quiet)
+            rows = (OutRow(*r) for batch in ds.iter_batches(batch_size=None, batch_format="numpy")
+                    for r in _rows(batch, OutRow))
+            lines = write_outputs(jobs, rows, log, progress)
     except ray.exceptions.RayError as e:
         raise RayRunFailed(f"the Ray run failed: {first_line(e)}") from None
     finally:
         if started:
             ray.shutdown()
     return BulkResult(len(jobs), lines, time.perf_counter() - start)
+
+
+def _dataset(ray: Any, jobs: Sequence[Job], bundle: Bundle, options: BulkOptions, num_workers: int, quiet: bool) -> Any:
+    """The pipeline: read each file on this node, split into RAY_BLOCK_LINES blocks, translate on actors."""
+    items = [{"file": i, "path": str(job.source.resolve())} for i, job in enumerate(jobs)]
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    context = ds.context  # this dataset's own copy of the DataContext
+    context.execution_options.preserve_order = True  # blocks come back in input order
+    context.enable_progress_bars = not quiet
+    context.print_on_execution_start = not quiet
+    worker_args = {"files": [ray.put(bundle_files(bundle))], "names": [str(job.source) for job in jobs],
+                   "options": options, "kill_once": os.environ.get(KILL_ONCE_ENV)}
+    return ds.map_batches(
+        _read_files, batch_size=1, fn_kwargs={"kind": bundle.text.src.tokenizer},
+        label_selector={"ray.io/node-id": ray.get_runtime_context().get_node_id()},  # read on this node
+    ).repartition(target_num_rows_per_block=RAY_BLOCK_LINES).map_batches(  # Ray merges what a task yields: split
+        Worker, batch_size=RAY_BLOCK_LINES, compute=ray.data.ActorPoolStrategy(size=num_workers),
+        num_cpus=options.threads, fn_constructor_kwargs=worker_args,
+        max_restarts=-1, max_task_retries=RAY_TASK_RETRIES)

@@ -5,7 +5,9 @@ One real local Ray (3 logical CPUs: a reading task and two actors) serves the wh
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +131,29 @@ def test_missing_ray_extra_names_it(lively_bundle, inputs, tmp_path):
                            "--output", str(tmp_path / "out"), str(inputs[1])], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "pip install 'seq2seq-export[ray]'" in proc.stderr
+
+
+def bulk_process(bundle: Path, out: Path, *args: object, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "seq2seq_export", "bulk", "--bundle", str(bundle), "--output", str(out), "--quiet"]
+    return subprocess.run([*cmd, *map(str, args)], env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_joins_a_running_cluster_from_ray_address(lively_bundle, inputs, ray_local, tmp_path):
+    """Another process (the one s2s-bulk starts) joins this module's Ray as a cluster, via RAY_ADDRESS."""
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    proc = bulk_process(lively_bundle, tmp_path / "out", "--engine", "ray", "--num-workers", "1", *inputs[1:3], env=env)
+    assert proc.returncode == 0, proc.stderr
+    for path in inputs[1:3]:
+        assert (tmp_path / "out" / path.name).read_bytes() == translate_stdin(lively_bundle, path)
+
+
+def test_unreachable_cluster_is_one_line(lively_bundle, inputs, tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = bulk_process(lively_bundle, tmp_path / "out", "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", inputs[1])
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"the Ray cluster at 127.0.0.1:{port}" in proc.stderr and "nothing answers" in proc.stderr
 
 
 def rows(*spec: tuple[int, int, bool]) -> list[OutRow]:
