@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from translate_speed import TRAINED_BUNDLE, random_bundle  # noqa: E402
+from translate_speed import TRAINED_BUNDLE, random_bundle
 
 
 def words_file(path: Path, n: int) -> Path:

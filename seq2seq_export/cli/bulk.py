@@ -84,7 +84,7 @@ def bulk_cmd(bundle_dir: Path, engine: str, ray_address: str | None, num_workers
             bar.close()
     if not quiet:
         rate = result.lines / result.seconds if result.seconds else 0.0
-        click.echo(f"s2s-bulk: {result.files} file(s), {result.lines} line(s) in {result.seconds:.1f} s "
+        click.echo(f"{result.files} file(s), {result.lines} line(s) translated in {result.seconds:.1f} s "
                    f"({rate:.0f} lines/s, engine {engine}) -> {outdir}", err=True)
 
 
