@@ -8,7 +8,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ..constants import DEFAULT_BATCH_SIZE, MAX_SRC_TOKENS_CEILING, MAX_THREADS
+from ..constants import BULK_ENGINES, DEFAULT_BATCH_SIZE, MAX_SRC_TOKENS_CEILING, MAX_THREADS
 from .options import (
     bundle_option,
     command,
@@ -17,14 +17,13 @@ from .options import (
     threads_option,
 )
 
-ENGINES = ("local", "ray")
 DEFAULT_RAY_WORKERS = 2
 MAX_WORKERS = 4096
 
 
 @command("bulk")
 @bundle_option("Bundle directory written by s2s-export (checked: version, paths, sha256); the onnx backend runs it.")
-@click.option("--engine", default="local", type=click.Choice(ENGINES),
+@click.option("--engine", default="local", type=click.Choice(BULK_ENGINES),
               help="local: in this process; ray: Ray Data on a pool of actors (needs the ray extra).")
 @click.option("--ray-address", metavar="ADDR", envvar="RAY_ADDRESS",
               help="With --engine ray: the cluster to join (HEAD:6379); read from RAY_ADDRESS too "
