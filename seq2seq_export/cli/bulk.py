@@ -8,7 +8,12 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ..constants import BULK_ENGINES, DEFAULT_BATCH_SIZE, MAX_SRC_TOKENS_CEILING, MAX_THREADS
+from ..constants import (
+    BULK_ENGINES,
+    DEFAULT_BATCH_SIZE,
+    MAX_SRC_TOKENS_CEILING,
+    MAX_THREADS,
+)
 from .options import (
     bundle_option,
     command,
