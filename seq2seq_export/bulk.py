@@ -162,7 +162,8 @@ def translate_rows(translator: Translator, names: Sequence[str], rows: Sequence[
         note = truncation_note(label, fit.tokens, translator.max_src_tokens) if fit.truncated else ""
         kept.append((row, fit.text, note))
     todo = [i for i, (row, _, _) in enumerate(kept) if row.line and not row.error]
-    outputs = dict(zip(todo, translator.translate([kept[i][1] for i in todo])))
+    done = translator.translations([kept[i][1] for i in todo], normalized=True)  # Fit.text: normalized already
+    outputs = {i: t.output for i, t in zip(todo, done)}
     return [OutRow(row.file, row.line, row.last, outputs.get(i, ""), note, row.error)
             for i, (row, _, note) in enumerate(kept)]
 

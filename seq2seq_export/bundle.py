@@ -105,12 +105,14 @@ def export_bundle(
     max_len: int | None = None,
     verify: Callable[[Path], None] | None = None,
     log: Log | None = None,
+    progress: Log | None = None,
 ) -> Path:
     """Export a checkpoint's encoder and decoder step as a bundle; returns the bundle directory.
 
     verify, if given, is called on the finished temporary directory before it is moved into
     place; if it raises, no bundle is left. log, if given, gets one line per leftover of a killed
-    export to the same directory that this one removes (or restores).
+    export to the same directory that this one removes (or restores). progress, if given, gets one
+    line as each stage starts (loading, each graph in each format, writing, verifying).
     """
     from .export.graphs import example_inputs, graph_modules
     from .export.onnx import export_onnx
@@ -125,6 +127,8 @@ def export_bundle(
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint_path)
     clean_leftovers(out, log)
     _check_target(out, force)
+    note = progress or (lambda _: None)
+    note(f"loading checkpoint {checkpoint_path}")
     ckpt = load_checkpoint(checkpoint_path)
     limit, src_limit = resolve_max_len(ckpt, max_len), resolve_max_src_tokens(ckpt)
     # Graphs are device independent; exporting from CPU keeps the files loadable everywhere.
@@ -136,11 +140,14 @@ def export_bundle(
         for name, spec in specs.items():
             files = GRAPH_FILES[name]
             if "onnx" in formats:
+                note(f"exporting {name} to ONNX ({exporter} exporter)")
                 args = example_inputs(spec, ckpt.config)
                 export_onnx(modules[name], args, spec, tmp / files["onnx"], opset=opset, exporter=exporter)
             if "torchscript" in formats:
+                note(f"exporting {name} to TorchScript")
                 export_torchscript(modules[name], spec, tmp / files["torchscript"])
             graph_files[name] = {fmt: file_entry(tmp, files[fmt]) for fmt in FORMATS if fmt in formats}
+        note("writing the reference checkpoint and manifest.json" if reference else "writing manifest.json")
         ref = None
         if reference:
             write_bytes(tmp / REFERENCE_CHECKPOINT, Path(checkpoint_path).read_bytes())
@@ -148,5 +155,6 @@ def export_bundle(
         producer = _producer(formats, opset, exporter)
         write_manifest(tmp, build_manifest(ckpt.config, ckpt.text, limit, producer, graph_files, ref, src_limit))
         if verify is not None:
+            note("verifying the new bundle")
             verify(tmp)
     return out

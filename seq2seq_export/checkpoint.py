@@ -119,28 +119,33 @@ def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> Check
 
 
 @functools.cache
-def _vocab_validator() -> Any:
-    """The manifest schema's rule for one vocabulary (types, token text, id ranges): the same for checkpoints."""
+def _text_validator(definition: str) -> Any:
+    """The manifest schema's rule for one vocabulary ("vocab": types, token text, id ranges) or for the
+    normalize steps ("normalize"): the same for checkpoints."""
     from jsonschema import Draft202012Validator
 
     schema = json.loads(resources.files(__package__).joinpath(MANIFEST_SCHEMA_FILE).read_text(encoding="utf-8"))
-    return Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/vocab"})
+    return Draft202012Validator({"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"})
+
+
+VOCABULARY_FIELDS = {"src": "vocab", "tgt": "vocab", "normalize": "normalize"}  # field -> its schema definition
 
 
 def check_vocabularies(vocabularies: Any, path: Path, error: type[Seq2SeqExportError] = CheckpointError) -> None:
-    """{"src": vocab, "tgt": vocab, "src_append_eos": bool}, each vocab as the manifest schema says."""
+    """{"src": vocab, "tgt": vocab, "src_append_eos": bool, "normalize"?: [step]}, as the manifest schema says."""
     from jsonschema.exceptions import best_match
 
-    if not isinstance(vocabularies, dict) or set(vocabularies) != {"src", "tgt", "src_append_eos"}:
-        raise error(f"{path}: vocabularies must be a mapping of src, tgt and src_append_eos")
+    if not isinstance(vocabularies, dict) or not {"src", "tgt", "src_append_eos"} <= set(vocabularies) <= \
+            {"src", "tgt", "src_append_eos", "normalize"}:
+        raise error(f"{path}: vocabularies must be a mapping of src, tgt, src_append_eos (and optionally normalize)")
     if not isinstance(vocabularies["src_append_eos"], bool):
         raise error(f"{path}: vocabularies.src_append_eos must be true or false, "
                               f"got {vocabularies['src_append_eos']!r:.40}")
-    for side in ("src", "tgt"):
-        found = best_match(_vocab_validator().iter_errors(vocabularies[side]))
+    for key in (k for k in VOCABULARY_FIELDS if k in vocabularies):
+        found = best_match(_text_validator(VOCABULARY_FIELDS[key]).iter_errors(vocabularies[key]))
         if found is not None:
             where = "".join(f"[{p!r}]" for p in found.absolute_path)
-            raise error(f"{path}: vocabularies.{side}{where}: {found.message[:120]}")
+            raise error(f"{path}: vocabularies.{key}{where}: {found.message[:120]}")
 
 
 def _check_training(training: Any, path: Path) -> None:

@@ -7,6 +7,9 @@ SPECIAL_TOKENS = (PAD, UNK, SOS, EOS)
 PAD_ID, UNK_ID, SOS_ID, EOS_ID = 0, 1, 2, 3
 
 TOKENIZERS = ("char", "space")  # char: one token per character; space: whitespace-separated
+# Source normalization steps (vocab.normalize_text), applied in the order a text pipeline lists them:
+# nfc = Unicode NFC; lower = ASCII A-Z to a-z only (the one lower-casing Python, JS and C++ share exactly).
+NORMALIZE_STEPS = ("nfc", "lower")
 
 # Closed sets the library checks and the CLI offers as choices, each spelled once.
 FORMATS = ("onnx", "torchscript")  # graph formats a bundle may carry

@@ -9,7 +9,9 @@ decoding.max_src_tokens were optional there).
     format_version   int, 2
     producer         {package, version, torch, onnx, opset, exporter}
     model_config     ModelConfig fields
-    text             {source: VOCAB, target: VOCAB, src_append_eos: bool}
+    text             {source: VOCAB, target: VOCAB, src_append_eos: bool, normalize?: [STEP]}
+                     normalize (optional, absent = none): "nfc" | "lower" steps applied to each source
+                     text in this order before it is tokenized (vocab.normalize_text)
                      VOCAB = {tokenizer: "char"|"space", tokens: [str], specials: {pad, unk, sos, eos: id|null}}
     decoding         {strategy: "greedy", max_len: int, max_src_tokens: int, start_id: int, end_id: int}
                      max_src_tokens: the longest source the model saw in training, as it sees it (an
@@ -73,6 +75,7 @@ def build_manifest(
             "source": text.src.to_dict(),
             "target": text.tgt.to_dict(),
             "src_append_eos": text.src_append_eos,
+            **({"normalize": list(text.normalize)} if text.normalize else {}),
         },
         "decoding": {"strategy": "greedy", "max_len": max_len, "max_src_tokens": max_src_tokens,
                      "start_id": text.tgt.sos_id, "end_id": text.tgt.eos_id},

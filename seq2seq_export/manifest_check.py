@@ -256,7 +256,8 @@ def check_manifest(mpath: Path, manifest: dict) -> tuple[ModelConfig, TextPipeli
         _check_vocab(mpath, "source", t["source"])
         _check_vocab(mpath, "target", t["target"])
         _check_decoding(mpath, manifest)
-        text = TextPipeline.from_dict({"src": t["source"], "tgt": t["target"], "src_append_eos": t["src_append_eos"]})
+        text = TextPipeline.from_dict({"src": t["source"], "tgt": t["target"], "src_append_eos": t["src_append_eos"],
+                                       "normalize": t.get("normalize", [])})
     except BundleError:
         raise
     except Seq2SeqExportError as e:  # the config's and vocabularies' own rules

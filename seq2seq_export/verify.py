@@ -20,6 +20,7 @@ import numpy as np
 
 from .constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL
 from .errors import BundleError, ConfigError, DataError, VerificationFailed, is_int
+from .fsutil import Log
 from .iospec import GRAPH_NAMES
 from .manifest import Bundle, load_bundle
 from .verify_checks import (
@@ -36,9 +37,9 @@ from .verify_checks import (
 DEFAULT_BATCH_SIZES = (1, 3, 16)  # graph-level probes run at each (the export traced batch 2)
 RANDOM_LENGTHS = (1, 64)  # inclusive range of source lengths for data="random" (the export traced 5)
 # Sizes of the full run; decode-level checks use every sample, graph-level probes the first ones.
-FULL = dict(decode_batch=64, graph_samples=24, invariance_samples=32)
+FULL: dict[str, Any] = dict(decode_batch=64, graph_samples=24, invariance_samples=32)
 # s2s-export's post-export check: every check, on few samples.
-QUICK = dict(samples=16, batch_sizes=(1, 5), decode_batch=8, graph_samples=8, invariance_samples=6)
+QUICK: dict[str, Any] = dict(samples=16, batch_sizes=(1, 5), decode_batch=8, graph_samples=8, invariance_samples=6)
 # One compute thread per backend: verification makes thousands of tiny per-step calls, where torch's
 # and onnxruntime's thread pools cost far more than they give (100x slower on a busy 2-core machine).
 THREADS = 1
@@ -82,16 +83,43 @@ class VerifyReport:
         return json.dumps(self.to_dict(), indent=2)
 
 
+# The table's legend: what each check compares, then what the figures mean; format_report prints the
+# lines whose key occurs in the table (a check's name prefix, or a phrase of the figures).
+LEGEND = {
+    "io.": "io.GRAPH          output names, dtypes and shapes match manifest.json, at every probe",
+    "values.": "values.GRAPH      each graph's outputs (logits, states) on the same inputs as eager",
+    "teacher_forced": "teacher_forced    decoding steps fed eager's own tokens and states: every step's outputs",
+    "greedy": "greedy            whole greedy decodes: samples with any token different from eager's",
+    "batch_invariance": "batch_invariance  samples decoded alone vs in mixed-length batches: samples that differ",
+    "lint.": "lint.GRAPH        the ONNX export lint (onnx.checker, GRU linear_before_reset=1, no training-mode "
+             "Dropout, dynamic axes)",
+    "max abs": "max abs, rel      largest |exported - eager|, and largest |exported - eager| / |eager|",
+    "of tol": "N of tol          largest difference as a share of the tolerance, atol + rtol x |eager| "
+              "(atol {atol:g}, rtol {rtol:g}): 1 or less passes",
+    "from float64": "from float64: A, eager B   the model run in float64 as the judge: the export passes when "
+                    "A <= atol + {factor:g} x B (as exact as float32 allows)",
+}
+
+
 def format_report(report: VerifyReport) -> str:
-    """A table, one row per check, then one line per failure with where it failed."""
-    rows = [("check", "backend", "result", "measured")]
+    """A table, one row per check, a legend, then one line per failure with where it failed."""
+    rows = [("check", "backend", "result", "measured (see the legend below)")]
     rows += [(c.name, c.backend, "PASS" if c.passed else "FAIL", c.figure) for c in report.checks]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(f"{v:<{w}}" for v, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
     lines.insert(1, "-" * len(lines[0]))
+    lines += ["", *_legend(report), ""]
     lines += [f"FAIL {c.name} [{c.backend}]: {c.detail}" for c in report.failures if c.detail]
     lines.append(("PASS " if report.passed else "FAIL ") + report.summary())
     return "\n".join(lines)
+
+
+def _legend(report: VerifyReport) -> list[str]:
+    """The LEGEND lines that explain something in this report's table."""
+    text = [c.name for c in report.checks] + [c.figure for c in report.checks]
+    used = [line for key, line in LEGEND.items() if any(key in t for t in text)]
+    values = dict(atol=report.atol, rtol=report.rtol, factor=report.exact_factor)
+    return ["Legend:"] + ["  " + line.format(**values) for line in used]
 
 
 def sample_sources(bundle: Bundle, data: str, samples: int, seed: int) -> list[tuple[int, ...]]:
@@ -103,7 +131,7 @@ def sample_sources(bundle: Bundle, data: str, samples: int, seed: int) -> list[t
         pool = [i for i in range(len(text.src)) if i not in specials]
         lengths = rng.integers(RANDOM_LENGTHS[0], RANDOM_LENGTHS[1] + 1, samples)
         lengths[:2] = RANDOM_LENGTHS[: min(2, samples)]  # always include the extremes
-        tail = (text.src.eos_id,) if text.src_append_eos else ()
+        tail: tuple[int, ...] = (int(text.src.eos_id),) if text.src_append_eos and text.src.eos_id is not None else ()
         return [tuple(int(x) for x in rng.choice(pool, n)) + tail for n in lengths]
     from .data import load_dataset
 
@@ -158,9 +186,11 @@ def verify(
     seed: int = 0,
     quick: bool = False,
     expect_digest: str | None = None,
+    progress: Log | None = None,
 ) -> VerifyReport:
     """Run every check on every backend; quick=True is the small post-export run; expect_digest
-    ("sha256:...") refuses a bundle whose digest differs."""
+    ("sha256:...") refuses a bundle whose digest differs; progress, if given, gets one line as each
+    check starts."""
     if not is_int(samples):
         raise ConfigError(f"samples must be a positive integer, got {samples!r}")
     if not 0 < atol < math.inf or not 0 <= rtol < math.inf:  # an infinite tolerance would pass every value
@@ -186,17 +216,19 @@ def verify(
 
     torch_threads = torch.get_num_threads()
     try:
-        checks = _run_checks(bundle, seqs, settings, names)
+        checks = _run_checks(bundle, seqs, settings, names, progress or (lambda _: None))
     finally:
         torch.set_num_threads(torch_threads)  # open_backend(threads=...) set it process-wide
     return VerifyReport(str(bundle.root), data, len(seqs), float(atol), float(rtol), float(exact_factor), tuple(checks))
 
 
-def _run_checks(bundle: Bundle, seqs: tuple[tuple[int, ...], ...], settings: dict[str, Any], names: list[str]) -> list[CheckResult]:
+def _run_checks(bundle: Bundle, seqs: tuple[tuple[int, ...], ...], settings: dict[str, Any], names: list[str],
+                note: Log) -> list[CheckResult]:
     """Open the backends on the bundle, decode the reference tokens with eager, run every check."""
     from .runtime.eager import EagerBackend, Float64Backend
     from .runtime.translator import open_backend
 
+    note(f"decoding {len(seqs)} samples with the eager reference")
     eager = open_backend(bundle, "eager", threads=THREADS)
     assert isinstance(eager, EagerBackend)
     ref = Reference(bundle, eager, Float64Backend(eager), seqs, (), **settings)
@@ -205,32 +237,39 @@ def _run_checks(bundle: Bundle, seqs: tuple[tuple[int, ...], ...], settings: dic
     checks: list[CheckResult] = []
     opened = {}
     for name in names:
+        note(f"loading {name}")
         try:
             opened[name] = open_backend(bundle, name, threads=THREADS)
         except Exception as e:  # an unloadable graph is a failed verification, reported with the rest
             checks.append(CheckResult("load", name, False, 1.0, "cannot load", fail_line(e)))
+    note(f"io, values: graph outputs at batch sizes {', '.join(map(str, ref.batch_sizes))} ({', '.join(opened)})")
     checks += check_graphs(ref, opened)
+    note(f"teacher_forced: every decoding step ({', '.join(opened)})")
     checks += check_teacher_forced(ref, opened)
     for name, backend in opened.items():
+        note(f"greedy [{name}]: {len(seqs)} samples")
         try:
             tokens = decode_mixed(ref, backend, seqs, ref.decode_batch)
         except Exception as e:
             checks.append(CheckResult("greedy", name, False, float(len(seqs)), "decode failed", fail_line(e)))
             continue
         checks.append(check_greedy(ref, name, tokens))
+        note(f"batch_invariance [{name}]")
         checks.append(check_batch_invariance(ref, name, backend, tokens))
     if "onnx" in names:
+        note("lint: the ONNX export lint")
         checks += _lint(bundle)
     order = {n: i for i, n in enumerate(names)}
     checks.sort(key=lambda c: order.get(c.backend, len(order)))  # stable: group rows by backend
     return checks
 
 
-def export_check(bundle_dir: str | os.PathLike) -> None:
+def export_check(bundle_dir: str | os.PathLike, progress: Log | None = None) -> None:
     """The hook s2s-export gives export_bundle: a quick verification of the finished temporary bundle.
 
     Raising makes export_bundle discard the bundle, so graphs that fail are never left behind.
     """
-    report = verify(bundle_dir, quick=True)
+    quiet_note = (lambda note: progress(f"quick verification: {note}")) if progress else None
+    report = verify(bundle_dir, quick=True, progress=quiet_note)
     if not report.passed:
         raise VerificationFailed(f"exported graphs fail verification, no bundle written: {report.summary()}")

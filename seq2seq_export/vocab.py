@@ -5,11 +5,12 @@ Pure Python on purpose: the onnx runtime path imports this without torch or nump
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from .constants import EOS, EOS_ID, PAD, PAD_ID, SOS, SOS_ID, SPECIAL_TOKENS, TOKENIZERS, UNK, UNK_ID
+from .constants import EOS, EOS_ID, NORMALIZE_STEPS, PAD, PAD_ID, SOS, SOS_ID, SPECIAL_TOKENS, TOKENIZERS, UNK, UNK_ID
 from .errors import VocabError
 
 
@@ -23,6 +24,30 @@ def check_tokenizer(kind: str) -> str:
 def tokenize(text: str, kind: str) -> list[str]:
     """Split text into tokens: every character for 'char', whitespace-separated words for 'space'."""
     return list(text) if check_tokenizer(kind) == "char" else text.split()
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def check_normalize(steps: Sequence[str]) -> tuple[str, ...]:
+    """`steps` as a tuple when each names a step of NORMALIZE_STEPS, at most once; else a VocabError."""
+    if isinstance(steps, str) or not all(isinstance(s, str) for s in steps):
+        raise VocabError(f"normalize must be a list of steps ({', '.join(NORMALIZE_STEPS)}), got {steps!r:.60}")
+    for i, step in enumerate(steps):
+        if step not in NORMALIZE_STEPS:
+            raise VocabError(f"unknown normalize step {step!r:.40}: use {', '.join(NORMALIZE_STEPS)}")
+        if step in steps[:i]:
+            raise VocabError(f"normalize step {step!r} is listed twice")
+    return tuple(steps)
+
+
+def normalize_text(text: str, steps: Sequence[str]) -> str:
+    """`text` through each step in order: 'nfc' (Unicode NFC), 'lower' (ASCII A-Z -> a-z, nothing else).
+
+    Apply it once: the steps together need not be idempotent (NFC turns KELVIN SIGN into 'K')."""
+    for step in steps:
+        text = unicodedata.normalize("NFC", text) if step == "nfc" else text.translate(_ASCII_LOWER)
+    return text
 
 
 # A 'space' token: a run of non-whitespace. re's \s and str.split() share one definition of
@@ -127,6 +152,10 @@ class Vocab:
             ids.append(self.eos_id)
         return ids
 
+    def unknown(self, text: str) -> tuple[str, ...]:
+        """The tokens of `text` this vocabulary lacks (encode reads them as <unk>), in order."""
+        return tuple(tok for tok in tokenize(text, self.tokenizer) if tok not in self._index)
+
     def decode(self, ids: Iterable[int]) -> str:
         """Ids -> text, stopping at <eos> and dropping <pad> and <sos>."""
         skip = {self.pad_id, self.sos_id}
@@ -167,11 +196,12 @@ class Vocab:
 
 @dataclass(frozen=True)
 class TextPipeline:
-    """Both vocabularies plus the source rule; turns text into model ids and target ids into text."""
+    """Both vocabularies plus the source rules; turns text into model ids and target ids into text."""
 
     src: Vocab
     tgt: Vocab
     src_append_eos: bool = False  # append <eos> to every source sequence
+    normalize: tuple[str, ...] = ()  # source normalization steps (NORMALIZE_STEPS), applied before tokenizing
 
     def __post_init__(self) -> None:
         if self.tgt.sos_id is None or self.tgt.eos_id is None:
@@ -180,9 +210,19 @@ class TextPipeline:
             raise VocabError("both vocabularies need a padding token (<pad>)")
         if self.src_append_eos and self.src.eos_id is None:
             raise VocabError("src_append_eos is set but the source vocabulary has no <eos> token")
+        object.__setattr__(self, "normalize", check_normalize(self.normalize))
 
-    def encode_source(self, text: str) -> list[int]:
-        return self.src.encode(text, add_eos=self.src_append_eos)
+    def normalize_source(self, text: str) -> str:
+        """A source text as the model reads it: through the normalize steps (once; see normalize_text)."""
+        return normalize_text(text, self.normalize)
+
+    def encode_source(self, text: str, normalized: bool = False) -> list[int]:
+        """Source text -> ids (normalized first unless `normalized` says it already is)."""
+        return self.src.encode(text if normalized else self.normalize_source(text), add_eos=self.src_append_eos)
+
+    def unknown_source(self, text: str) -> tuple[str, ...]:
+        """The tokens of a normalized source text that its vocabulary lacks (they read as <unk>), in order."""
+        return self.src.unknown(text)
 
     def encode_target(self, text: str) -> list[int]:
         """Training target: <sos> y1 .. yn <eos>."""
@@ -192,15 +232,18 @@ class TextPipeline:
         return self.tgt.decode(ids)
 
     def to_dict(self) -> dict:
-        return {"src": self.src.to_dict(), "tgt": self.tgt.to_dict(), "src_append_eos": self.src_append_eos}
+        """The vocabularies; "normalize" only when there are steps (absent = none: older readers still read it)."""
+        d = {"src": self.src.to_dict(), "tgt": self.tgt.to_dict(), "src_append_eos": self.src_append_eos}
+        return {**d, "normalize": list(self.normalize)} if self.normalize else d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TextPipeline":
         try:
-            return cls(Vocab.from_dict(d["src"]), Vocab.from_dict(d["tgt"]), bool(d.get("src_append_eos", False)))
+            return cls(Vocab.from_dict(d["src"]), Vocab.from_dict(d["tgt"]), bool(d.get("src_append_eos", False)),
+                       check_normalize(d.get("normalize", ())))
         except (KeyError, TypeError) as e:
             raise VocabError(f"malformed vocabularies: missing field {e}") from None
 
 
-__all__ = ["Vocab", "TextPipeline", "TokenCounter", "check_tokenizer", "tokenize", "detokenize", "count_tokens", "first_tokens",
+__all__ = ["Vocab", "TextPipeline", "TokenCounter", "check_tokenizer", "check_normalize", "normalize_text", "tokenize", "detokenize", "count_tokens", "first_tokens",
            "PAD", "UNK", "SOS", "EOS"]

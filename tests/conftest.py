@@ -124,6 +124,19 @@ def lively_bundle(tmp_path_factory) -> Path:
     return export_bundle(checkpoint, root / "bundle", exporter="legacy", max_len=20)
 
 
+@pytest.fixture(scope="session")
+def normalizing_bundle(tmp_path_factory) -> Path:
+    """lively_bundle's model with a source that is normalized: NFC, then ASCII lower-casing."""
+    from dataclasses import replace
+
+    from seq2seq_export.bundle import export_bundle
+
+    root = tmp_path_factory.mktemp("normalizing")
+    text = replace(lively_text(), normalize=("nfc", "lower"))
+    checkpoint = lively_checkpoint(root / "checkpoint.pt", text=text, scale=3.0, eos_boost=2.0)
+    return export_bundle(checkpoint, root / "bundle", exporter="legacy", max_len=20)
+
+
 # The issue #8 matrix: every (rnn, layers, bidirectional encoder, attention) combination.
 VARIANTS = tuple(
     dict(rnn=rnn, num_layers=layers, bidirectional_encoder=bi, attention=attention)

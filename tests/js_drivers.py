@@ -1,8 +1,9 @@
 """Shared by tests/test_runtime_node.py, test_runtime_web.py and test_runtime_cpp.py (the drivers in runtimes/).
 
-Three bundles (the trained toy model, a cmudict-shaped one, and an attention + LSTM + bidirectional
-variant), 200+ inputs for each with empty lines, unknown symbols and inputs longer than any training
-example, and what `s2s-translate --backend onnx` prints for them: the drivers must print exactly that.
+Three bundles (the trained toy model, a cmudict-shaped one that normalizes its source, and an attention +
+LSTM + bidirectional variant that does not), 200+ inputs for each with empty lines, unknown symbols,
+case and Unicode-composition variants and inputs longer than any training example, and what
+`s2s-translate --backend onnx` prints for them: the drivers must print exactly that.
 """
 from __future__ import annotations
 
@@ -39,6 +40,28 @@ CMUDICT_EDGE = [
     "'", "\u2028", "\x1c", "\ufeffbom", "lone\rcr", "a\u0301", "supercalifragilisticexpialidocious" * 2, "a" * 60,
     "pneumonoultramicroscopicsilicovolcanoconiosis", "zz" * 20,
 ]
+
+# The cmudict case's source normalization (the cmudict presets record ["lower"]; this adds NFC, first).
+NORMALIZE = ("nfc", "lower")
+# Inputs each group of which the normalization makes one: case variants, and composed / decomposed
+# accents (NFC, then ASCII lower-casing: "E\u0301" -> "\u00c9", which "lower" leaves alone; KELVIN SIGN -> K -> k).
+SAME_READING = (
+    ("hello", "HELLO", "Hello", "hElLo"), ("cat's", "CAT'S"), ("e\u0301", "\u00e9"), ("E\u0301", "\u00c9"),
+    ("\u212a", "K", "k"), ("cafe\u0301", "CAFE\u0301", "caf\u00e9", "CAF\u00e9"),
+)
+# Where the steps' order and Unicode tables matter: no precomposed W WITH RING ABOVE exists, so NFC keeps
+# "W\u030a" and lower-casing makes "w\u030a" (not the precomposed U+1E98); Hangul jamo compose; a
+# non-ASCII capital stays (ASCII lower-casing only); a combining mark sequence is reordered.
+NORMALIZE_EDGE = [w for group in SAME_READING for w in group] + [
+    "W\u030a", "\u1e98", "\u1100\u1161", "\u00c9COLE", "a\u0323\u0302", "a\u0302\u0323", "\u0130stanbul", "\u03a3\u039f\u03a3",
+]
+
+
+def assert_same_readings(case_name: str, inputs: list[str], outputs: list[str]) -> None:
+    """In the normalizing cmudict case, the inputs of each SAME_READING group give one output."""
+    if case_name == "cmudict":
+        got = dict(zip(inputs, outputs))
+        assert all(len({got[w] for w in group}) == 1 for group in SAME_READING), [[got[w] for w in g] for g in SAME_READING]
 
 
 @dataclass(frozen=True)
@@ -92,7 +115,8 @@ def cmudict_checkpoint(path: Path, name: str) -> Path:
 
     data = _dataset("cmudict")
     text = TextPipeline(
-        Vocab.build((s for s, _ in data.train), "char"), Vocab.build((t for _, t in data.train), "space"), src_append_eos=True
+        Vocab.build((s for s, _ in data.train), "char"), Vocab.build((t for _, t in data.train), "space"), src_append_eos=True,
+        normalize=NORMALIZE if name == "cmudict" else (),
     )
     return lively_checkpoint(path, text=text, **CMUDICT_MODELS[name])
 
@@ -123,10 +147,11 @@ def build_case(name: str, request: pytest.FixtureRequest) -> Case:
         if name == "toy":
             checkpoint, inputs = request.getfixturevalue("toy_checkpoint"), _inputs("toy", TOY_EDGE)
         else:
-            checkpoint, inputs = cmudict_checkpoint(root / "checkpoint.pt", name), _inputs("cmudict", CMUDICT_EDGE)
+            checkpoint, inputs = cmudict_checkpoint(root / "checkpoint.pt", name), _inputs("cmudict", CMUDICT_EDGE + NORMALIZE_EDGE)
         bundle = export_bundle(checkpoint, root / "bundle", formats=("onnx", "torchscript"), exporter="legacy", verify=None)
         rewrite_manifest(bundle, _identity_case_manifest)
         _CASES[name] = Case(name, bundle, inputs, python_outputs(bundle, inputs))
+        assert_same_readings(name, inputs, _CASES[name].expected)
     return _CASES[name]
 
 
@@ -199,6 +224,8 @@ REFUSAL_REASONS = {
     "token_not_string": r"text\.source\.tokens\.5: ", "token_with_newline": r"text\.target\.tokens\.5: ",
     "token_with_carriage_return": r"text\.source\.tokens\.5: ", "token_empty": r"text\.target\.tokens\.5: ",
     "duplicate_tokens": "text.source.tokens: .* appears twice", "tokenizer_unknown": "text.source.tokenizer: ",
+    "normalize_not_list": r"text\.normalize: ", "normalize_unknown_step": r"text\.normalize(\.0)?: ",
+    "normalize_duplicate_step": r"text\.normalize: ",
     "vocab_size_mismatch": "model_config.tgt_vocab_size 3 differs", "hidden_dim_string": "model_config.hidden_dim: ",
     "hidden_dim_absurd": "model_config.hidden_dim: ", "rnn_unknown": "model_config.rnn: ",
     "file_path_escape": "graphs.encoder.files.onnx.path: ", "file_path_absolute": "graphs.decoder_step.files.onnx.path: ",

@@ -109,6 +109,7 @@ CLOSED_SETS = {
     ("train", "device"): constants.DEVICES, ("train", "lr_schedule"): constants.LR_SCHEDULES,
     ("train", "clock"): constants.CLOCKS, ("export", "exporter"): constants.EXPORTERS,
     ("import", "src_tokenizer"): constants.TOKENIZERS, ("import", "tgt_tokenizer"): constants.TOKENIZERS,
+    ("train", "src_tokenizer"): constants.TOKENIZERS, ("train", "tgt_tokenizer"): constants.TOKENIZERS,
     ("bulk", "engine"): constants.BULK_ENGINES,
 }
 

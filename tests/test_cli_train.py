@@ -1,9 +1,19 @@
 """s2s-train: a tiny real run, and bad input as one line on stderr with exit 2 (no traceback)."""
 from __future__ import annotations
 
+import fcntl
+import itertools
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from seq2seq_export.cli import main, train_cmd
@@ -20,7 +30,9 @@ def test_tiny_toy_run_prints_metrics_and_writes_checkpoints(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == f"checkpoint: {tmp_path / 'checkpoint.pt'}"
     assert lines[1].startswith("trained 0.125 epochs, 5 steps") and "(stopped by steps)" in lines[1]
-    assert lines[3].startswith("test:  exact match ") and lines[3].endswith("(1000 pairs)")
+    assert lines[1].endswith("training pairs/s") and " CPU-min (stopped by steps)" in lines[1]  # toy: CPU clock
+    assert lines[2].startswith("valid: sequence error rate ") and ", token error rate " in lines[2]
+    assert lines[3].startswith("test:  sequence error rate ") and lines[3].endswith("(1000 pairs)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "last.pt", "metrics.json"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 5 and metrics["test"]["count"] == 1000 and metrics["pairs_per_s"] > 0
@@ -126,8 +138,6 @@ def test_force_replaces_the_run_and_its_default_bundle(tmp_path):
 
 
 def test_another_dataset_without_out_gets_its_own_folder(tmp_path, monkeypatch):
-    import torch
-
     monkeypatch.chdir(tmp_path)
     preset_run = tmp_path / "artifacts" / "toy"
     preset_run.mkdir(parents=True)
@@ -149,3 +159,69 @@ def test_force_that_cannot_delete_is_one_line(tmp_path):
     (tmp_path / "checkpoint.pt").mkdir()  # not a file: unlink fails (even for root, unlike a read-only folder)
     line = _one_line_exit_2([*TINY, "--max-steps", "1", "--out", str(tmp_path), "--force"])
     assert line.startswith(f"Error: {tmp_path}: cannot replace the earlier run (") and "permissions" in line
+
+
+def test_the_tsv_preset_without_a_dataset_says_which_option_to_pass(tmp_path):
+    line = _one_line_exit_2(["--preset", "tsv-attention", "--out", str(tmp_path / "run")])
+    assert line.startswith("Error: preset 'tsv-attention' needs a dataset: pass --dataset tsv:FILE "
+                           "(source<TAB>target per line"), line
+    assert "PATH" not in line and not (tmp_path / "run").exists()
+
+
+def test_help_lists_every_shipped_preset_from_the_package_files():
+    from importlib import resources
+
+    shipped = sorted(p.name[:-5] for p in resources.files("seq2seq_export.train").iterdir() if p.name.endswith(".toml"))
+    assert len(shipped) >= 4
+    help_text = " ".join(CliRunner().invoke(train_cmd, ["--help"]).output.split())
+    assert f"A shipped preset ({', '.join(shipped)}) or the path of your TOML preset" in help_text
+
+
+def test_tokenizer_options_reach_the_dataset(tmp_path):
+    path = tmp_path / "words.tsv"
+    words = ["".join(letters) for letters in itertools.product("abcdef", repeat=3)]  # 216 words of 3 letters
+    path.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
+    result = CliRunner().invoke(train_cmd, [*TINY, "--max-steps", "1", "--dataset", f"tsv:{path}", "--out",
+                                            str(tmp_path / "run"), "--src-tokenizer", "char", "--tgt-tokenizer", "char"])
+    assert result.exit_code == 0, result.output
+    training = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["training"]
+    assert (training["train_config"]["src_tokenizer"], training["train_config"]["tgt_tokenizer"]) == ("char", "char")
+    assert training["max_src_tokens"] == 3  # three characters, not one word
+
+
+def _stderr_of(args: list[str], terminal: bool) -> str:
+    """Run s2s-train in a fresh interpreter with its stderr on a pseudo-terminal, or on a pipe."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    command = [sys.executable, "-m", "seq2seq_export", "train", *args]
+    if not terminal:
+        return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                              timeout=300).stderr
+    main_end, child_end = pty.openpty()
+    fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 24 x 120, as a terminal has
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=child_end, env=env)
+    os.close(child_end)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_end, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main_end)
+    assert proc.wait(timeout=300) == 0
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_the_progress_bar_shows_the_budget_on_a_terminal_and_nothing_in_a_pipe(tmp_path):
+    loud = [arg for arg in TINY if arg != "--quiet"]
+    args = [*loud, "--max-steps", "30", "--epochs", "3"]  # 40 steps per epoch: the steps end the run
+    on_terminal = _stderr_of([*args, "--out", str(tmp_path / "tty")], terminal=True)
+    assert "steps 0/30" in on_terminal and "epoch 1/3" in on_terminal, on_terminal
+    assert "epoch 0.75 step 30: valid loss" in on_terminal  # the validation line after the bar
+    in_pipe = _stderr_of([*args, "--out", str(tmp_path / "pipe")], terminal=False)
+    assert "epoch 0.75 step 30: valid loss" in in_pipe
+    assert "steps 0/30" not in in_pipe and "\r" not in in_pipe, in_pipe
+    quiet = _stderr_of([*args, "--quiet", "--out", str(tmp_path / "quiet")], terminal=True)
+    assert quiet == "", quiet

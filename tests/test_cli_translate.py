@@ -33,7 +33,32 @@ def test_text_arguments_one_line_each(lively_bundle):
     result = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), *words])
     assert result.exit_code == 0, result.output
     assert result.stdout.split("\n") == Translator.from_bundle(lively_bundle).translate(words) + [""]
-    assert result.stderr == ""  # no progress bar: stderr is not a terminal
+    # no progress bar (stderr is not a terminal): only the closing warning about "a?b"
+    assert result.stderr == UNKNOWN_WARNING.format(summary="1 input had 1 symbol", first="'?' in TEXT argument 4")
+
+
+UNKNOWN_WARNING = ("warning: {summary} outside the source vocabulary (first: {first}); the model read them as <unk>: "
+                   "check the input's language, script and case (--json lists them as \"unknown\")\n")
+
+
+def test_unknown_symbols_are_counted_on_stderr_and_listed_in_json(lively_bundle):
+    args = ["translate", "--bundle", str(lively_bundle), "--json"]
+    result = CliRunner().invoke(main, args, input="abc\nHI?\n\n\u0416x\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r.get("unknown") for r in rows] == [None, ["H", "I", "?"], None, ["\u0416"]]
+    summary, first = "2 inputs had 4 symbols", "'H' in standard input line 2"
+    assert result.stderr == UNKNOWN_WARNING.format(summary=summary, first=first)
+
+
+def test_normalized_input_reads_alike_and_json_keeps_it_as_given(normalizing_bundle):
+    result = CliRunner().invoke(main, ["translate", "--bundle", str(normalizing_bundle), "--json", "HELLO", "hello",
+                                       "Cafe\u0301", "caf\u00e9"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["input"] for r in rows] == ["HELLO", "hello", "Cafe\u0301", "caf\u00e9"]
+    assert rows[0]["output"] == rows[1]["output"] and rows[2]["output"] == rows[3]["output"]
+    assert [r.get("unknown") for r in rows] == [None, None, ["\u00e9"], ["\u00e9"]]  # one symbol after NFC, not two
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torchscript", "eager"])
@@ -42,8 +67,10 @@ def test_json_lines_per_backend(backend, lively_bundle):
     result = CliRunner().invoke(main, args, input="hello\n\nzebra\n")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    expected = Translator.from_bundle(lively_bundle, max_len=4).translations(["hello", "", "zebra"])
-    assert rows == [{"input": t.input, "output": t.output, "ids": list(t.ids)} for t in expected]
+    expected = Translator.from_bundle(lively_bundle, backend, max_len=4).translations(["hello", "", "zebra"], scores=True)
+    best = [{"output": t.output, "ids": list(t.ids), "score": t.score} for t in expected]
+    assert rows == [{"input": t.input, **b, "hypotheses": [b]} for t, b in zip(expected, best)]
+    assert rows[0]["score"] < 0 and rows[1]["score"] is None  # a decoded input has a log-prob score, an empty one none
 
 
 def test_stdin_2000_lines_keep_their_order(lively_bundle):
@@ -53,7 +80,10 @@ def test_stdin_2000_lines_keep_their_order(lively_bundle):
         input="\n".join(words) + "\n", capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    unknown = [w.count("?") for w in words]  # random_words' one symbol outside the vocabulary
+    summary = f"{sum(map(bool, unknown))} inputs had {sum(unknown)} symbols"
+    first = f"'?' in standard input line {next(i for i, n in enumerate(unknown, 1) if n)}"
+    assert proc.stderr == UNKNOWN_WARNING.format(summary=summary, first=first)  # and no progress bar
     assert proc.stdout.split("\n") == Translator.from_bundle(lively_bundle).translate(words) + [""]
 
 
@@ -167,3 +197,55 @@ def test_output_is_utf8_even_where_stdout_says_ascii(tiny_bundle, encoding):
                            "héllo→"], capture_output=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.decode("utf-8"))["input"] == "héllo→"
+
+
+@pytest.mark.parametrize("penalty", ["1.0", "0"])
+def test_beam_json_lists_the_n_best_with_scores(penalty, lively_bundle):
+    words = random_words(40, seed=3)
+    args = ["--bundle", str(lively_bundle), "--json", "--beam-size", "4", "--n-best", "3", "--length-penalty", penalty]
+    result = CliRunner().invoke(translate_cmd, [*args, "--token-scores", *words])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    want = Translator.from_bundle(lively_bundle).translations(
+        words, beam_size=4, num_hypotheses=3, length_penalty=float(penalty), token_scores=True)
+    assert len(records) == len(words)
+    for r, t in zip(records, want):
+        assert r["input"] == t.input and r["output"] == t.output and r["ids"] == list(t.ids) and r["score"] == t.score
+        assert [(h["ids"], h["score"], h["token_scores"]) for h in r["hypotheses"]] == [
+            (list(h.ids), h.score, list(h.token_scores or ())) for h in t.hypotheses]
+        if t.ids:  # a decoded input: 3 distinct hypotheses, best first, the record's own output leading
+            scores = [h["score"] for h in r["hypotheses"]]
+            assert len(scores) == 3 and scores == sorted(scores, reverse=True) and r["hypotheses"][0]["ids"] == r["ids"]
+            assert len({tuple(h["ids"]) for h in r["hypotheses"]}) == 3
+    # plain output: the best hypothesis, one line per input, as before
+    plain = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), "--beam-size", "4", "--n-best", "3",
+                                               "--length-penalty", penalty, *words])
+    assert plain.stdout.splitlines() == [t.output for t in want]
+
+
+def test_greedy_json_scores_equal_beam_1(lively_bundle):
+    words = random_words(30, seed=4)
+    greedy = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), "--json", *words])
+    beam1 = CliRunner().invoke(translate_cmd, ["--bundle", str(lively_bundle), "--json", "--beam-size", "1", *words])
+    assert greedy.exit_code == beam1.exit_code == 0
+    assert greedy.stdout == beam1.stdout
+    plain = Translator.from_bundle(lively_bundle).translate(words)
+    assert [json.loads(line)["output"] for line in greedy.stdout.splitlines()] == plain
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--beam-size", "0"], "beam_size must"),
+        (["--beam-size", "2", "--n-best", "3"], "num_hypotheses must lie in [1, beam_size 2]"),
+        (["--length-penalty", "-1"], "length_penalty must be a finite number in [0, 10], got -1.0"),
+        (["--length-penalty", "inf"], "length_penalty must be a finite number in [0, 10], got inf"),
+        (["--token-scores"], "--token-scores need --json"),
+    ],
+)
+def test_bad_search_options_are_one_line_exit_2(args, message, lively_bundle):
+    proc = subprocess.run([S2S_TRANSLATE, "--bundle", str(lively_bundle), *args, "abc"], capture_output=True, timeout=120)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2 and proc.stdout == b"" and message in stderr, stderr
+    if "--token-scores" not in args:  # a library error: one line (a usage error prints click's usage lines)
+        assert stderr.count("\n") == 1 and "Traceback" not in stderr

@@ -22,8 +22,9 @@ def test_passing_bundle_exits_0_with_table_and_json(tiny_bundle, tmp_path):
     result = invoke("--bundle", str(tiny_bundle), "--samples", "8", "--report", str(out))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["check", "backend", "result", "measured"]
+    assert lines[0].split()[:4] == ["check", "backend", "result", "measured"]
     assert any(line.split()[:3] == ["greedy", "onnx", "PASS"] for line in lines[2:])
+    assert "Legend:" in lines and any(line.split()[:3] == ["N", "of", "tol"] for line in lines), "the legend explains figures"
     assert lines[-1].startswith("PASS ") and "16 checks passed on 8 samples" in lines[-1]
     report = json.loads(out.read_text())
     assert report["passed"] is True and len(report["checks"]) == 16

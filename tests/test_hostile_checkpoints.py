@@ -71,6 +71,10 @@ CHECKPOINT_CASES = {
                             "vocabularies.src['specials']['pad']: '0' is not valid"),
     "src_append_eos a string": (_set("vocabularies", "src_append_eos", "false"),
                                 "vocabularies.src_append_eos must be true or false, got 'false'"),
+    "normalize not a list": (_set("vocabularies", "normalize", "lower"), "vocabularies.normalize: 'lower' is not of type 'array'"),
+    "normalize unknown step": (_set("vocabularies", "normalize", ["upper"]), "vocabularies.normalize[0]: 'upper' is not one of"),
+    "normalize step twice": (_set("vocabularies", "normalize", ["lower", "lower"]), "vocabularies.normalize: ['lower', 'lower'] has non-unique"),
+    "unknown vocabularies field": (_set("vocabularies", "casing", "lower"), "vocabularies must be a mapping of src, tgt, src_append_eos"),
     "training a list": (_replace("training", [1, 2]), "training is a list, expected a mapping"),
     "string max_len": (_replace("training", {"max_len": "50"}), "training['max_len'] must be a positive integer"),
 }

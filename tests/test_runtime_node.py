@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from js_drivers import (FLOW_EDITS, HOSTILE, REFUSAL_REASONS, REPO, Case, as_format, assert_refused,
-                        bad_manifest_bundles, build_case, edit_flows, hostile_bundle, python_outputs, require_setup,
-                        rewrite_manifest)
+                        assert_same_readings, bad_manifest_bundles, build_case, edit_flows, hostile_bundle,
+                        python_outputs, require_setup, rewrite_manifest)
 from manifest_cases import CASE_NAMES
 
 TRANSLATE_MJS = REPO / "runtimes" / "node" / "translate.mjs"
@@ -36,6 +36,7 @@ def test_same_output_as_python(case):
     proc = node_translate(case.bundle, case.inputs)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().split("\n")[:-1] == case.expected
+    assert_same_readings(case.name, case.inputs, proc.stdout.decode().split("\n")[:-1])  # upper / mixed case, NFC
     assert len(case.inputs) >= 200 and "" in case.inputs
     assert len(set(case.expected)) >= 20  # outputs vary with the input: the comparison means something
 

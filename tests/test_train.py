@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 
 import pytest
 import torch
@@ -14,7 +15,8 @@ from seq2seq_export.iospec import memory_names
 from seq2seq_export.train import TrainConfig, load_config, preset_names, train
 from seq2seq_export.train.config import MODEL_FIELDS
 from seq2seq_export.train.loop import lr_at
-from seq2seq_export.train.metrics import edit_distance, score
+from seq2seq_export.train.metrics import MetricNames, edit_distance, score
+from seq2seq_export.train.progress import budget_progress
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -79,7 +81,7 @@ def test_lr_schedule_warms_up_and_decays_with_steps_or_time():
     assert lr_at(cfg, 10, 100, 0.0) == pytest.approx(1.0 - 0.9 * 0.5 * (1 - 0.9510565), rel=1e-6)
     assert lr_at(cfg, 100, 100, 0.0) == pytest.approx(0.1)
     assert lr_at(cfg, 20, 100, 1.0) == pytest.approx(0.1)  # the time budget is spent
-    assert lr_at(TrainConfig(lr=0.3, lr_schedule="constant"), 99, 100, 0.9) == 0.3
+    assert lr_at(TrainConfig(lr=0.3, lr_schedule="constant", warmup_steps=0), 99, 100, 0.9) == 0.3
 
 
 def test_presets_and_config_errors(tmp_path):
@@ -168,3 +170,45 @@ def test_a_run_into_a_folder_holding_a_run_is_refused_unless_forced(tmp_path):
     assert (tmp_path / "metrics.json").read_text() == "{}"
     result = train(load_config("toy", out=str(tmp_path), max_steps=1, **TINY), force=True, progress=False)
     assert result.steps == 1 and result.max_src_tokens == 10  # toy sources: 3-10 digits, no <eos> appended
+
+
+def test_a_short_custom_preset_trains_with_the_shipped_presets_shared_settings(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('dataset = "toy"\nhidden_dim = 64\nepochs = 2\n')
+    cfg = load_config(str(mine))
+    # Not the old library defaults (all threads, a wall clock, Adam 1e-3 without warm-up, 10 epochs) that
+    # trained 8x slower than the shipped presets on a shared machine.
+    assert (cfg.threads, cfg.clock, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio) == (1, "cpu", 3e-3, 200, 0.02)
+    assert (cfg.hidden_dim, cfg.epochs, cfg.preset) == (64, 2, "mine")
+    # Every setting most shipped presets (a strict majority) agree on is the default a custom preset inherits.
+    shipped = [load_config(name).to_dict() for name in preset_names()]
+    defaults = TrainConfig().to_dict()
+    for name in defaults.keys() - {"preset", "out"}:
+        value, count = Counter(repr(p[name]) for p in shipped).most_common(1)[0]
+        if count > len(shipped) / 2:
+            assert repr(defaults[name]) == value, (name, defaults[name], [p[name] for p in shipped])
+    assert {p["threads"] for p in shipped} == {1} and {p["clock"] for p in shipped} == {"cpu"}
+
+
+def test_tokenizers_are_checked_and_reach_the_data(tmp_path):
+    with pytest.raises(ConfigError, match="src_tokenizer must be one of char, space, got 'word'"):
+        load_config("toy", src_tokenizer="word")
+    assert load_config("toy", tgt_tokenizer="char").tgt_tokenizer == "char"
+
+
+def test_metric_names_are_wer_and_per_for_cmudict_and_error_rates_otherwise():
+    row = {"exact_match": 0.7029, "token_error_rate": 0.0781}
+    assert MetricNames.of("cmudict").describe(row) == "WER 29.71%, PER 7.81%"
+    assert MetricNames.of("tsv:x.tsv").describe(row) == "sequence error rate 29.71%, token error rate 7.81%"
+    assert (MetricNames.of("cmudict").item, MetricNames.of("toy").item) == ("words", "pairs")
+
+
+def test_the_progress_bar_counts_the_budget_that_ends_the_run():
+    timed = TrainConfig(epochs=30, max_minutes=45.0, clock="cpu")  # 100 steps/epoch: 3000 steps
+    assert budget_progress(timed, 100, 50, 12.3 * 60) == (pytest.approx(12.3 / 45), "12.3/45 CPU-min")
+    assert budget_progress(timed, 100, 2900, 60.0) == (pytest.approx(2900 / 3000), "steps 2900/3000")
+    stepped = TrainConfig(epochs=30, max_minutes=0.0, max_steps=500)
+    assert budget_progress(stepped, 100, 120, 9999.0) == (pytest.approx(0.24), "steps 120/500")
+    wall = TrainConfig(max_minutes=2.0, clock="wall")
+    assert budget_progress(wall, 10, 0, 0.0)[1] == "0.0/2 min"  # before the first step: the time budget
+    assert budget_progress(wall, 10, 0, 999.0)[0] == 1.0  # never past the end

@@ -98,3 +98,48 @@ def test_thread_counts_have_a_ceiling(tiny_bundle):
     with pytest.raises(ConfigError, match=f"intra_op_num_threads must be a positive integer, at most {MAX_THREADS}, got"):
         open_backend(bundle, "onnx", intra_op_threads=MAX_THREADS + 1)
     assert Translator.from_bundle(bundle, threads=MAX_THREADS).translate(["abc"])  # the ceiling itself is allowed
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_normalizing_bundle_reads_upper_mixed_and_decomposed_alike(backend, normalizing_bundle):
+    tr = Translator.from_bundle(normalizing_bundle, backend)
+    groups = [("hello", "HELLO", "Hello", "hElLo"), ("cafe\u0301", "CAF\u00e9", "caf\u00e9"), ("x-ray", "X-RAY")]
+    for group in groups:
+        records = tr.translations(list(group))
+        assert len({r.output for r in records}) == 1 and records[0].ids, (group, records)
+        assert [r.input for r in records] == list(group)  # the record keeps the input as given
+    assert tr.translations(["HELLO"])[0].unknown == () and tr.translations(["H\u00c9LLO"])[0].unknown == ("\u00c9",)  # ASCII only
+    assert tr.text.normalize == ("nfc", "lower") and load_bundle(normalizing_bundle).manifest["text"]["normalize"] == ["nfc", "lower"]
+
+
+def test_bundle_without_normalize_leaves_case_alone(lively_bundle):
+    tr = Translator.from_bundle(lively_bundle)
+    upper, lower = tr.translations(["HELLO", "hello"])
+    assert upper.unknown == ("H", "E", "L", "L", "O") and lower.unknown == ()
+    assert tr.translate_ids([tr.text.encode_source("HELLO")]) == tr.translate_ids([[tr.text.src.unk_id] * 5])
+    assert "normalize" not in load_bundle(lively_bundle).manifest["text"]
+
+
+def test_unknown_lists_what_the_model_read_as_unk(lively_bundle):
+    records = Translator.from_bundle(lively_bundle).translations(["a?c", "", "\u0416\u0416x", "abc"])
+    assert [r.unknown for r in records] == [("?",), (), ("\u0416", "\u0416"), ()]
+
+
+def test_truncated_input_is_the_normalized_head(normalizing_bundle):
+    tr = Translator.from_bundle(normalizing_bundle, max_src_tokens=3)
+    (record,) = tr.translations(["HELLO"], truncate=True)
+    assert record.truncated and record.input == "hel"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cmudict_bundle_reads_upper_mixed_and_decomposed_alike(backend, request):
+    """The driver tests' cmudict-shaped bundle (normalize nfc, lower), on every Python backend: each
+    group of variants gives one output, the one s2s-translate (onnx) gives and the drivers must give."""
+    from js_drivers import SAME_READING, assert_same_readings, build_case
+
+    case = build_case("cmudict", request)
+    inputs = [w for group in SAME_READING for w in group]
+    outputs = Translator.from_bundle(case.bundle, backend).translate(inputs)
+    assert_same_readings("cmudict", inputs, outputs)
+    assert outputs == [case.expected[case.inputs.index(w)] for w in inputs]
+    assert len(set(outputs)) >= 4  # the groups do not all read alike: the equalities mean something

@@ -147,8 +147,12 @@ def test_report_json_and_table(tiny_bundle):
     assert {c["name"] for c in data["checks"]} == set(DECODE_CHECKS)
     assert all(isinstance(c["per_step"], list) for c in data["checks"])
     table = format_report(report).splitlines()
-    assert table[0].split() == ["check", "backend", "result", "measured"]
-    assert len(table) == len(report.checks) + 3  # header, rule, rows, verdict
+    assert table[0].split()[:4] == ["check", "backend", "result", "measured"]
+    legend = table[len(report.checks) + 4 : -2]  # header, rule, rows, blank, "Legend:", legend, blank, verdict
+    assert table[len(report.checks) + 3] == "Legend:" and table[-2] == ""
+    assert [line.split()[0] for line in legend] == [
+        "io.GRAPH", "values.GRAPH", "teacher_forced", "greedy", "batch_invariance", "max", "N"], "only what it shows"
+    assert "atol 1e-05, rtol 1e-06" in "\n".join(legend)
     assert table[-1].startswith("PASS ") and "all 7 checks passed on 4 samples" in table[-1]
 
 

@@ -2,7 +2,7 @@ import pytest
 
 from seq2seq_export.constants import EOS_ID, PAD_ID, SOS_ID, SPECIAL_TOKENS, UNK_ID
 from seq2seq_export.errors import VocabError
-from seq2seq_export.vocab import TextPipeline, Vocab, detokenize, tokenize
+from seq2seq_export.vocab import TextPipeline, Vocab, check_normalize, detokenize, normalize_text, tokenize
 
 
 def test_tokenizers_split_and_join():
@@ -60,3 +60,44 @@ def test_pipeline_needs_start_and_end_tokens():
     no_sos = Vocab(tokens=("<pad>", "x"), tokenizer="space", unk_id=None, sos_id=None, eos_id=None)
     with pytest.raises(VocabError, match="start"):
         TextPipeline(Vocab.build(["a"], "char"), no_sos)
+
+
+# (text, steps, normalized): NFC composes, ASCII-only lower-casing, and the order of the steps.
+NORMALIZED = [
+    ("HeLLo World", ("lower",), "hello world"),
+    ("e\u0301", ("nfc",), "\u00e9"),
+    ("E\u0301COLE", ("nfc", "lower"), "\u00c9cole"),  # NFC first: \u00c9 is not ASCII, "lower" keeps it
+    ("E\u0301COLE", ("lower", "nfc"), "\u00e9cole"),  # lower first: e + combining acute composes to \u00e9
+    ("\u212a", ("nfc", "lower"), "k"),  # KELVIN SIGN: NFC maps it to K
+    ("W\u030a", ("nfc", "lower"), "w\u030a"),  # no capital W with ring exists to compose to
+    ("W\u030a", ("lower", "nfc"), "\u1e98"),
+    ("\u0130\u03a3\u00c4", ("lower",), "\u0130\u03a3\u00c4"),  # non-ASCII capitals stay
+    ("a\u0302\u0323", ("nfc",), "\u1ead"),  # marks reordered by combining class, then composed
+    ("ABC", (), "ABC"),
+]
+
+
+@pytest.mark.parametrize("text, steps, expected", NORMALIZED)
+def test_normalize_steps(text, steps, expected):
+    assert normalize_text(text, steps) == expected
+
+
+@pytest.mark.parametrize("steps, message", [
+    ("lower", "normalize must be a list of steps"), (["upper"], "unknown normalize step 'upper': use nfc, lower"),
+    (["lower", "lower"], "normalize step 'lower' is listed twice"), ([1], "normalize must be a list of steps"),
+])
+def test_bad_normalize_steps(steps, message):
+    with pytest.raises(VocabError, match=message):
+        check_normalize(steps)
+
+
+def test_pipeline_normalizes_sources_only_and_records_its_steps():
+    src = Vocab.build(["abc"], "char")
+    text = TextPipeline(src, Vocab.build(["A B"], "space"), normalize=("nfc", "lower"))
+    assert text.encode_source("ABC") == text.encode_source("abc") == src.encode("abc")
+    assert text.encode_source("ABC", normalized=True) == [UNK_ID] * 3
+    assert text.encode_target("A B") != text.encode_target("a b")  # targets are never normalized
+    assert TextPipeline.from_dict(text.to_dict()) == text and text.to_dict()["normalize"] == ["nfc", "lower"]
+    plain = TextPipeline(src, text.tgt)
+    assert "normalize" not in plain.to_dict() and TextPipeline.from_dict(plain.to_dict()).normalize == ()
+    assert text.unknown_source("abxzb") == ("x", "z")

@@ -47,6 +47,22 @@ export function tokenize(text, kind) {
   throw new BundleError(`unknown tokenizer ${JSON.stringify(kind)}: use one of char, space`);
 }
 
+// Source normalization steps (seq2seq_export/vocab.py normalize_text): Unicode NFC, and ASCII-only lower-casing
+// (toLowerCase() would also lower-case non-ASCII letters, which Python's and C++'s "lower" leave alone).
+const NORMALIZE = {
+  nfc: (text) => text.normalize("NFC"),
+  lower: (text) => text.replace(/[A-Z]+/g, (run) => run.toLowerCase()),
+};
+
+/** The manifest's text.normalize steps (absent = none) as one function: each step in order, applied once. */
+export function normalizer(steps = []) {
+  const unknown = steps.find((s) => !Object.hasOwn(NORMALIZE, s));
+  if (unknown !== undefined || new Set(steps).size !== steps.length) {
+    throw new BundleError(`text.normalize ${JSON.stringify(steps).slice(0, 80)}: use distinct steps of ${Object.keys(NORMALIZE).join(", ")}`);
+  }
+  return (text) => steps.reduce((t, s) => NORMALIZE[s](t), text);
+}
+
 export function detokenize(tokens, kind) {
   return tokens.join(kind === "char" ? "" : " ");
 }
@@ -160,6 +176,7 @@ export class Translator {
     this.src = new Vocab(t.source);
     this.tgt = new Vocab(t.target);
     this.srcAppendEos = t.src_append_eos;
+    this.normalize = normalizer(t.normalize);
     this.flows = carriedFlows(manifest, roles.prev_tokens, where);
     ({ start_id: this.startId, end_id: this.endId, max_len: this.maxLen } = manifest.decoding);
     this.maxSrcTokens = manifest.decoding.max_src_tokens ?? DEFAULT_MAX_SRC_TOKENS;
@@ -218,11 +235,11 @@ export class Translator {
   }
 
   /**
-   * Lines -> output lines. A line with no tokens gives an empty output without running the model; a
+   * Lines -> output lines, each read through the bundle's normalize steps. A line with no tokens gives an empty output without running the model; a
    * line with more than decoding.max_src_tokens throws InputTooLong naming it (lines[0] is line firstLine).
    */
   async translate(lines, { firstLine = 1, ...options } = {}) {
-    const encoded = lines.map((l) => this.src.encode(l, this.srcAppendEos));
+    const encoded = lines.map((l) => this.src.encode(this.normalize(l), this.srcAppendEos));
     const long = encoded.findIndex((ids) => ids.length > this.maxSrcTokens);
     if (long >= 0) {
       throw new InputTooLong(

@@ -35,7 +35,7 @@ def _cpu_flags() -> list[str]:
 
 
 def machine_info(threads: int) -> dict:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for lib in LIBRARIES:
         try:
             versions[lib] = metadata.version(lib)
@@ -54,7 +54,7 @@ def machine_info(threads: int) -> dict:
     }
 
 
-ORT_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"], "auto": None}
+ORT_PROVIDERS: dict[str, list[str] | None] = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"], "auto": None}
 
 
 def require_device(device: str, backends: tuple[str, ...]) -> None:
@@ -65,7 +65,7 @@ def require_device(device: str, backends: tuple[str, ...]) -> None:
     if device == "cuda" and "onnx" in backends:
         import onnxruntime as ort
 
-        if ORT_PROVIDERS["cuda"][0] not in ort.get_available_providers():
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise ConfigError("device 'cuda' was asked for but this onnxruntime has no CUDAExecutionProvider "
                               "(install onnxruntime-gpu), or bench without onnx, or use --device cpu")
 

@@ -12,6 +12,7 @@ import numpy as np
 from ..config import ModelConfig
 from ..constants import BACKENDS, DEVICES, MAX_THREADS
 from ..errors import ConfigError
+from ..fsutil import Log
 from ..manifest import load_bundle
 from ..runtime import DecodeOptions, decode_in_batches, greedy_decode, open_backend
 from ..runtime.core import Backend, Seqs, Strategy, length_order
@@ -90,7 +91,7 @@ def _slices(seqs: list[list[int]], batch_size: int) -> list[list[list[int]]]:
 
 
 def _interleaved_runs(
-    cfg: BenchConfig, backends: dict, seqs: list[list[int]], opts: DecodeOptions
+    cfg: BenchConfig, backends: dict, seqs: list[list[int]], opts: DecodeOptions, note: Log
 ) -> tuple[dict, dict, list[str]]:
     """Every repeat runs every batch size on every backend, interleaved slice by slice.
 
@@ -100,14 +101,18 @@ def _interleaved_runs(
     -> ({(backend, batch size): [_Run per repeat]}, {batch size: reference outputs}, mismatches);
     the reference at a batch size is the first run's output there, every other run must equal it.
     """
+    note(f"warm-up: every backend at batch sizes {', '.join(map(str, cfg.batch_sizes))}")
     for b in cfg.batch_sizes:  # warm-up: one untimed pass per backend and batch size
         for name in cfg.backends:
             decode_in_batches(backends[name], seqs[: 2 * b], opts, batch_size=b, strategy=greedy_decode)
     runs: dict[tuple[str, int], list[_Run]] = {(n, b): [] for n in cfg.backends for b in cfg.batch_sizes}
     reference: dict[int, list] = {}
     mismatches: list[str] = []
+    total = cfg.repeat * len(cfg.batch_sizes)
     for k in range(cfg.repeat):
-        for b in cfg.batch_sizes:
+        for j, b in enumerate(cfg.batch_sizes):
+            note(f"timing {k * len(cfg.batch_sizes) + j + 1}/{total}: batch size {b}, repeat {k + 1}/{cfg.repeat}, "
+                 f"{len(seqs)} sequences on {', '.join(cfg.backends)}")
             parts: dict[str, list[tuple[_Run, list]]] = {name: [] for name in cfg.backends}
             for i, piece in enumerate(_slices(seqs, b)):
                 shift = (k + i) % len(cfg.backends)
@@ -124,8 +129,11 @@ def _interleaved_runs(
     return runs, reference, mismatches
 
 
-def run_benchmark(cfg: BenchConfig) -> BenchResult:
-    """Time every backend at every batch size; ratios and the token check come from the same invocation."""
+def run_benchmark(cfg: BenchConfig, progress: Log | None = None) -> BenchResult:
+    """Time every backend at every batch size; ratios and the token check come from the same invocation.
+
+    progress, if given, gets one line as each stage starts (load probes, GEMM limit, each timed pass)."""
+    note = progress or (lambda _: None)
     bundle = load_bundle(cfg.bundle, expect_digest=cfg.expect_digest)
     require_device(cfg.device, cfg.backends)
     samples = load_samples(bundle, cfg.data, cfg.samples, cfg.seed)
@@ -134,15 +142,18 @@ def run_benchmark(cfg: BenchConfig) -> BenchResult:
         raise ConfigError(f"--data {cfg.data} gave no source sequences")
     opts = DecodeOptions.from_bundle(bundle)
     machine = machine_info(cfg.threads)
+    if cfg.probe_loads:
+        note(f"load time and memory of {', '.join(cfg.backends)}, each in a fresh process")
     longest = seqs[-max(cfg.batch_sizes) :]  # the probes' peak RSS comes from the largest batch of the longest inputs
     loads = tuple(
         LoadRow(name, **probe_load(bundle.root, name, backend_options(name, cfg.threads, cfg.device), longest, bundle.digest))
         for name in cfg.backends
         if cfg.probe_loads
     )
+    note(f"loading {', '.join(cfg.backends)}; measuring the GEMM limit")
     backends = {name: open_backend(bundle, name, **backend_options(name, cfg.threads, cfg.device)) for name in cfg.backends}
     gemm = gemm_limit(cfg.threads, cfg.device, bundle.config.hidden_dim, cfg.batch_sizes)
-    runs, reference, mismatches = _interleaved_runs(cfg, backends, seqs, opts)
+    runs, reference, mismatches = _interleaved_runs(cfg, backends, seqs, opts, note)
     refs = list(reference.values())
     tokens = TokenCheck(
         passed=not mismatches,

@@ -29,11 +29,11 @@ def load_samples(bundle: Bundle, data: str, samples: int, seed: int = 0) -> list
 def _random_samples(bundle: Bundle, samples: int, seed: int) -> list[list[int]]:
     src = bundle.text.src
     specials = {src.pad_id, src.unk_id, src.sos_id, src.eos_id}
-    ids = [i for i in range(len(src)) if i not in specials] or [src.unk_id]
+    ids = [i for i in range(len(src)) if i not in specials] or [int(src.unk_id or 0)]
     rng = random.Random(seed)
     seqs = [[rng.choice(ids) for _ in range(rng.randint(*RANDOM_LENGTHS))] for _ in range(samples)]
     if bundle.text.src_append_eos:
-        seqs = [s + [src.eos_id] for s in seqs]
+        seqs = [s + [int(src.eos_id or 0)] for s in seqs]  # TextPipeline guarantees an <eos> here
     return seqs
 
 

@@ -15,6 +15,8 @@ from .options import (
     expect_digest_option,
     json_option,
     library_errors,
+    progress_printer,
+    quiet_option,
     report_option,
     threads_option,
 )
@@ -38,10 +40,11 @@ from .options import (
 @click.option("--no-load-probe", is_flag=True,
               help="Skip measuring load time and peak RSS of each backend in a fresh process (faster).")
 @expect_digest_option
+@quiet_option
 @library_errors
 def bench_cmd(bundle_dir: Path, backends: tuple[str, ...], batch_sizes: tuple[int, ...], threads: int, device: str,
               samples: int, data: str, repeat: int, as_json: bool, report_path: Path | None, no_load_probe: bool,
-              expect_digest: str | None) -> None:
+              expect_digest: str | None, quiet: bool) -> None:
     """Benchmark every backend of a bundle: throughput, latency, load time, memory, share of the GEMM limit.
 
     Exit 1 if the backends do not produce identical tokens (the table or JSON is still written).
@@ -52,6 +55,6 @@ def bench_cmd(bundle_dir: Path, backends: tuple[str, ...], batch_sizes: tuple[in
         bundle=bundle_dir, backends=backends, batch_sizes=batch_sizes, threads=threads, device=device,
         samples=samples, data=data, repeat=repeat, probe_loads=not no_load_probe, expect_digest=expect_digest,
     )
-    result = run_benchmark(cfg)
+    result = run_benchmark(cfg, progress=progress_printer(quiet))
     emit_report(result.to_json(), as_json, report_path, lambda: format_table(result))
     result.raise_on_mismatch()

@@ -17,7 +17,7 @@ from ..constants import (
     TOKENIZERS,
     UNK,
 )
-from .options import command, library_errors
+from .options import command, library_errors, progress_printer, quiet_option
 
 
 @command("export")
@@ -38,9 +38,10 @@ from .options import command, library_errors
 @click.option("--no-verify", is_flag=True,
               help="Skip the quick s2s-verify run (16 samples, every check) that otherwise gates the bundle; "
                    "it is also skipped with --no-reference.")
+@quiet_option
 @library_errors
 def export_cmd(checkpoint_path: Path, fmt: str, out_dir: Path | None, opset: int, exporter: str,
-               force: bool, no_reference: bool, max_len: int | None, no_verify: bool) -> None:
+               force: bool, no_reference: bool, max_len: int | None, no_verify: bool, quiet: bool) -> None:
     """Export a checkpoint's encoder and single-step decoder as a bundle with manifest.json.
 
     Every ONNX graph is checked (onnx.checker full check, GRU linear_before_reset=1, dynamic batch
@@ -54,10 +55,11 @@ def export_cmd(checkpoint_path: Path, fmt: str, out_dir: Path | None, opset: int
 
     start = time.perf_counter()
     formats = FORMATS if fmt == "all" else (fmt,)
-    hook = None if no_verify or no_reference else export_check
+    progress = progress_printer(quiet)
+    hook = None if no_verify or no_reference else (lambda tmp: export_check(tmp, progress=progress))
     out = export_bundle(checkpoint_path, out_dir, formats=formats, opset=opset, exporter=exporter,
                         force=force, reference=not no_reference, max_len=max_len, verify=hook,
-                        log=lambda note: click.echo(note, err=True))
+                        log=lambda note: click.echo(note, err=True), progress=progress)
     elapsed = time.perf_counter() - start
     click.echo(f"bundle: {out}")
     for path in sorted(out.iterdir()):
@@ -66,8 +68,6 @@ def export_cmd(checkpoint_path: Path, fmt: str, out_dir: Path | None, opset: int
     click.echo(f"formats: {', '.join(bundle.formats)}; max_len {bundle.max_len}; exported in {elapsed:.1f} s")
     click.echo(f"digest: {bundle.digest}")
     click.echo("verified: quick s2s-verify passed" if hook else "not verified: run s2s-verify --bundle on it")
-
-
 
 
 @command("import")

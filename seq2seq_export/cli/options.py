@@ -5,6 +5,7 @@ import codecs
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -145,6 +146,24 @@ def report_option(help: str) -> Decorator:
     """--report FILE: also write the JSON report to a file, atomically."""
     return click.option("--report", "report_path", metavar="FILE",
                         type=click.Path(dir_okay=False, path_type=Path), help=help)
+
+
+quiet_option = click.option(
+    "--quiet", is_flag=True,
+    help="No progress lines on stderr (they are shown only when stderr is a terminal, never in a pipe or a file).")
+
+
+def progress_printer(quiet: bool) -> Callable[[str], None] | None:
+    """The library's progress callback for a command: each stage as one stderr line with the time since
+    the command started, only when stderr is a terminal and without --quiet; None (silent) otherwise."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    start = time.perf_counter()
+
+    def show(note: str) -> None:
+        click.echo(f"[{time.perf_counter() - start:5.1f} s] {note}", err=True)
+
+    return show
 
 
 expect_digest_option = click.option(

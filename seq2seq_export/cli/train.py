@@ -1,12 +1,14 @@
 """s2s-train: train a model from a preset plus overrides; the best checkpoint goes to OUT/checkpoint.pt."""
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
 from ..config import ATTENTION_SCORES, ATTENTION_TYPES, RNN_TYPES
-from ..constants import CLOCKS, DEFAULT_PRESET, LR_SCHEDULES
+from ..constants import CLOCKS, DEFAULT_PRESET, LR_SCHEDULES, TOKENIZERS
+from ..train.config import preset_names
 from .options import (
     EXIT_INTERRUPTED,
     command,
@@ -17,8 +19,19 @@ from .options import (
 
 
 @command("train")
-@click.option("--preset", default=DEFAULT_PRESET, help="Preset name (toy, cmudict) or path to a TOML preset.")
-@click.option("--dataset", help="toy, cmudict or tsv:PATH (source<TAB>target per line) [default: the preset's].")
+@click.option("--preset", default=DEFAULT_PRESET, metavar="NAME|FILE",
+              help=f"A shipped preset ({', '.join(preset_names())}) or the path of your TOML preset, whose "
+                   "unset fields keep the shipped presets' shared defaults (one thread, CPU-clock budget).")
+@click.option("--dataset", help="toy, cmudict or tsv:FILE (source<TAB>target per line) [default: the preset's].")
+@click.option("--src-tokenizer", type=click.Choice(TOKENIZERS),
+              help="How sources split into tokens: char (every character) or space (whitespace-separated words) "
+                   "[default: the preset's, else the dataset's: char for cmudict, space for toy and TSV].")
+@click.option("--tgt-tokenizer", type=click.Choice(TOKENIZERS),
+              help="How targets split into tokens: char or space [default: the preset's, else the dataset's: "
+                   "space for toy, cmudict and TSV].")
+@click.option("--normalize", help="Source normalization steps, comma-separated, applied in order: nfc (Unicode NFC), "
+              "lower (ASCII A-Z to a-z); recorded in the checkpoint and bundle, so every runtime applies them too "
+              "[default: the preset's: lower for cmudict, none otherwise].")
 @click.option("--out", help="Output folder for checkpoint.pt, last.pt and metrics.json; one that already holds a run "
               "is refused without --resume or --force [default: artifacts/<preset>, or artifacts/<preset>-<dataset> "
               "(the TSV file's name) for another dataset than the preset's].")
@@ -65,26 +78,31 @@ from .options import (
 @click.option("--force", is_flag=True,
               help="Replace the run in --out: deletes its checkpoint.pt, last.pt, metrics.json and bundle/ "
                    "(the default export of that checkpoint) before training starts.")
-@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines; only the summary.")
+@click.option("--quiet", is_flag=True,
+              help="No progress bar and no per-epoch lines; only warnings and the summary. Without a terminal "
+                   "on stderr there is no bar either.")
 @library_errors
 def train_cmd(preset: str, resume: bool, force: bool, quiet: bool, **options: Any) -> None:
     """Train a seq2seq model (GRU or LSTM, optionally bidirectional with attention); the best checkpoint goes to OUT/checkpoint.pt.
 
-    Each epoch reports validation loss, exact match and token error rate (WER and PER for
-    cmudict); the end reports the test split. Ctrl-C stops at the next batch and saves OUT/last.pt
-    for --resume.
+    Each validation reports the loss, the sequence error rate (1 - exact match) and the token error
+    rate (edit distance / reference tokens): WER and PER for cmudict. The end reports the test split.
+    A progress bar on a terminal shows the budget that ends the run (time or steps). Ctrl-C stops at
+    the next batch and saves OUT/last.pt for --resume.
     """
     from ..train import load_config, train
+    from ..train.metrics import MetricNames
 
     cfg = load_config(preset, **options)
-    result = train(cfg, resume=resume, force=force, log=None if quiet else lambda msg: click.echo(msg, err=True),
-                   progress=not quiet)
-    v, t = result.valid, result.test
+    echo_err = lambda msg: click.echo(msg, err=True)
+    result = train(cfg, resume=resume, force=force, log=None if quiet else echo_err, warn=echo_err,
+                   progress=not quiet and sys.stderr.isatty())
+    names = MetricNames.of(cfg.dataset)
     click.echo(f"checkpoint: {result.checkpoint}")
-    click.echo(f"trained {result.epochs:g} epochs, {result.steps} steps in {result.elapsed_s / 60:.1f} min "
+    click.echo(f"trained {result.epochs:g} epochs, {result.steps} steps in {result.elapsed_s / 60:.1f} {cfg.minutes} "
                f"(stopped by {result.stopped_by}); {result.pairs_per_s:.0f} training pairs/s")
-    click.echo(f"valid: exact match {v['exact_match']:.2%}, token error rate {v['token_error_rate']:.2%} ({v['count']} pairs)")
-    click.echo(f"test:  exact match {t['exact_match']:.2%}, token error rate {t['token_error_rate']:.2%} ({t['count']} pairs)")
+    for split, row in (("valid:", result.valid), ("test: ", result.test)):
+        click.echo(f"{split} {names.describe(row)} ({row['count']} {names.item})")
     if result.stopped_by == "interrupt":  # saved and summarized, but the run did not end: exit as interrupted
         click.echo(f"interrupted: continue with --resume --out {result.out_dir}", err=True)
         click.get_current_context().exit(EXIT_INTERRUPTED)

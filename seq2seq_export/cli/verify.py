@@ -14,6 +14,8 @@ from .options import (
     expect_digest_option,
     json_option,
     library_errors,
+    progress_printer,
+    quiet_option,
     report_option,
 )
 
@@ -40,15 +42,16 @@ from .options import (
               help="Check every file of the bundle, print its digest (sha256:HEX, to pin with --expect-digest) "
                    "and exit 0 without running the checks.")
 @expect_digest_option
+@quiet_option
 @library_errors
 def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: float, exact_factor: float,
                backends: tuple[str, ...] | None, seed: int, as_json: bool, report_path: Path | None, digest_only: bool,
-               expect_digest: str | None) -> None:
+               expect_digest: str | None, quiet: bool) -> None:
     """Prove a bundle's ONNX and TorchScript graphs decode exactly like its eager reference.
 
     Checks graph outputs, teacher-forced steps, free-running greedy tokens, batch invariance and
-    the ONNX export lint; prints one row per check. Exit 0 if all pass, 1 if any fails, 2 for
-    unusable input.
+    the ONNX export lint; prints one row per check and a legend of what each check and figure means.
+    Exit 0 if all pass, 1 if any fails, 2 for unusable input.
     """
     if digest_only:
         from ..manifest import load_bundle
@@ -58,6 +61,7 @@ def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: flo
     from ..verify import format_report, verify
 
     report = verify(bundle_dir, samples=samples, data=data, atol=atol, rtol=rtol, exact_factor=exact_factor,
-                    backends=backends, seed=seed, expect_digest=expect_digest)
+                    backends=backends, seed=seed, expect_digest=expect_digest,
+                    progress=progress_printer(quiet))
     emit_report(report.to_json() + "\n", as_json, report_path, lambda: format_report(report))
     report.raise_if_failed()

@@ -12,7 +12,7 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import onnx
 import torch
@@ -49,12 +49,15 @@ def _dynamic_shapes(spec: GraphSpec) -> tuple[dict[int, torch.export.Dim], ...]:
 
 
 def _trace(module: nn.Module, args: tuple[torch.Tensor, ...], spec: GraphSpec, opset: int, exporter: str) -> onnx.ModelProto:
-    names = dict(input_names=spec.input_names, output_names=spec.output_names, opset_version=opset, verbose=False)
+    names: dict[str, Any] = dict(input_names=spec.input_names, output_names=spec.output_names, opset_version=opset, verbose=False)
     if exporter == "dynamo":
         program = torch.onnx.export(module, args, dynamo=True, dynamic_shapes=_dynamic_shapes(spec), **names)
+        if program is None:  # only when given a file to write, which the dynamo path is not
+            raise ExportError(f"{spec.name}: the dynamo exporter returned no program")
         return program.model_proto
     f = io.BytesIO()
-    torch.onnx.export(module, args, f, dynamo=False, dynamic_axes=spec.dynamic_axes(), do_constant_folding=True, **names)
+    torch.onnx.export(module, args, f, dynamo=False, dynamic_axes=spec.dynamic_axes(), do_constant_folding=True,  # type: ignore[arg-type]  # writes to a file object too
+                      **names)
     return onnx.load_from_string(f.getvalue())
 
 
@@ -95,7 +98,7 @@ def export_onnx(
         try:
             model = _trace(module.eval(), args, spec, opset, exporter)
         except Exception as e:  # the exporters raise many unrelated types; report one line
-            root = e
+            root: BaseException = e
             while root.__cause__ is not None:  # dynamo wraps the real cause in a generic "step 1/3" error
                 root = root.__cause__
             cause = "" if root is e else f" (cause: {first_line(root)})"
@@ -229,8 +232,9 @@ def constant_batch_problems(model: onnx.ModelProto, spec: GraphSpec) -> list[str
     for t in spec.outputs:
         for axis, want in enumerate(t.shape):
             got = outputs.get(t.name, [])
-            if isinstance(want, str) and axis < len(got) and isinstance(got[axis], int) and got[axis] > 0:
-                problems.append(f"{t.name}: {want} axis is a constant {got[axis]} inside the graph")
+            dim = got[axis] if axis < len(got) else None
+            if isinstance(want, str) and isinstance(dim, int) and dim > 0:
+                problems.append(f"{t.name}: {want} axis is a constant {dim} inside the graph")
     return problems
 
 

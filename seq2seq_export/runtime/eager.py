@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ class EagerBackend(TorchGraphBackend):
         graphs = graph_specs(model.config)
         flows = config_state_flows(model.config, graphs[DECODER_STEP]) if flows is None else flows
         memory = config_memory_flows(model.config, graphs[DECODER_STEP]) if memory is None else memory
-        functions = {ENCODER: self.model.encode, DECODER_STEP: self.model.decode_step}
+        functions: dict[str, Callable[..., Any]] = {ENCODER: self.model.encode, DECODER_STEP: self.model.decode_step}
         super().__init__(graphs, functions, flows, device, memory)
 
     @classmethod

@@ -69,7 +69,7 @@ def open_backend(bundle: Bundle, name: str = "onnx", *, threads: int | None = No
 class Fit(NamedTuple):
     """An input made to fit max_src_tokens (Translator.fit)."""
 
-    text: str  # the input, or its cut head
+    text: str  # the input as the model reads it (normalized: TextPipeline.normalize), or its cut head
     tokens: int  # the whole input's tokens as the model sees them (<eos> included)
     truncated: bool  # text is a cut head
 
@@ -88,16 +88,18 @@ class Hypothesis:
 
 @dataclass(frozen=True)
 class Translation:
-    input: str
+    input: str  # the input as given; when truncated, the cut head as the model read it (normalized)
     output: str  # detokenized target text (the best hypothesis')
     ids: tuple[int, ...]  # target ids without <sos>/<eos>
     # With attention=True: one row per id, the weights over the source tokens as the model saw them
     # (one per character or word, plus <eos> when the bundle appends it), each row summing to 1.
     attention: tuple[tuple[float, ...], ...] | None = None
-    truncated: bool = False  # cut to max_src_tokens (translations(truncate=True)); `input` is then the cut text
+    truncated: bool = False  # cut to max_src_tokens (translations(truncate=True)); `input` is then the cut head
     score: float | None = None  # the best hypothesis' score (Hypothesis.score)
     token_scores: tuple[float, ...] | None = None  # the best hypothesis' token log-probs (token_scores=True)
     hypotheses: tuple[Hypothesis, ...] = ()  # the n-best list, best first: hypotheses[0] is output, ids, score
+    # The input's tokens outside the source vocabulary, after normalization, in order: the model read each as <unk>.
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,14 +140,16 @@ class Translator:
         _positive_int("max_src_tokens", max_src_tokens, MAX_SRC_TOKENS_CEILING)
         return cls(open_backend(bundle, backend, **backend_opts), bundle.text, max_len, batch_size, max_src_tokens)
 
-    def fit(self, text: str, *, truncate: bool = False, where: str = "input", tokens: int | None = None) -> Fit:
-        """`text` made to fit max_src_tokens.
+    def fit(self, text: str, *, truncate: bool = False, where: str = "input", tokens: int | None = None,
+            normalized: bool = False) -> Fit:
+        """`text` normalized (the bundle's steps; unless `normalized` says it already is), made to fit max_src_tokens.
 
         An input over the limit raises InputTooLong naming `where`, or with truncate is cut to its
         first tokens (the appended <eos>, if any, still follows). `tokens`, when given, says that
         `text` is only the head of a longer input (lines.read_lines cuts lines past MAX_LINE_CHARS)
         and how many tokens the whole input has: such an input is never translated whole.
         """
+        text = text if normalized else self.text.normalize_source(text)
         extra = int(self.text.src_append_eos)
         kind = self.text.src.tokenizer
         n = (count_tokens(text, kind) if tokens is None else tokens) + extra
@@ -208,6 +212,7 @@ class Translator:
         length_penalty: float = 1.0,
         scores: bool = False,
         token_scores: bool = False,
+        normalized: bool = False,
     ) -> list[Translation]:
         """Texts -> Translation records. An input with no tokens (empty line) gives an empty output.
 
@@ -220,17 +225,20 @@ class Translator:
         scored with length_penalty. A greedy decode (beam_size 1) is scored only with scores=True
         or token_scores=True (it then fetches the logits of every step); token_scores=True also
         returns each token's log-prob. Bad values raise ConfigError.
+
+        Each input goes through the bundle's normalize steps first (normalized=True: the texts already
+        did, e.g. as Fit.text); each record lists the tokens the source vocabulary lacks (`unknown`).
         """
         opts = self.search_options(beam_size, num_hypotheses, length_penalty)
         if attention:
             require_attention(self.backend)
-        fitted = [self.fit(t, truncate=truncate, where=f"input {i}") for i, t in enumerate(texts)]
-        texts = [f.text for f in fitted]
-        encoded = [self.text.encode_source(t) for t in texts]
+        fitted = [self.fit(t, truncate=truncate, where=f"input {i}", normalized=normalized) for i, t in enumerate(texts)]
+        read = [f.text for f in fitted]
+        encoded = [self.text.encode_source(t, normalized=True) for t in read]
         blank = int(self.text.src_append_eos)  # an empty input encodes to [] or to [<eos>]
         todo = [i for i, ids in enumerate(encoded) if len(ids) > blank]
         seqs = [encoded[i] for i in todo]
-        found: list[tuple[Hypothesis, ...]] = [(Hypothesis("", (), None),) for _ in texts]
+        found: list[tuple[Hypothesis, ...]] = [(Hypothesis("", (), None),) for _ in read]
         if beam_size > 1 or scores or token_scores:
             for i, nbest in zip(todo, self.scored_ids(seqs, opts)):
                 found[i] = tuple(self._hypothesis(h.ids, h.score, h.token_scores if token_scores else None)
@@ -238,11 +246,12 @@ class Translator:
         else:
             for i, ids in zip(todo, self.translate_ids(seqs)):
                 found[i] = (self._hypothesis(ids, None, None),)
-        weights: list[Any] = [() if attention else None for _ in texts]  # an empty output attends nowhere
+        weights: list[Any] = [() if attention else None for _ in read]  # an empty output attends nowhere
         if attention:
             for i, w in zip(todo, self._attention(seqs, [found[i][0].ids for i in todo])):
                 weights[i] = tuple(tuple(float(x) for x in row) for row in w)
-        return [Translation(t, h[0].output, h[0].ids, w, f.truncated, h[0].score, h[0].token_scores, h)
+        return [Translation(f.text if f.truncated else t, h[0].output, h[0].ids, w, f.truncated, h[0].score,
+                            h[0].token_scores, h, self.text.unknown_source(f.text))
                 for t, h, w, f in zip(texts, found, weights, fitted)]
 
     def _hypothesis(self, ids: Sequence[int], score: float | None, token_scores: tuple[float, ...] | None) -> Hypothesis:

@@ -9,7 +9,6 @@ import contextlib
 import json
 import math
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..errors import ConfigError
@@ -26,7 +24,9 @@ from ..fsutil import atomic_file
 from ..model import Seq2Seq, sequence_loss
 from .batching import collate, epoch_batches
 from .config import TrainConfig
+from .hints import first_judged, nothing_right, unseen_targets
 from .metrics import evaluate, validation_loss
+from .progress import BudgetBar
 from .rundir import BEST_FILE, METRICS_FILE
 from .state import Run, TrainState, save_last, start_or_resume
 
@@ -46,6 +46,7 @@ class TrainResult:
     max_src_tokens: int  # longest train source in tokens as the model sees them (with <eos> if appended)
     valid: dict[str, Any]  # the best checkpoint's validation metrics
     test: dict[str, Any]  # test-split metrics of the best checkpoint
+    warnings: list[str]  # what the run warned about (e.g. nothing exactly right after the first epoch)
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int, time_fraction: float) -> float:
@@ -93,23 +94,29 @@ def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: tuple[to
 
 def train(
     cfg: TrainConfig, *, resume: bool = False, force: bool = False, log: Callable[[str], None] | None = None,
-    progress: bool = True,
+    warn: Callable[[str], None] | None = None, progress: bool = True,
 ) -> TrainResult:
     """Train per `cfg`, writing OUT/checkpoint.pt (best), OUT/last.pt (resumable) and OUT/metrics.json.
 
-    An OUT that already holds a run is refused unless `resume` (continue it) or `force` (replace it).
+    `log` gets the progress lines (data, each validation), `warn` the warnings (default: `log`); the
+    progress bar goes to stderr when `progress`. An OUT that already holds a run is refused unless
+    `resume` (continue it) or `force` (replace it).
     """
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    quiet = lambda _msg: None
     try:
-        return _train(cfg, resume, force, log or (lambda _msg: None), progress)
+        return _train(cfg, resume, force, log or quiet, warn or log or quiet, progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], progress: bool) -> TrainResult:
-    run, state = start_or_resume(cfg, resume, force, log)
+def _train(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], warn: Callable[[str], None],
+           progress: bool) -> TrainResult:
+    run, state = start_or_resume(cfg, resume, force, log, warn)
+    if warning := unseen_targets(run):
+        warn(warning)
     with _stop_on_sigint() as interrupted:
         while state.cursor.epoch < cfg.epochs and state.stopped_by == "epochs":
             stepped = run_epoch(run, state, interrupted, progress)
@@ -134,8 +141,7 @@ def run_epoch(run: Run, state: TrainState, interrupted: list[bool], progress: bo
     Returns whether it took a step; a finished epoch moves the cursor to the next one."""
     cfg, cur = run.cfg, state.cursor
     batches = epoch_batches(run.train, cfg.batch_size, cfg.seed, cur.epoch)
-    bar = tqdm(total=len(batches), initial=cur.batch, desc=f"epoch {cur.epoch + 1}/{cfg.epochs}",
-               file=sys.stderr, disable=not progress, mininterval=1.0, leave=False)
+    bar = BudgetBar(run, cur, progress)
     stepped, running = False, None
     while cur.batch < len(batches):
         cur.elapsed_s = state.clock.elapsed()
@@ -146,8 +152,7 @@ def run_epoch(run: Run, state: TrainState, interrupted: list[bool], progress: bo
         loss, lr = take_step(run, state, batches[cur.batch])
         stepped = True
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}", refresh=False)
+        bar.update(running, lr)
         if time.monotonic() - state.last_save > SAVE_EVERY_S:
             save_last(run, state)
     bar.close()
@@ -200,10 +205,12 @@ def validate_and_keep_best(run: Run, state: TrainState) -> None:
             state.best = row
             save_checkpoint(run.out / BEST_FILE,
                             Checkpoint(run.model_config, run.text, model.state_dict(), {**run.limits(), "valid": row}))
-    run.log(f"epoch {epoch:.2f} step {cur.step}: valid loss {vloss:.4f}, exact match {m.exact_match:.2%}, "
-            f"token error rate {m.token_error_rate:.2%}, {cur.elapsed_s / 60:.1f} min"
-            + (" CPU" if cfg.clock == "cpu" else "")
+    run.log(f"epoch {epoch:.2f} step {cur.step}: valid loss {vloss:.4f}, {run.names.describe(row)}, "
+            f"{cur.elapsed_s / 60:.1f} {cfg.minutes}"
             + (" (best)" if state.best is row else ""))
+    warning = nothing_right(run, state.history)
+    if warning and state.history[-1] is first_judged(run, state.history):  # once: at that row
+        run.warn(warning)
 
 
 def _rank(row: dict[str, Any]) -> tuple[float, float, float]:
@@ -228,7 +235,7 @@ def finish(run: Run, state: TrainState) -> TrainResult:
         out_dir=out, checkpoint=out / BEST_FILE, epochs=round(cur.epoch + cur.batch / run.steps_per_epoch, 4),
         steps=cur.step, elapsed_s=cur.elapsed_s, pairs_per_s=cur.words / max(cur.train_s, 1e-9),
         stopped_by=state.stopped_by, max_len=run.max_len, max_src_tokens=run.max_src_tokens, valid=state.best,
-        test=test,
+        test=test, warnings=[w for w in (unseen_targets(run), nothing_right(run, state.history)) if w],
     )
     with atomic_file(out / METRICS_FILE) as tmp:
         tmp.write_text(json.dumps({**result.__dict__, "out_dir": str(out), "checkpoint": str(out / BEST_FILE)}, indent=2))

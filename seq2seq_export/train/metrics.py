@@ -1,4 +1,8 @@
-"""Validation metrics: teacher-forced loss and greedy-decode exact match / token error rate."""
+"""Validation metrics: teacher-forced loss and greedy-decode exact match / token error rate.
+
+Printed as error rates under the names users know: WER and PER (word and phoneme error rates) for
+cmudict, sequence and token error rates otherwise; metrics.json keeps exact_match and token_error_rate.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -23,6 +27,24 @@ class Metrics:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    sequence: str  # 1 - exact match: the share of outputs with any error
+    token: str  # token edit distance / reference tokens
+    item: str  # what one pair is, in counts
+
+    @classmethod
+    def of(cls, dataset: str) -> "MetricNames":
+        """WER / PER over words for cmudict (word -> phonemes); sequence / token error rate over pairs otherwise."""
+        if dataset == "cmudict":
+            return cls("WER", "PER", "words")
+        return cls("sequence error rate", "token error rate", "pairs")
+
+    def describe(self, metrics: dict) -> str:
+        """'WER 29.71%, PER 7.81%' from a Metrics.to_dict() row."""
+        return f"{self.sequence} {1 - metrics['exact_match']:.2%}, {self.token} {metrics['token_error_rate']:.2%}"
 
 
 def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:

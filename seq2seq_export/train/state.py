@@ -15,11 +15,12 @@ from ..constants import MAX_LEN_MARGIN
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError
 from ..model import Seq2Seq, select_device
-from ..vocab import TextPipeline, Vocab
+from ..vocab import TextPipeline, Vocab, normalize_text
 from ..weights import check_model_size
 from .averaging import WeightAverage
 from .batching import EncodedPairs, epoch_batches
 from .config import TrainConfig
+from .metrics import MetricNames
 from .resume import check_average, load_resumable, restore, rng_state
 from .rundir import LAST_FILE, check_run_dir, clear_run
 
@@ -64,11 +65,17 @@ class Run:
     max_len: int  # decoding limit: longest train target + MAX_LEN_MARGIN
     max_src_tokens: int  # longest train source in tokens as the model sees them (with <eos> if appended)
     steps_per_epoch: int
-    log: Callable[[str], None]
+    log: Callable[[str], None]  # progress lines
+    warn: Callable[[str], None]  # warnings
 
     @property
     def out(self) -> Path:
         return self.cfg.out_dir
+
+    @property
+    def names(self) -> MetricNames:
+        """The metrics' names for this dataset: WER/PER for cmudict."""
+        return MetricNames.of(self.cfg.dataset)
 
     @property
     def budget_s(self) -> float:
@@ -105,10 +112,14 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def start_or_resume(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None]) -> tuple[Run, TrainState]:
+def start_or_resume(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None],
+                    warn: Callable[[str], None]) -> tuple[Run, TrainState]:
     """A fresh run in cfg.out_dir, or the interrupted one continued from its last.pt (checked field by field).
 
     The order of the steps is the order the RNG streams are drawn in: it keeps a resumed run bit-identical."""
+    if not cfg.dataset:
+        raise ConfigError(f"preset {cfg.preset!r} needs a dataset: pass --dataset tsv:FILE (source<TAB>target per "
+                          "line; --src-tokenizer/--tgt-tokenizer char for character-level tasks)")
     out = cfg.out_dir
     check_run_dir(out, resume, force)
     device = select_device(cfg.device)
@@ -128,7 +139,7 @@ def start_or_resume(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[
     average = None
     if cfg.ema_decay:
         average = WeightAverage(model, cfg.ema_decay, check_average(out / LAST_FILE, saved, model) if resume else None)
-    run = _setup(cfg, device, data, text, mcfg, log)
+    run = _setup(cfg, device, data, text, mcfg, log, warn)
     if resume:
         restore(out / LAST_FILE, saved, model, optimizer, tf_gen, device, run.steps_per_epoch)
     else:
@@ -144,9 +155,11 @@ def start_or_resume(cfg: TrainConfig, resume: bool, force: bool, log: Callable[[
 
 def _fresh(cfg: TrainConfig, data: Dataset) -> tuple[TextPipeline, ModelConfig, dict[str, Any]]:
     """Vocabularies from the train split, the model they size, and the state of a run at its start."""
+    steps = cfg.normalize_steps  # the vocabulary holds the sources as the model will read them
     text = TextPipeline(
-        Vocab.build((s for s, _ in data.train), data.src_tokenizer),
+        Vocab.build((normalize_text(s, steps) for s, _ in data.train), data.src_tokenizer),
         Vocab.build((t for _, t in data.train), data.tgt_tokenizer),
+        normalize=steps,
     )
     mcfg = cfg.model_config(len(text.src), len(text.tgt))
     check_model_size(mcfg, "train options", ConfigError)
@@ -160,14 +173,14 @@ def _from_last(last: Checkpoint) -> tuple[TextPipeline, ModelConfig, dict[str, A
 
 
 def _setup(cfg: TrainConfig, device: torch.device, data: Dataset, text: TextPipeline, mcfg: ModelConfig,
-           log: Callable[[str], None]) -> Run:
+           log: Callable[[str], None], warn: Callable[[str], None]) -> Run:
     """The encoded splits and the limits read from the train split."""
     train_enc = EncodedPairs.from_text(text, data.train)
     max_len = max(len(t) for t in train_enc.tgt) - 2 + MAX_LEN_MARGIN  # minus <sos>, <eos>
     max_src_tokens = max(1, *(len(s) for s in train_enc.src))  # as the model sees them: with <eos> if appended
     steps_per_epoch = len(epoch_batches(train_enc, cfg.batch_size, cfg.seed, 0))
     return Run(cfg, device, data, text, mcfg, train_enc, EncodedPairs.from_text(text, data.valid), max_len,
-               max_src_tokens, steps_per_epoch, log)
+               max_src_tokens, steps_per_epoch, log, warn)
 
 
 def save_last(run: Run, state: TrainState) -> None:

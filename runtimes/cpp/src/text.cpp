@@ -1,5 +1,9 @@
 #include "text.hpp"
 
+#include <unicode/normalizer2.h>
+#include <unicode/unistr.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -83,6 +87,28 @@ std::wstring to_wide(std::string_view text) {
 std::vector<std::string> split_chars(std::string_view text) {
     std::vector<std::string> out;
     for_each_char(text, [&](size_t start, size_t len, char32_t) { out.emplace_back(text.substr(start, len)); });
+    return out;
+}
+
+std::string normalize_text(std::string_view text, const std::vector<std::string>& steps) {
+    for_each_char(text, [](size_t, size_t, char32_t) {});  // invalid UTF-8: the tokenizers' error, not ICU's U+FFFD
+    std::string out(text);
+    for (const auto& step : steps) {
+        if (step == "lower") {
+            for (char& c : out)
+                if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        } else if (step == "nfc") {
+            UErrorCode status = U_ZERO_ERROR;
+            const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(status);
+            icu::UnicodeString normalized;
+            if (U_SUCCESS(status)) normalized = nfc->normalize(icu::UnicodeString::fromUTF8(out), status);
+            if (U_FAILURE(status)) throw VocabError(std::string("ICU could not normalize to NFC: ") + u_errorName(status));
+            out.clear();
+            normalized.toUTF8String(out);
+        } else {
+            throw VocabError("unknown normalize step '" + step + "': use nfc, lower");
+        }
+    }
     return out;
 }
 
@@ -170,7 +196,14 @@ std::string Vocab::decode(const std::vector<int64_t>& ids) const {
 
 TextPipeline TextPipeline::from_json(const nlohmann::json& j) {
     TextPipeline t{Vocab::from_json(j.at("source")), Vocab::from_json(j.at("target")),
-                   j.at("src_append_eos").get<bool>()};
+                   j.at("src_append_eos").get<bool>(),
+                   j.value("normalize", std::vector<std::string>())};
+    for (size_t i = 0; i < t.normalize.size(); ++i) {  // the schema's rule, kept by the one who applies it
+        const auto& step = t.normalize[i];
+        if ((step != "nfc" && step != "lower") ||
+            std::find(t.normalize.begin(), t.normalize.begin() + i, step) != t.normalize.begin() + i)
+            throw VocabError("text.normalize: '" + step + "' is not a distinct step of nfc, lower");
+    }
     if (!t.tgt.sos_id || !t.tgt.eos_id)
         throw VocabError("the target vocabulary needs both a start (<sos>) and an end (<eos>) token");
     if (!t.src.pad_id || !t.tgt.pad_id) throw VocabError("both vocabularies need a padding token (<pad>)");

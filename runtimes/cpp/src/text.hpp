@@ -19,6 +19,11 @@ std::wstring to_wide(std::string_view text);
 // Python's text.split(): words between runs of any Unicode whitespace (str.isspace() characters).
 std::vector<std::string> split_space(std::string_view text);
 
+// Source normalization (seq2seq_export/vocab.py normalize_text): each step in order, applied once:
+// "nfc" = Unicode NFC (ICU), "lower" = ASCII A-Z -> a-z only. Throws VocabError on an unknown step
+// or invalid UTF-8.
+std::string normalize_text(std::string_view text, const std::vector<std::string>& steps);
+
 struct Vocab {
     std::vector<std::string> tokens;
     std::string tokenizer;  // "char" or "space"
@@ -37,10 +42,14 @@ struct Vocab {
 struct TextPipeline {
     Vocab src, tgt;
     bool src_append_eos = false;
+    std::vector<std::string> normalize;  // source normalization steps; empty = none
 
-    // The manifest's "text" object: {source: VOCAB, target: VOCAB, src_append_eos}.
+    // The manifest's "text" object: {source: VOCAB, target: VOCAB, src_append_eos, normalize?: [step]}.
     static TextPipeline from_json(const nlohmann::json& j);
-    std::vector<int64_t> encode_source(std::string_view text) const { return src.encode(text, src_append_eos); }
+    // Source text -> ids, normalized first.
+    std::vector<int64_t> encode_source(std::string_view text) const {
+        return src.encode(normalize.empty() ? std::string(text) : normalize_text(text, normalize), src_append_eos);
+    }
 };
 
 }  // namespace s2s
