@@ -10,6 +10,7 @@ Ray start included), the machine's load average, and whether every output equals
 Without --bundle it uses translate_speed.py's bundle: the trained one in artifacts/ or a random
 model of the cmudict preset's dims (every word then runs --max-len 8 steps).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,18 @@ def words_file(path: Path, n: int) -> Path:
 
 def run(bundle: Path, source: Path, out: Path, *args: str) -> tuple[float, float]:
     """(lines/s end to end, lines/s as s2s-bulk reports it) of one s2s-bulk process."""
-    cmd = [sys.executable, "-m", "seq2seq_export", "bulk", "--bundle", str(bundle), "--output", str(out), *args, str(source)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "seq2seq_export",
+        "bulk",
+        "--bundle",
+        str(bundle),
+        "--output",
+        str(out),
+        *args,
+        str(source),
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start

@@ -12,6 +12,7 @@ OutRows on a Translator) and write_outputs (OutRows in file and line order -> fi
 line of every file exactly once). run_local chains them in this process; bulk_ray runs
 translate_rows on a pool of Ray actors.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,14 @@ class BulkOptions:
     threads: int | None = None  # onnxruntime intra-op threads per worker [the library's]
 
     def translator(self, bundle: str | os.PathLike | Bundle) -> Translator:
-        return Translator.from_bundle(bundle, "onnx", batch_size=self.batch_size, max_len=self.max_len,
-                                      max_src_tokens=self.max_src_tokens, threads=self.threads)
+        return Translator.from_bundle(
+            bundle,
+            "onnx",
+            batch_size=self.batch_size,
+            max_len=self.max_len,
+            max_src_tokens=self.max_src_tokens,
+            threads=self.threads,
+        )
 
 
 class InRow(NamedTuple):
@@ -100,8 +107,10 @@ def plan(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike) -> list
         if not os.access(source, os.R_OK):
             raise DataError(f"{source}: not readable (permission denied)")
         if source.name in seen:
-            raise ConfigError(f"{source}: same base name as {seen[source.name]}, and each output is "
-                              "OUTDIR/<base name>: rename one, or translate them in separate runs")
+            raise ConfigError(
+                f"{source}: same base name as {seen[source.name]}, and each output is "
+                "OUTDIR/<base name>: rename one, or translate them in separate runs"
+            )
         seen[source.name] = source
         target = outdir / source.name
         if target.exists() and target.resolve() == source.resolve():
@@ -155,7 +164,9 @@ def translate_rows(translator: Translator, names: Sequence[str], rows: Sequence[
             continue
         label = f"{names[row.file]} line {row.line}"
         try:
-            fit = translator.fit(row.text, truncate=truncate, where=label, tokens=None if row.tokens < 0 else row.tokens)
+            fit = translator.fit(
+                row.text, truncate=truncate, where=label, tokens=None if row.tokens < 0 else row.tokens
+            )
         except Seq2SeqExportError as e:
             kept.append((row._replace(error=str(e), last=True), "", ""))
             break
@@ -164,8 +175,10 @@ def translate_rows(translator: Translator, names: Sequence[str], rows: Sequence[
     todo = [i for i, (row, _, _) in enumerate(kept) if row.line and not row.error]
     done = translator.translations([kept[i][1] for i in todo], normalized=True)  # Fit.text: normalized already
     outputs = {i: t.output for i, t in zip(todo, done)}
-    return [OutRow(row.file, row.line, row.last, outputs.get(i, ""), note, row.error)
-            for i, (row, _, note) in enumerate(kept)]
+    return [
+        OutRow(row.file, row.line, row.last, outputs.get(i, ""), note, row.error)
+        for i, (row, _, note) in enumerate(kept)
+    ]
 
 
 def write_outputs(jobs: Sequence[Job], rows: Iterable[OutRow], log: Log, progress: Progress | None = None) -> int:
@@ -178,21 +191,31 @@ def write_outputs(jobs: Sequence[Job], rows: Iterable[OutRow], log: Log, progres
             total += _write_file(jobs, index, rows, out.write, log, progress)
     stray = next(rows, None)
     if stray is not None:
-        raise IncompleteOutput(f"{_where(jobs, stray)} came back after every file was complete: "
-                               "a line was repeated on the way; do not trust this run's outputs")
+        raise IncompleteOutput(
+            f"{_where(jobs, stray)} came back after every file was complete: "
+            "a line was repeated on the way; do not trust this run's outputs"
+        )
     return total
 
 
-def _write_file(jobs: Sequence[Job], index: int, rows: Iterator[OutRow], write: Callable[[str], object],
-                log: Log, progress: Progress | None) -> int:
+def _write_file(
+    jobs: Sequence[Job],
+    index: int,
+    rows: Iterator[OutRow],
+    write: Callable[[str], object],
+    log: Log,
+    progress: Progress | None,
+) -> int:
     expected = 1
     for row in rows:
         if row.error:
             raise DataError(row.error)
         empty_file = row.line == 0 and expected == 1 and row.last
         if row.file != index or not (row.line == expected or empty_file):
-            raise IncompleteOutput(f"{jobs[index].source}: expected line {expected}, got {_where(jobs, row)}: "
-                                   "lines were lost or repeated on the way; this file was not written")
+            raise IncompleteOutput(
+                f"{jobs[index].source}: expected line {expected}, got {_where(jobs, row)}: "
+                "lines were lost or repeated on the way; this file was not written"
+            )
         if row.note:
             log(row.note)
         if row.line:
@@ -210,8 +233,13 @@ def _where(jobs: Sequence[Job], row: OutRow) -> str:
     return f"{name} line {row.line}"
 
 
-def run_local(jobs: Sequence[Job], bundle: str | os.PathLike | Bundle, options: BulkOptions,
-              log: Log, progress: Progress | None = None) -> BulkResult:
+def run_local(
+    jobs: Sequence[Job],
+    bundle: str | os.PathLike | Bundle,
+    options: BulkOptions,
+    log: Log,
+    progress: Progress | None = None,
+) -> BulkResult:
     """Translate every job in this process, file after file, chunk after chunk."""
     start = time.perf_counter()
     translator = options.translator(bundle)

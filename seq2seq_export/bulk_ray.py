@@ -15,6 +15,7 @@ ends the run with one line instead of looping. A batch run twice gives its rows 
 in write_outputs would catch anything else. S2S_TEST_BULK_KILL_ONCE=PATH makes the first actor call
 that finds PATH missing create it and kill its own process: the fault test's hook.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,7 +64,9 @@ def require_ray() -> Any:
         import ray
         import ray.data
     except ImportError as e:
-        raise ConfigError(f"--engine ray needs Ray Data, which is not installed ({first_line(e)}): {INSTALL_HINT}") from None
+        raise ConfigError(
+            f"--engine ray needs Ray Data, which is not installed ({first_line(e)}): {INSTALL_HINT}"
+        ) from None
     return ray
 
 
@@ -116,8 +119,10 @@ def _columns(rows: Sequence[NamedTuple], kind: type[InRow | OutRow]) -> dict[str
     """Rows -> a Ray Data batch; text as object arrays (never fixed-width: one long line would inflate them all)."""
     import numpy as np
 
-    return {f: np.array([getattr(r, f) for r in rows], dtype=object if f in ("text", "output", "note", "error") else None)
-            for f in kind._fields}
+    return {
+        f: np.array([getattr(r, f) for r in rows], dtype=object if f in ("text", "output", "note", "error") else None)
+        for f in kind._fields
+    }
 
 
 def _rows(batch: dict[str, Any], kind: type[InRow | OutRow]) -> Iterator[tuple]:
@@ -140,8 +145,10 @@ def connect(ray: Any, address: str | None, cpus: int, quiet: bool = False) -> bo
             ray.init(num_cpus=cpus, include_dashboard=False, **common)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise RayRunFailed(f"cannot start or join {where} ({first_line(e)}): check --ray-address / RAY_ADDRESS "
-                           "(`ray status` on the head node)") from None
+        raise RayRunFailed(
+            f"cannot start or join {where} ({first_line(e)}): check --ray-address / RAY_ADDRESS "
+            "(`ray status` on the head node)"
+        ) from None
     return True
 
 
@@ -156,8 +163,17 @@ def _probe(address: str) -> None:
         raise ConnectionError(f"nothing answers at {address} ({e.strerror or type(e).__name__})") from None
 
 
-def run_ray(jobs: Sequence[Job], bundle: Bundle, options: BulkOptions, log: Log, progress: Progress | None = None, *,
-            address: str | None = None, num_workers: int = 2, quiet: bool = False) -> BulkResult:
+def run_ray(
+    jobs: Sequence[Job],
+    bundle: Bundle,
+    options: BulkOptions,
+    log: Log,
+    progress: Progress | None = None,
+    *,
+    address: str | None = None,
+    num_workers: int = 2,
+    quiet: bool = False,
+) -> BulkResult:
     """Translate every job on Ray Data; see the module docstring."""
     ray = require_ray()
     start = time.perf_counter()
@@ -171,10 +187,19 @@ def run_ray(jobs: Sequence[Job], bundle: Bundle, options: BulkOptions, log: Log,
             warnings.simplefilter("ignore", DeprecationWarning)
             # It counts one block per input file, before the repartition splits them.
             warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")
-            ds = _dataset(ray, jobs, bundle, BulkOptions(options.batch_size, options.max_len, options.max_src_tokens,
-                                                         options.truncate, threads), num_workers, quiet)
-            rows = (OutRow(*r) for batch in ds.iter_batches(batch_size=None, batch_format="numpy")
-                    for r in _rows(batch, OutRow))
+            ds = _dataset(
+                ray,
+                jobs,
+                bundle,
+                BulkOptions(options.batch_size, options.max_len, options.max_src_tokens, options.truncate, threads),
+                num_workers,
+                quiet,
+            )
+            rows = (
+                OutRow(*r)
+                for batch in ds.iter_batches(batch_size=None, batch_format="numpy")
+                for r in _rows(batch, OutRow)
+            )
             lines = write_outputs(jobs, rows, log, progress)
     except ray.exceptions.RayError as e:
         raise RayRunFailed(f"the Ray run failed: {first_line(e)}") from None
@@ -192,12 +217,27 @@ def _dataset(ray: Any, jobs: Sequence[Job], bundle: Bundle, options: BulkOptions
     context.execution_options.preserve_order = True  # blocks come back in input order
     context.enable_progress_bars = not quiet
     context.print_on_execution_start = not quiet
-    worker_args = {"files": [ray.put(bundle_files(bundle))], "names": [str(job.source) for job in jobs],
-                   "options": options, "kill_once": os.environ.get(KILL_ONCE_ENV)}
-    return ds.map_batches(
-        _read_files, batch_size=1, fn_kwargs={"kind": bundle.text.src.tokenizer},
-        label_selector={"ray.io/node-id": ray.get_runtime_context().get_node_id()},  # read on this node
-    ).repartition(target_num_rows_per_block=RAY_BLOCK_LINES).map_batches(  # Ray merges what a task yields: split
-        Worker, batch_size=RAY_BLOCK_LINES, compute=ray.data.ActorPoolStrategy(size=num_workers),
-        num_cpus=options.threads, fn_constructor_kwargs=worker_args,
-        max_restarts=-1, max_task_retries=RAY_TASK_RETRIES)
+    worker_args = {
+        "files": [ray.put(bundle_files(bundle))],
+        "names": [str(job.source) for job in jobs],
+        "options": options,
+        "kill_once": os.environ.get(KILL_ONCE_ENV),
+    }
+    return (
+        ds.map_batches(
+            _read_files,
+            batch_size=1,
+            fn_kwargs={"kind": bundle.text.src.tokenizer},
+            label_selector={"ray.io/node-id": ray.get_runtime_context().get_node_id()},  # read on this node
+        )
+        .repartition(target_num_rows_per_block=RAY_BLOCK_LINES)
+        .map_batches(  # Ray merges what a task yields: split
+            Worker,
+            batch_size=RAY_BLOCK_LINES,
+            compute=ray.data.ActorPoolStrategy(size=num_workers),
+            num_cpus=options.threads,
+            fn_constructor_kwargs=worker_args,
+            max_restarts=-1,
+            max_task_retries=RAY_TASK_RETRIES,
+        )
+    )

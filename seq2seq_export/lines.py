@@ -4,6 +4,7 @@ Only '\\n' ends a line ('\\r\\n' is one line end; a lone '\\r' is an ordinary ch
 Node and C++ drivers. A line longer than the cap keeps its first `max_chars` characters; the rest
 is read in pieces of that size, counted in tokens and dropped.
 """
+
 from __future__ import annotations
 
 import io
@@ -65,8 +66,12 @@ def _long_line(stream: TextIO, number: int, head: str, kind: str, max_chars: int
     return InputLine(number, head, count.tokens if cut else None)
 
 
-def chunked(items: Iterable[Any], size: int = TRANSLATE_CHUNK, chars: int = TRANSLATE_CHUNK_CHARS,
-            length: Callable[[Any], int] = lambda item: len(item[0])) -> Iterator[list[Any]]:
+def chunked(
+    items: Iterable[Any],
+    size: int = TRANSLATE_CHUNK,
+    chars: int = TRANSLATE_CHUNK_CHARS,
+    length: Callable[[Any], int] = lambda item: len(item[0]),
+) -> Iterator[list[Any]]:
     """Lists of up to `size` items and about `chars` characters (`length` of each item: by default
     the length of its first field, the text), never reading ahead of the list being filled."""
     chunk: list[Any] = []

@@ -2,6 +2,7 @@
 
 One real local Ray (3 logical CPUs: a reading task and two actors) serves the whole module.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,10 @@ def ray_local():
 
 def words(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
-    return ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz'-.") for _ in range(rng.choice((0, 1, 4, 7, 12))))
-            for _ in range(n)]
+    return [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz'-.") for _ in range(rng.choice((0, 1, 4, 7, 12))))
+        for _ in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +130,24 @@ def test_bad_inputs_are_one_line_errors(lively_bundle, inputs, tmp_path):
 
 def test_missing_ray_extra_names_it(lively_bundle, inputs, tmp_path):
     hide_ray = "import sys; sys.modules['ray'] = None; from seq2seq_export.cli import bulk_cmd; bulk_cmd()"
-    proc = subprocess.run([sys.executable, "-c", hide_ray, "--bundle", str(lively_bundle), "--engine", "ray",
-                           "--output", str(tmp_path / "out"), str(inputs[1])], check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            hide_ray,
+            "--bundle",
+            str(lively_bundle),
+            "--engine",
+            "ray",
+            "--output",
+            str(tmp_path / "out"),
+            str(inputs[1]),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "pip install 'seq2seq-export[ray]'" in proc.stderr
 
@@ -151,7 +170,9 @@ def test_unreachable_cluster_is_one_line(lively_bundle, inputs, tmp_path):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = bulk_process(lively_bundle, tmp_path / "out", "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", inputs[1])
+    proc = bulk_process(
+        lively_bundle, tmp_path / "out", "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", inputs[1]
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"the Ray cluster at 127.0.0.1:{port}" in proc.stderr and "nothing answers" in proc.stderr
 
@@ -160,12 +181,15 @@ def rows(*spec: tuple[int, int, bool]) -> list[OutRow]:
     return [OutRow(file, line, last, f"out{line}", "", "") for file, line, last in spec]
 
 
-@pytest.mark.parametrize("spec, message", [
-    (((0, 1, False), (0, 3, True)), "expected line 2, got"),  # lost
-    (((0, 1, False), (0, 1, False), (0, 2, True)), "expected line 2, got"),  # repeated
-    (((0, 1, False),), "lines from 2 on never came back"),  # tail lost
-    (((0, 1, True), (0, 1, True)), "came back after every file was complete"),  # repeated at the end
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (((0, 1, False), (0, 3, True)), "expected line 2, got"),  # lost
+        (((0, 1, False), (0, 1, False), (0, 2, True)), "expected line 2, got"),  # repeated
+        (((0, 1, False),), "lines from 2 on never came back"),  # tail lost
+        (((0, 1, True), (0, 1, True)), "came back after every file was complete"),  # repeated at the end
+    ],
+)
 def test_rows_lost_or_repeated_write_nothing(spec, message, tmp_path):
     jobs = [Job(tmp_path / "in.txt", tmp_path / "out" / "in.txt")]
     with pytest.raises(IncompleteOutput, match=message):
