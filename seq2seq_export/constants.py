@@ -75,6 +75,12 @@ DEFAULT_RTOL = 1e-6
 # same model run in float64 (both are float32 approximations of it). Measured on the trained cmudict
 # preset: onnxruntime 2.6-3.2x eager's distance, TorchScript 1x; defects are 100x and more.
 DEFAULT_EXACT_FACTOR = 8.0
+# The verifier's and the benchmark's beam check: beam size and n-best compared (the issue's k = 4), and
+# how far a hypothesis' log-prob sum may differ from eager's, per token (with length penalty 1 the
+# score is the mean log-prob per token, so this bounds the score itself). A token's log-prob moves by
+# at most twice its step's logit difference, which the values checks hold near 1e-5.
+VERIFY_BEAM_SIZE = 4
+BEAM_SCORE_ATOL = 1e-4
 
 # Extra decoding steps allowed beyond the longest target seen in training, when a bundle's
 # max_len default is derived from data.

@@ -5,7 +5,8 @@
 
 Per backend (onnx, torchscript) against the eager model rebuilt from the bundle's reference
 checkpoint: graph IO and values at several batch sizes and lengths, teacher-forced decoding step by
-step, free-running greedy decoding token by token, batch invariance; plus the ONNX export lint.
+step, free-running greedy decoding token by token, batch invariance, beam search n-best lists and their
+batch invariance (verify_beam.py); plus the ONNX export lint.
 Every check runs; failures are collected into the report, never raised half-way.
 """
 from __future__ import annotations
@@ -18,11 +19,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL
+from .constants import (
+    BEAM_SCORE_ATOL,
+    DEFAULT_ATOL,
+    DEFAULT_EXACT_FACTOR,
+    DEFAULT_RTOL,
+    MAX_BEAM_SIZE,
+    VERIFY_BEAM_SIZE,
+)
 from .errors import BundleError, ConfigError, DataError, VerificationFailed, is_int
 from .fsutil import Log
 from .iospec import GRAPH_NAMES
 from .manifest import Bundle, load_bundle
+from .verify_beam import beam_checks
 from .verify_checks import (
     CheckResult,
     Reference,
@@ -91,6 +100,11 @@ LEGEND = {
     "teacher_forced": "teacher_forced    decoding steps fed eager's own tokens and states: every step's outputs",
     "greedy": "greedy            whole greedy decodes: samples with any token different from eager's",
     "batch_invariance": "batch_invariance  samples decoded alone vs in mixed-length batches: samples that differ",
+    "beam": "beam              beam search with k hypotheses kept and returned (n-best k): samples whose n-best ids "
+            f"differ from eager's or whose log-prob sums differ by more than {BEAM_SCORE_ATOL:g} per token",
+    "beam_invariance": "beam_invariance   beam search, samples decoded alone vs in mixed-length batches: samples whose "
+                       "n-best lists differ",
+    "/token": "score diff        largest |log-prob sum - the other's| / length over hypotheses with equal ids",
     "lint.": "lint.GRAPH        the ONNX export lint (onnx.checker, GRU linear_before_reset=1, no training-mode "
              "Dropout, dynamic axes)",
     "max abs": "max abs, rel      largest |exported - eager|, and largest |exported - eager| / |eager|",
@@ -184,11 +198,13 @@ def verify(
     backends: Sequence[str] | None = None,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     seed: int = 0,
+    beam_size: int = VERIFY_BEAM_SIZE,
     quick: bool = False,
     expect_digest: str | None = None,
     progress: Log | None = None,
 ) -> VerifyReport:
-    """Run every check on every backend; quick=True is the small post-export run; expect_digest
+    """Run every check on every backend; beam_size is the beam checks' beam size and n-best;
+    quick=True is the small post-export run; expect_digest
     ("sha256:...") refuses a bundle whose digest differs; progress, if given, gets one line as each
     check starts."""
     if not is_int(samples):
@@ -200,6 +216,8 @@ def verify(
             f"exact_factor must be finite and non-negative (0 turns the float64 budget off), got {exact_factor!r}")
     if not is_int(seed, 0):
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if not is_int(beam_size) or beam_size > MAX_BEAM_SIZE:
+        raise ConfigError(f"beam_size must be an integer in [1, {MAX_BEAM_SIZE}], got {beam_size!r}")
     if not batch_sizes or not all(is_int(b) for b in batch_sizes):
         raise ConfigError(f"batch sizes must be positive integers, got {list(batch_sizes)!r}")
     bundle = load_bundle(bundle_path, expect_digest=expect_digest)
@@ -211,7 +229,7 @@ def verify(
         sizes = dict(QUICK)
         samples = min(samples, sizes.pop("samples"))
     seqs = tuple(sample_sources(bundle, data, samples, seed))
-    settings = dict(atol=float(atol), rtol=float(rtol), exact_factor=float(exact_factor), seed=seed, **sizes)
+    settings = dict(atol=float(atol), rtol=float(rtol), exact_factor=float(exact_factor), seed=seed, beam_size=beam_size, **sizes)
     import torch
 
     torch_threads = torch.get_num_threads()
@@ -256,6 +274,7 @@ def _run_checks(bundle: Bundle, seqs: tuple[tuple[int, ...], ...], settings: dic
         checks.append(check_greedy(ref, name, tokens))
         note(f"batch_invariance [{name}]")
         checks.append(check_batch_invariance(ref, name, backend, tokens))
+    checks += beam_checks(ref, opened, note)
     if "onnx" in names:
         note("lint: the ONNX export lint")
         checks += _lint(bundle)

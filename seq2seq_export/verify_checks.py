@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .constants import VERIFY_BEAM_SIZE
 from .iospec import BATCH, DECODER_STEP, ENCODER, GRAPH_NAMES, LOGITS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
 from .manifest import Bundle
 from .runtime.core import Backend, Carry, DecodeOptions, batch_indices, decode_in_batches, pad_batch, teacher_forced_steps
@@ -47,6 +48,7 @@ class Reference:
     graph_samples: int  # samples used by graph-level probes (their first ones)
     invariance_samples: int  # samples decoded again one by one for batch invariance
     seed: int
+    beam_size: int = VERIFY_BEAM_SIZE  # the beam checks' beam size and n-best (verify_beam.py)
 
     @cached_property
     def options(self) -> DecodeOptions:

@@ -29,7 +29,7 @@ from seq2seq_export.runtime import (
     open_backend,
     teacher_forced_steps,
 )
-from seq2seq_export.runtime.beam import SORT_COLUMNS, top_k
+from seq2seq_export.runtime.beam import SORT_COLUMNS, SORT_ELEMENTS, top_k
 from seq2seq_export.runtime.eager import EagerBackend
 from seq2seq_export.vocab import TextPipeline, Vocab
 
@@ -335,3 +335,22 @@ def test_beam_search_on_the_onnx_path_works_without_torch(attention_bundle, tmp_
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == expected
 
+
+
+@pytest.mark.parametrize("width", [SORT_COLUMNS + 1, 75, 300])
+def test_top_k_partition_path_keeps_column_order_with_and_without_ties(width):
+    """Rows wider than SORT_COLUMNS are partitioned: distinct values, ties inside the top k only, ties
+    across the cut, and -inf rows all give the sorted answer (largest first, equal values by column)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((100, width))
+    x[5:10, :3] = x[5:10, 3:4]  # equal values inside the top k of these rows (after the next line)
+    x[5:10, :4] += 10.0
+    x[10:15, 7] = x[10:15, 2] = 50.0  # a tie across the cut at k 1
+    x[15:20, width // 2 :] = -np.inf
+    x[20] = -np.inf
+    for k in (2, 3, 5, 9, width - 1):
+        want = np.array([sorted(range(width), key=lambda j: (-row[j], j))[:k] for row in x])
+        np.testing.assert_array_equal(top_k(x, k), want)
+        assert x[30:].size > SORT_ELEMENTS
+        np.testing.assert_array_equal(top_k(x[30:], k), want[30:])  # distinct values only: the fast path
+        np.testing.assert_array_equal(top_k(x[:5], k), want[:5])  # few elements: sorted whole

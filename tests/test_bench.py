@@ -160,3 +160,34 @@ def test_flop_model_counts_lstm_gates_and_its_final_cell_pass():
 
 def test_decoder_steps_include_the_eos_step_unless_max_len_was_hit():
     assert decoder_steps([[], [5, 6], [1, 2, 3]], max_len=3) == [1, 3, 3]
+
+
+def test_bench_beam_size_reports_beam_rows_and_compares_n_best_lists(lively_bundle, tmp_path):
+    res = _bench(lively_bundle, tmp_path / "bench.json", "--beam-size", "3", "--batch-sizes", "1,4", "--no-load-probe")
+    assert res.exit_code == 0, res.output
+    assert "N-best equality (same ids in order, scores within 0.0001 per token) across backends: passed" in res.output
+    out = json.loads((tmp_path / "bench.json").read_text())
+    assert out["config"]["beam_size"] == 3 and out["workload"]["search"] == "beam 3, n-best 3"
+    assert {(r["backend"], r["batch_size"]) for r in out["rows"]} == {(b, n) for b in BACKENDS for n in (1, 4)}
+    assert _bench(lively_bundle, tmp_path / "g.json", "--batch-sizes", "4", "--no-load-probe").exit_code == 0
+    greedy = json.loads((tmp_path / "g.json").read_text())
+    # a beam of 3 steps up to 3 rows per sequence where greedy steps one
+    assert greedy["workload"]["decoder_steps"] < out["workload"]["decoder_steps"] <= 3 * 6 * out["workload"]["max_len"]
+    assert out["workload"]["gemm_flops"] > greedy["workload"]["gemm_flops"]
+    assert out["tokens"]["passed"] is True and out["tokens"]["runs_compared"] == 6
+
+
+def test_bench_beam_fails_when_backends_disagree(tiny_bundle, tmp_path):
+    bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
+    make_checkpoint(bundle / json.loads((bundle / "manifest.json").read_text())["reference"]["path"], seed=1)
+    rehash(bundle)
+    res = _bench(bundle, tmp_path / "bench.json", "--backends", "eager,onnx", "--batch-sizes", "2", "--no-load-probe",
+                 "--beam-size", "2")
+    assert res.exit_code == 1 and "Error: backends produced different tokens" in res.output
+    assert "N-best equality" in res.output
+    assert json.loads((tmp_path / "bench.json").read_text())["tokens"]["mismatches"][0].startswith("onnx batch 2 repeat 0:")
+
+
+def test_bench_beam_size_0_is_a_usage_error(tiny_bundle):
+    res = CliRunner().invoke(main, ["bench", "--bundle", str(tiny_bundle), "--beam-size", "0"])
+    assert res.exit_code == 2 and "Invalid value for '--beam-size': 0 is not in the range 1<=x<=4096." in res.stderr

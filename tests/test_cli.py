@@ -18,7 +18,7 @@ COMMANDS = sorted(main.commands)
 
 
 def test_every_console_script_is_a_group_command():
-    assert COMMANDS == ["bench", "bulk", "export", "import", "train", "translate", "verify"]
+    assert COMMANDS == ["bench", "bulk", "export", "import", "serve", "train", "translate", "verify"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -56,6 +56,8 @@ def _bound_cases():
         ("bench", ["--threads", "0"], "'--threads': 0 is not in the range 1<=x<=256"),
         ("train", [*TRAIN_TINY, "--threads", "5000"], "'--threads': 5000 is not in the range 0<=x<=256"),
         ("verify", ["--seed", "-1"], "'--seed': -1 is not in the range x>=0"),
+        ("serve", ["--port", "70000"], "'--port': 70000 is not in the range 0<=x<=65535"),
+        ("serve", ["--max-batch-size", "0"], "'--max-batch-size': 0 is not in the range 1<=x<=4096"),
     ]
     for value in ("inf", "nan", "-inf"):
         cases += [("verify", ["--atol", value], "atol must be positive and rtol non-negative, both finite"),

@@ -240,7 +240,7 @@ def test_greedy_json_scores_equal_beam_1(lively_bundle):
         (["--beam-size", "2", "--n-best", "3"], "num_hypotheses must lie in [1, beam_size 2]"),
         (["--length-penalty", "-1"], "length_penalty must be a finite number in [0, 10], got -1.0"),
         (["--length-penalty", "inf"], "length_penalty must be a finite number in [0, 10], got inf"),
-        (["--token-scores"], "--token-scores need --json"),
+        (["--token-scores"], "--token-scores needs --json"),
     ],
 )
 def test_bad_search_options_are_one_line_exit_2(args, message, lively_bundle):

@@ -25,9 +25,9 @@ def test_passing_bundle_exits_0_with_table_and_json(tiny_bundle, tmp_path):
     assert lines[0].split()[:4] == ["check", "backend", "result", "measured"]
     assert any(line.split()[:3] == ["greedy", "onnx", "PASS"] for line in lines[2:])
     assert "Legend:" in lines and any(line.split()[:3] == ["N", "of", "tol"] for line in lines), "the legend explains figures"
-    assert lines[-1].startswith("PASS ") and "16 checks passed on 8 samples" in lines[-1]
+    assert lines[-1].startswith("PASS ") and "20 checks passed on 8 samples" in lines[-1]
     report = json.loads(out.read_text())
-    assert report["passed"] is True and len(report["checks"]) == 16
+    assert report["passed"] is True and len(report["checks"]) == 20
 
 
 def test_failing_bundle_exits_1_with_one_line_error(lively_bundle, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from seq2seq_export.verify import format_report, verify
 
-KINDS = ("io", "values", "teacher_forced", "greedy", "batch_invariance", "lint")
+KINDS = ("io", "values", "teacher_forced", "greedy", "batch_invariance", "beam", "beam_invariance", "lint")
 
 
 @pytest.fixture(scope="module")

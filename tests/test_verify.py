@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from seq2seq_export.verify import format_report, sample_sources, verify
 
 SAMPLES = 24
 DECODE_CHECKS = ("io.encoder", "values.encoder", "io.decoder_step", "values.decoder_step", "teacher_forced",
-                 "greedy", "batch_invariance")
+                 "greedy", "batch_invariance", "beam", "beam_invariance")
 
 
 def checks(report) -> dict:
@@ -104,6 +105,42 @@ def test_weight_perturbed_by_1e_3_fails_values_and_teacher_forcing(lively_bundle
     assert c["values.encoder", "onnx"].passed
 
 
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+def test_planted_defects_fail_the_beam_check(lively_bundle, tmp_path, quick):
+    """A flipped GRU linear_before_reset (in the encoder: the decoder step runs an explicit cell) and a
+    decoder weight off by 1e-3 both fail beam[onnx], in the full run and in s2s-export's quick check;
+    the weight error changes few greedy tokens, but nearly every n-best list's scores."""
+    flipped, perturbed = copy_bundle(lively_bundle, tmp_path / "f"), copy_bundle(lively_bundle, tmp_path / "p")
+    edit_onnx(flipped, flip_linear_before_reset, ENCODER_ONNX)
+    edit_onnx(perturbed, perturb_largest_weight)
+    for broken in (flipped, perturbed):
+        c = checks(verify(broken, samples=SAMPLES, quick=quick))
+        assert not c["beam", "onnx"].passed and c["beam", "onnx"].value >= 0.5 * (16 if quick else SAMPLES)
+        assert c["beam_invariance", "onnx"].passed  # wrong, but consistently so
+        assert c["beam", "torchscript"].passed and c["beam_invariance", "torchscript"].passed
+    c = checks(verify(perturbed, samples=SAMPLES, quick=quick))
+    assert c["beam", "onnx"].value > c["greedy", "onnx"].value
+    assert "scores differ by" in c["beam", "onnx"].detail and "per token (tolerance 0.0001)" in c["beam", "onnx"].detail
+
+
+def test_beam_comparison_needs_equal_ids_in_order_and_scores_within_tolerance():
+    from seq2seq_export.runtime import Scored
+    from seq2seq_export.verify_beam import compare_nbests, same_nbest
+
+    a, b = Scored((5, 6), -0.5, (-0.5, -0.5, -0.5)), Scored((7,), -1.0, (-1.0, -1.0))
+    near = Scored((5, 6), -0.5 + 5e-5, (-0.5, -0.5, -0.5 + 1.5e-4))  # 5e-5 per token: within 1e-4
+    far = Scored((5, 6), -0.5 + 2e-4, (-0.5, -0.5, -0.5 + 6e-4))
+    assert same_nbest([a, b], [near, b]) and not same_nbest([a, b], [far, b])
+    assert not same_nbest([a, b], [b, a]) and not same_nbest([a, b], [a]) and not same_nbest([a], [a, b])
+    tie = Scored((8,), -0.5 + 2e-5, (-1.0 + 4e-5, 0.0))  # a float tie with a: either may rank first
+    assert same_nbest([a, tie, b], [tie, a, b]) and not same_nbest([a, tie, b], [tie, b, a])
+    assert not same_nbest([a, tie], [a, replace(tie, ids=(9,))])
+    result = compare_nbests([[a, b], [a], [a, b]], [[near, b], [a, b], [far, b]], ("eager", "onnx"), "beam", "onnx")
+    assert not result.passed and result.value == 2 and result.backend == "onnx"
+    assert result.detail == "sample 1 hypothesis 1: eager nothing vs onnx [7] (score -1.000000)"
+    assert result.figure == "2/3 samples differ, score diff 2.0e-04/token"
+
+
 def test_dropout_active_at_export_fails_the_lint(dropout_bundle, tmp_path):
     """onnxruntime's optimizer deletes Dropout nodes, training mode or not, so its numbers can look
     right; the graph still drops units in any runtime that runs it as written, and the lint says so."""
@@ -137,7 +174,7 @@ def test_unloadable_graph_fails_its_backend_and_the_rest_still_runs(tiny_bundle,
     report = verify(broken, samples=4)
     assert failed(report) == {("load", "onnx"), ("lint.decoder_step", "onnx")}
     assert "decoder_step.onnx: not a readable ONNX graph" in checks(report)["load", "onnx"].detail
-    assert all(c.passed for c in report.checks if c.backend == "torchscript") and len(report.checks) == 10
+    assert all(c.passed for c in report.checks if c.backend == "torchscript") and len(report.checks) == 12
 
 
 def test_report_json_and_table(tiny_bundle):
@@ -151,9 +188,10 @@ def test_report_json_and_table(tiny_bundle):
     legend = table[len(report.checks) + 4 : -2]  # header, rule, rows, blank, "Legend:", legend, blank, verdict
     assert table[len(report.checks) + 3] == "Legend:" and table[-2] == ""
     assert [line.split()[0] for line in legend] == [
-        "io.GRAPH", "values.GRAPH", "teacher_forced", "greedy", "batch_invariance", "max", "N"], "only what it shows"
+        "io.GRAPH", "values.GRAPH", "teacher_forced", "greedy", "batch_invariance", "beam", "beam_invariance", "score",
+        "max", "N"], "only what it shows"
     assert "atol 1e-05, rtol 1e-06" in "\n".join(legend)
-    assert table[-1].startswith("PASS ") and "all 7 checks passed on 4 samples" in table[-1]
+    assert table[-1].startswith("PASS ") and "all 9 checks passed on 4 samples" in table[-1]
 
 
 def test_quick_mode_is_small(tiny_bundle):
@@ -179,6 +217,7 @@ def test_bundle_without_reference_is_unusable(tiny_bundle, tmp_path):
         (dict(samples=0), ConfigError, "samples must be a positive integer"),
         (dict(atol=0.0), ConfigError, "atol must be positive"),
         (dict(batch_sizes=(0,)), ConfigError, "batch sizes"),
+        (dict(beam_size=0), ConfigError, r"beam_size must be an integer in \[1, 4096\], got 0"),
         (dict(data="nope"), DataError, "unknown dataset"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from ..constants import BEAM_SCORE_ATOL
 from ..errors import VerificationFailed
 
 
@@ -14,7 +15,7 @@ class Row:
     backend: str
     batch_size: int
     seq_per_s: float  # sequences (words) translated per second, load excluded
-    tok_per_s: float  # decoder steps per second: generated tokens including each row's <eos>
+    tok_per_s: float  # decoder rows stepped per second: greedy's generated tokens including each row's <eos>; beam's hypotheses
     latency_p50_ms: float  # per sequence at batch size 1, per batch otherwise
     latency_p90_ms: float
     gflops: float  # achieved: the workload's GEMM FLOPs / wall time
@@ -39,7 +40,8 @@ class LoadRow:
 
 @dataclass(frozen=True)
 class TokenCheck:
-    """Every timed run compared with the first backend's output at the same batch size."""
+    """Every timed run compared with the first backend's output at the same batch size (beam search:
+    n-best lists with the same ids in the same order, scores within BEAM_SCORE_ATOL per token)."""
 
     passed: bool
     runs_compared: int
@@ -86,8 +88,8 @@ def format_table(result: BenchResult) -> str:
         "Recurrent step GEMM (B x H) @ (H x 3H) alone: "
         + ", ".join(f"B={b}: {r:.1f}" for b, r in g["step_gemm_gflops"].items())
         + " GFLOP/s",
-        f"Workload: {w['samples']} sequences ({w['data']}), {w['src_tokens']} source tokens, {w['decoder_steps']} "
-        f"decoder steps, {w['mflop_per_seq']:.2f} MFLOP/sequence; median of {result.config['repeat']} interleaved repeats",
+        f"Workload: {w['samples']} sequences ({w['data']}), {w.get('search', 'greedy')}, {w['src_tokens']} source "
+        f"tokens, {w['decoder_steps']} decoder rows stepped, {w['mflop_per_seq']:.2f} MFLOP/sequence; median of {result.config['repeat']} interleaved repeats",
         "",
         f"{'backend':<12}{'batch':>6}{'seq/s':>10}{'tok/s':>10}{'p50 ms':>9}{'p90 ms':>9}"
         f"{'GFLOP/s':>9}{'% limit':>9}{'vs eager':>10}{'vs eager@1':>12}{'cpu%':>6}{'% limit/cpu':>12}",
@@ -109,5 +111,7 @@ def format_table(result: BenchResult) -> str:
             )
     t = result.tokens
     verdict = "passed" if t.passed else f"FAILED ({len(t.mismatches)} run(s) differ)"
-    lines += ["", f"Token equality across backends: {verdict} ({t.runs_compared} runs compared)"]
+    what = "Token equality" if w.get("search", "greedy") == "greedy" else (
+        f"N-best equality (same ids in order, scores within {BEAM_SCORE_ATOL:g} per token)")
+    lines += ["", f"{what} across backends: {verdict} ({t.runs_compared} runs compared)"]
     return "\n".join(lines)

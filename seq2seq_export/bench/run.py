@@ -1,4 +1,4 @@
-"""Run every backend over the same inputs, taking turns slice by slice, through the shared greedy loop."""
+"""Run every backend over the same inputs, taking turns slice by slice, through the decoding core (greedy or beam)."""
 from __future__ import annotations
 
 import os
@@ -6,20 +6,22 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..config import ModelConfig
-from ..constants import BACKENDS, DEVICES, MAX_THREADS
+from ..constants import BACKENDS, DEVICES, MAX_BEAM_SIZE, MAX_THREADS
 from ..errors import ConfigError
 from ..fsutil import Log
 from ..manifest import load_bundle
-from ..runtime import DecodeOptions, decode_in_batches, greedy_decode, open_backend
+from ..runtime import DecodeOptions, beam_search, decode_in_batches, greedy_decode, open_backend
 from ..runtime.core import Backend, Seqs, Strategy, length_order
+from ..verify_beam import same_nbest
 from .machine import backend_options, gemm_limit, machine_info, require_device
 from .probe import probe_load
 from .report import BenchResult, LoadRow, Row, TokenCheck
-from .workload import decoder_steps, load_samples, sequence_flops
+from .workload import decoder_step_flops, decoder_steps, load_samples, sequence_flops
 
 SLICE = 128  # sequences per turn when backends take turns: short enough that load bursts hit all alike
 
@@ -35,6 +37,7 @@ class BenchConfig:
     data: str = "random"  # random | toy | cmudict | tsv:PATH
     repeat: int = 5  # timed runs per backend and batch size, after one warm-up run
     seed: int = 0  # random inputs and dataset shuffling
+    beam_size: int = 1  # 1: greedy; K: beam search keeping and returning K hypotheses (n-best K)
     probe_loads: bool = True  # measure load time and peak RSS of each backend in a fresh process
     expect_digest: str | None = None  # refuse a bundle whose digest differs ("sha256:...")
 
@@ -49,16 +52,29 @@ class BenchConfig:
         for name in ("threads", "samples", "repeat"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 1 <= self.beam_size <= MAX_BEAM_SIZE:
+            raise ConfigError(f"beam size must lie in [1, {MAX_BEAM_SIZE}], got {self.beam_size}")
         if self.threads > MAX_THREADS:
             raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads}")
 
 
-def _clocked(marks: list[float]) -> Strategy:
-    """Greedy search that timestamps the start of each batch (it adds nothing to the per-step path)."""
+def _strategy(opts: DecodeOptions) -> Strategy:
+    return greedy_decode if opts.beam_size == 1 else beam_search
 
-    def strategy(backend: Backend, seqs: Seqs, opts: DecodeOptions) -> list[list[int]]:
+
+def _same(a: Any, b: Any) -> bool:
+    """Two results of one input: greedy's token lists equal; beam n-best lists with equal ids, in order,
+    scores within BEAM_SCORE_ATOL per token (verify_beam.same_nbest)."""
+    return a == b if not a or not hasattr(a[0], "ids") else same_nbest(a, b)
+
+
+def _clocked(marks: list[float], opts: DecodeOptions) -> Strategy:
+    """The options' search that timestamps the start of each batch (it adds nothing to the per-step path)."""
+    search = _strategy(opts)
+
+    def strategy(backend: Backend, seqs: Seqs, opts: DecodeOptions) -> list:
         marks.append(time.perf_counter())
-        return greedy_decode(backend, seqs, opts)
+        return search(backend, seqs, opts)
 
     return strategy
 
@@ -74,13 +90,13 @@ def _timed_run(backend: Backend, seqs: list[list[int]], batch_size: int, opts: D
     """Decode every sequence once -> (timings, outputs)."""
     marks: list[float] = []
     c0, t0 = time.process_time(), time.perf_counter()
-    outputs = decode_in_batches(backend, seqs, opts, batch_size=batch_size, strategy=_clocked(marks))
+    outputs = decode_in_batches(backend, seqs, opts, batch_size=batch_size, strategy=_clocked(marks, opts))
     t1, c1 = time.perf_counter(), time.process_time()
     return _Run(t1 - t0, c1 - c0, list(np.diff(marks + [t1]))), outputs
 
 
 def _first_difference(a: list, b: list) -> tuple[int, int]:
-    diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    diff = [i for i, (x, y) in enumerate(zip(a, b)) if not _same(x, y)]
     return len(diff), (diff[0] if diff else -1)
 
 
@@ -104,7 +120,7 @@ def _interleaved_runs(
     note(f"warm-up: every backend at batch sizes {', '.join(map(str, cfg.batch_sizes))}")
     for b in cfg.batch_sizes:  # warm-up: one untimed pass per backend and batch size
         for name in cfg.backends:
-            decode_in_batches(backends[name], seqs[: 2 * b], opts, batch_size=b, strategy=greedy_decode)
+            decode_in_batches(backends[name], seqs[: 2 * b], opts, batch_size=b, strategy=_strategy(opts))
     runs: dict[tuple[str, int], list[_Run]] = {(n, b): [] for n in cfg.backends for b in cfg.batch_sizes}
     reference: dict[int, list] = {}
     mismatches: list[str] = []
@@ -140,7 +156,7 @@ def run_benchmark(cfg: BenchConfig, progress: Log | None = None) -> BenchResult:
     seqs = [samples[i] for i in length_order(samples)]  # the order decode_in_batches batches them in
     if not seqs:
         raise ConfigError(f"--data {cfg.data} gave no source sequences")
-    opts = DecodeOptions.from_bundle(bundle)
+    opts = DecodeOptions.from_bundle(bundle, beam_size=cfg.beam_size, num_hypotheses=cfg.beam_size)
     machine = machine_info(cfg.threads)
     if cfg.probe_loads:
         note(f"load time and memory of {', '.join(cfg.backends)}, each in a fresh process")
@@ -159,15 +175,22 @@ def run_benchmark(cfg: BenchConfig, progress: Log | None = None) -> BenchResult:
         passed=not mismatches,
         runs_compared=cfg.repeat * len(cfg.batch_sizes) * len(cfg.backends),
         mismatches=tuple(mismatches),
-        same_across_batch_sizes=all(r == refs[0] for r in refs),
+        same_across_batch_sizes=all(not _first_difference(r, refs[0])[0] for r in refs),
     )
-    work = {b: _work(bundle.config, seqs, decoder_steps(out, opts.max_len)) for b, out in reference.items()}
+    if cfg.beam_size == 1:
+        work = {b: _work(bundle.config, seqs, decoder_steps(out, opts.max_len)) for b, out in reference.items()}
+    else:  # beam search's rows depend on no batch-mate: one counted pass gives every batch size's work
+        note("counting beam search's decoder rows (one untimed pass)")
+        fastest = backends["onnx" if "onnx" in backends else cfg.backends[0]]
+        stepped = _beam_rows(fastest, seqs, opts, max(cfg.batch_sizes))
+        work = dict.fromkeys(reference, _beam_work(bundle.config, seqs, stepped))
     workload = {
         "data": cfg.data,
         "samples": len(seqs),
         "src_tokens": sum(map(len, seqs)),
         **work[cfg.batch_sizes[0]],
         "max_len": opts.max_len,
+        "search": "greedy" if cfg.beam_size == 1 else f"beam {cfg.beam_size}, n-best {cfg.beam_size}",
         "model_config": bundle.config.to_dict(),
     }
     rows = tuple(_row(name, b, runs, len(seqs), work[b], gemm["gflops"]) for b in cfg.batch_sizes for name in cfg.backends)
@@ -187,6 +210,34 @@ def _work(cfg: ModelConfig, seqs: list[list[int]], steps: list[int]) -> dict:
     """What one pass over the inputs computes, given each row's decoder steps."""
     flops = sum(sequence_flops(cfg, len(s), n) for s, n in zip(seqs, steps))
     return {"decoder_steps": sum(steps), "gemm_flops": flops, "mflop_per_seq": flops / len(seqs) / 1e6}
+
+
+class _RowCounter:
+    """A backend whose step_logits counts the rows it steps: beam search's decoder work."""
+
+    def __init__(self, backend: Backend):
+        self.backend, self.rows = backend, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+    def step_logits(self, prev_tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        self.rows += len(prev_tokens)
+        return self.backend.step_logits(prev_tokens, state)
+
+
+def _beam_rows(backend: Backend, seqs: list[list[int]], opts: DecodeOptions, batch_size: int) -> int:
+    counter = _RowCounter(backend)
+    decode_in_batches(counter, seqs, opts, batch_size=batch_size, strategy=beam_search)
+    return counter.rows
+
+
+def _beam_work(cfg: ModelConfig, seqs: list[list[int]], rows: int) -> dict:
+    """_work for beam search: the encoder on every sequence, `rows` decoder rows (hypotheses stepped),
+    attention counted at the mean source length."""
+    encoder = sum(sequence_flops(cfg, len(s), 0) for s in seqs)
+    flops = encoder + rows * decoder_step_flops(cfg, round(sum(map(len, seqs)) / len(seqs)))
+    return {"decoder_steps": rows, "gemm_flops": flops, "mflop_per_seq": flops / len(seqs) / 1e6}
 
 
 def _paired_ratio(runs: dict, key: tuple[str, int], ref: tuple[str, int]) -> float | None:

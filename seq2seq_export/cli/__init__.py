@@ -26,24 +26,25 @@ from .options import (
     Group,
     InputError,
 )
+from .serve import serve_cmd
 from .train import train_cmd
 from .translate import TRANSLATE_CHUNK, translate_cmd
 from .verify import verify_cmd
 
 __all__ = [
     "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "TRANSLATE_CHUNK", "CheckFailed", "InputError",
-    "bench_cmd", "bulk_cmd", "export_cmd", "import_cmd", "main", "train_cmd", "translate_cmd", "verify_cmd",
+    "bench_cmd", "bulk_cmd", "export_cmd", "import_cmd", "main", "serve_cmd", "train_cmd", "translate_cmd", "verify_cmd",
 ]
 
 
 @click.group(cls=Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="seq2seq-export")
 def main() -> None:
-    """seq2seq-export: train, export, translate, verify and benchmark GRU seq2seq models.
+    """seq2seq-export: train, export, translate, verify, benchmark and serve GRU seq2seq models.
 
     Each command is also installed as a console script (s2s-train, s2s-export, ...).
     """
 
 
-for _command in (train_cmd, import_cmd, export_cmd, translate_cmd, bulk_cmd, verify_cmd, bench_cmd):
+for _command in (train_cmd, import_cmd, export_cmd, translate_cmd, bulk_cmd, verify_cmd, bench_cmd, serve_cmd):
     main.add_command(_command)

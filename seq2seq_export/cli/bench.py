@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..constants import BACKENDS
+from ..constants import BACKENDS, MAX_BEAM_SIZE
 from .options import (
     CommaList,
     bundle_option,
@@ -35,6 +35,9 @@ from .options import (
               help="Inputs: random (ids from the source vocabulary), toy, cmudict or tsv:PATH (their source sides).")
 @click.option("--repeat", default=5, type=int,
               help="Timed runs per backend and batch size (after one warm-up); figures are their medians.")
+@click.option("--beam-size", default=1, type=click.IntRange(1, MAX_BEAM_SIZE),
+              help="1: greedy search; K: beam search keeping K hypotheses and returning all K (n-best K), whose ids "
+                   "must match across backends and scores agree within 1e-4 per token.")
 @json_option("Print the full result (rows, loads, machine, GEMM limit, token check) as JSON instead of the table.")
 @report_option("Also write the JSON result (as --json prints it) to this file.")
 @click.option("--no-load-probe", is_flag=True,
@@ -43,17 +46,17 @@ from .options import (
 @quiet_option
 @library_errors
 def bench_cmd(bundle_dir: Path, backends: tuple[str, ...], batch_sizes: tuple[int, ...], threads: int, device: str,
-              samples: int, data: str, repeat: int, as_json: bool, report_path: Path | None, no_load_probe: bool,
+              samples: int, data: str, repeat: int, beam_size: int, as_json: bool, report_path: Path | None, no_load_probe: bool,
               expect_digest: str | None, quiet: bool) -> None:
     """Benchmark every backend of a bundle: throughput, latency, load time, memory, share of the GEMM limit.
 
-    Exit 1 if the backends do not produce identical tokens (the table or JSON is still written).
+    Exit 1 if the backends do not produce identical tokens (with --beam-size, identical n-best lists) (the table or JSON is still written).
     """
     from ..bench import BenchConfig, format_table, run_benchmark
 
     cfg = BenchConfig(
         bundle=bundle_dir, backends=backends, batch_sizes=batch_sizes, threads=threads, device=device,
-        samples=samples, data=data, repeat=repeat, probe_loads=not no_load_probe, expect_digest=expect_digest,
+        samples=samples, data=data, repeat=repeat, beam_size=beam_size, probe_loads=not no_load_probe, expect_digest=expect_digest,
     )
     result = run_benchmark(cfg, progress=progress_printer(quiet))
     emit_report(result.to_json(), as_json, report_path, lambda: format_table(result))

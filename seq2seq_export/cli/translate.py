@@ -84,8 +84,9 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
     from ..manifest import load_bundle
     from ..runtime.translator import Translator
 
-    if (attention or token_scores) and not as_json:
-        raise click.UsageError("--attention-out and --token-scores need --json (they are written into each JSON line)")
+    for flag, on in (("--attention-out", attention), ("--token-scores", token_scores)):
+        if on and not as_json:
+            raise click.UsageError(f"{flag} needs --json (it is written into each JSON line)")
     bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
     translator = Translator.from_bundle(bundle, backend, batch_size=batch_size, max_len=max_len,
                                         max_src_tokens=max_src_tokens, threads=threads)

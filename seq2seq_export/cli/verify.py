@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL, FORMATS
+from ..constants import DEFAULT_ATOL, DEFAULT_EXACT_FACTOR, DEFAULT_RTOL, FORMATS, MAX_BEAM_SIZE, VERIFY_BEAM_SIZE
 from .options import (
     CommaList,
     bundle_option,
@@ -35,6 +35,8 @@ from .options import (
                    "atol + this factor x eager's own distance from the model run in float64. 0 turns it off.")
 @click.option("--backends", type=CommaList(choices=FORMATS),
               help="Comma-separated backends to check against eager [default: every format in the bundle].")
+@click.option("--beam-size", default=VERIFY_BEAM_SIZE, type=click.IntRange(1, MAX_BEAM_SIZE),
+              help="Beam size of the beam checks; each n-best list holds this many hypotheses.")
 @click.option("--seed", default=0, type=click.IntRange(min=0), help="Seed for random sources and probe inputs.")
 @json_option("Print the report (every check, figures, per-step differences) as JSON instead of the table.")
 @report_option("Also write the JSON report (as --json prints it) to this file.")
@@ -45,12 +47,12 @@ from .options import (
 @quiet_option
 @library_errors
 def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: float, exact_factor: float,
-               backends: tuple[str, ...] | None, seed: int, as_json: bool, report_path: Path | None, digest_only: bool,
+               backends: tuple[str, ...] | None, beam_size: int, seed: int, as_json: bool, report_path: Path | None, digest_only: bool,
                expect_digest: str | None, quiet: bool) -> None:
     """Prove a bundle's ONNX and TorchScript graphs decode exactly like its eager reference.
 
-    Checks graph outputs, teacher-forced steps, free-running greedy tokens, batch invariance and
-    the ONNX export lint; prints one row per check and a legend of what each check and figure means.
+    Checks graph outputs, teacher-forced steps, free-running greedy tokens, beam search n-best lists
+    and scores, batch invariance (greedy and beam) and the ONNX export lint; prints one row per check and a legend of what each check and figure means.
     Exit 0 if all pass, 1 if any fails, 2 for unusable input.
     """
     if digest_only:
@@ -61,7 +63,7 @@ def verify_cmd(bundle_dir: Path, samples: int, data: str, atol: float, rtol: flo
     from ..verify import format_report, verify
 
     report = verify(bundle_dir, samples=samples, data=data, atol=atol, rtol=rtol, exact_factor=exact_factor,
-                    backends=backends, seed=seed, expect_digest=expect_digest,
+                    backends=backends, beam_size=beam_size, seed=seed, expect_digest=expect_digest,
                     progress=progress_printer(quiet))
     emit_report(report.to_json() + "\n", as_json, report_path, lambda: format_report(report))
     report.raise_if_failed()

