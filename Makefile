@@ -13,7 +13,7 @@ QUIETLY := scripts/quietly.sh $(SETUP_LOG)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(QUIETLY) "create $(VENV)" $(PYTHON) -m venv $(VENV)
 	@$(QUIETLY) "upgrade pip in $(VENV)" $(PY) -m pip install --upgrade pip
-	@$(QUIETLY) "install the package with its dev and serve extras into $(VENV)" $(PY) -m pip install -e '.[dev,serve]'
+	@$(QUIETLY) "install the package with its dev, serve and ray extras into $(VENV)" $(PY) -m pip install -e '.[dev,serve,ray]'
 	@touch $(STAMP)
 
 # The docs site's tools (pyproject.toml's docs extra), separate so `make demo` does not need them.

@@ -15,6 +15,7 @@ NORMALIZE_STEPS = ("nfc", "lower")
 FORMATS = ("onnx", "torchscript")  # graph formats a bundle may carry
 BACKENDS = ("eager", "torchscript", "onnx")  # the reference first, then the exported formats
 DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when torch sees it, else CPU
+BULK_ENGINES = ("local", "ray")  # s2s-bulk: in this process, or Ray Data (the ray extra)
 EXPORTERS = ("dynamo", "legacy")  # ONNX exporters: torch.export-based, TorchScript-based
 DEFAULT_EXPORTER = "dynamo"
 LR_SCHEDULES = ("constant", "cosine")

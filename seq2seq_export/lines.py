@@ -4,14 +4,19 @@ Only '\\n' ends a line ('\\r\\n' is one line end; a lone '\\r' is an ordinary ch
 Node and C++ drivers. A line longer than the cap keeps its first `max_chars` characters; the rest
 is read in pieces of that size, counted in tokens and dropped.
 """
+
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from .constants import MAX_LINE_CHARS
 from .vocab import TokenCounter
+
+TRANSLATE_CHUNK = 512  # lines translated and written per round: bounded memory, batches stay full
+TRANSLATE_CHUNK_CHARS = 1 << 22  # and at most about this many characters per round, however long the lines
 
 
 @dataclass(frozen=True)
@@ -59,3 +64,30 @@ def _long_line(stream: TextIO, number: int, head: str, kind: str, max_chars: int
             break
     count.add(held)
     return InputLine(number, head, count.tokens if cut else None)
+
+
+def chunked(
+    items: Iterable[Any],
+    size: int = TRANSLATE_CHUNK,
+    chars: int = TRANSLATE_CHUNK_CHARS,
+    length: Callable[[Any], int] = lambda item: len(item[0]),
+) -> Iterator[list[Any]]:
+    """Lists of up to `size` items and about `chars` characters (`length` of each item: by default
+    the length of its first field, the text), never reading ahead of the list being filled."""
+    chunk: list[Any] = []
+    held = 0
+    for item in items:
+        chunk.append(item)
+        held += length(item)
+        if len(chunk) == size or held >= chars:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
+
+
+def truncation_note(label: str, tokens: int, limit: int) -> str:
+    """What is reported for an input cut to fit (Translator.fit with truncate): `tokens` it had, `limit` it may have."""
+    if tokens > limit:
+        return f"{label}: truncated to {limit} tokens (it has {tokens})"
+    return f"{label}: truncated to its first {MAX_LINE_CHARS} characters"

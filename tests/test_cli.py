@@ -18,7 +18,7 @@ COMMANDS = sorted(main.commands)
 
 
 def test_every_console_script_is_a_group_command():
-    assert COMMANDS == ["bench", "export", "import", "serve", "train", "translate", "verify"]
+    assert COMMANDS == ["bench", "bulk", "export", "import", "serve", "train", "translate", "verify"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -112,6 +112,7 @@ CLOSED_SETS = {
     ("train", "clock"): constants.CLOCKS, ("export", "exporter"): constants.EXPORTERS,
     ("import", "src_tokenizer"): constants.TOKENIZERS, ("import", "tgt_tokenizer"): constants.TOKENIZERS,
     ("train", "src_tokenizer"): constants.TOKENIZERS, ("train", "tgt_tokenizer"): constants.TOKENIZERS,
+    ("bulk", "engine"): constants.BULK_ENGINES,
 }
 
 

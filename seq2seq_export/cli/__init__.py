@@ -16,6 +16,7 @@ from __future__ import annotations
 import click
 
 from .bench import bench_cmd
+from .bulk import bulk_cmd
 from .export import export_cmd, import_cmd
 from .options import (
     CONTEXT_SETTINGS,
@@ -32,7 +33,7 @@ from .verify import verify_cmd
 
 __all__ = [
     "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "TRANSLATE_CHUNK", "CheckFailed", "InputError",
-    "bench_cmd", "export_cmd", "import_cmd", "main", "serve_cmd", "train_cmd", "translate_cmd", "verify_cmd",
+    "bench_cmd", "bulk_cmd", "export_cmd", "import_cmd", "main", "serve_cmd", "train_cmd", "translate_cmd", "verify_cmd",
 ]
 
 
@@ -45,5 +46,5 @@ def main() -> None:
     """
 
 
-for _command in (train_cmd, import_cmd, export_cmd, translate_cmd, verify_cmd, bench_cmd, serve_cmd):
+for _command in (train_cmd, import_cmd, export_cmd, translate_cmd, bulk_cmd, verify_cmd, bench_cmd, serve_cmd):
     main.add_command(_command)

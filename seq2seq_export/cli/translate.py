@@ -14,6 +14,7 @@ from ..constants import (
     MAX_SRC_TOKENS_CEILING,
     MAX_THREADS,
 )
+from ..lines import TRANSLATE_CHUNK, chunked, truncation_note
 from .options import (
     InputError,
     bundle_option,
@@ -25,36 +26,15 @@ from .options import (
     threads_option,
 )
 
-TRANSLATE_CHUNK = 512  # stdin lines translated and written per round: bounded memory, batches stay full
-TRANSLATE_CHUNK_CHARS = 1 << 22  # and at most about this many characters per round, however long the lines
-
-
-def _chunks(items: Any, size: int, chars: int = TRANSLATE_CHUNK_CHARS) -> Any:
-    """Lists of up to `size` (text, ...) items and about `chars` characters, never reading ahead of the chunk."""
-    chunk: list[Any] = []
-    held = 0
-    for item in items:
-        chunk.append(item)
-        held += len(item[0])
-        if len(chunk) == size or held >= chars:
-            yield chunk
-            chunk, held = [], 0
-    if chunk:
-        yield chunk
-
 
 def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
     """(text as read, truncated, the line as given, its label) per input line: normalized, within the
     translator's token limit (or InputTooLong)."""
-    from ..constants import MAX_LINE_CHARS
-
     for line in lines:
         label = f"{where} {line.number}"
         fit = translator.fit(line.text, truncate=truncate, where=label, tokens=line.tokens)
         if fit.truncated:
-            limit = translator.max_src_tokens
-            click.echo(f"{label}: truncated to {limit} tokens (it has {fit.tokens})" if fit.tokens > limit
-                       else f"{label}: truncated to its first {MAX_LINE_CHARS} characters", err=True)
+            click.echo(truncation_note(label, fit.tokens, translator.max_src_tokens), err=True)
         yield fit.text, fit.truncated, line.text, label
 
 
@@ -128,7 +108,7 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
 
         bar = tqdm(total=len(texts) or None, unit="line", file=sys.stderr)
     try:
-        inputs = _chunks(_fitted(translator, lines, truncate, where), chunk)
+        inputs = chunked(_fitted(translator, lines, truncate, where), chunk)
         _translate_stream(translator, inputs, as_json, attention, bar, unknown, search)
     except UnicodeDecodeError:
         raise InputError("standard input is not valid UTF-8") from None
