@@ -1,5 +1,6 @@
 """The CLI as a whole: every command is registered, documented in --help (defaults and choices too) and in
 the README; --json means the same everywhere."""
+
 from __future__ import annotations
 
 import subprocess
@@ -60,9 +61,11 @@ def _bound_cases():
         ("serve", ["--max-batch-size", "0"], "'--max-batch-size': 0 is not in the range 1<=x<=4096"),
     ]
     for value in ("inf", "nan", "-inf"):
-        cases += [("verify", ["--atol", value], "atol must be positive and rtol non-negative, both finite"),
-                  ("verify", ["--rtol", value], "atol must be positive and rtol non-negative, both finite"),
-                  ("verify", ["--exact-factor", value], "exact_factor must be finite and non-negative")]
+        cases += [
+            ("verify", ["--atol", value], "atol must be positive and rtol non-negative, both finite"),
+            ("verify", ["--rtol", value], "atol must be positive and rtol non-negative, both finite"),
+            ("verify", ["--exact-factor", value], "exact_factor must be finite and non-negative"),
+        ]
     return cases
 
 
@@ -84,8 +87,12 @@ def test_device_cuda_without_cuda_is_one_line(name, tiny_bundle, tmp_path):
     if torch.cuda.is_available():
         pytest.skip(NO_CUDA)
     args = [*TRAIN_TINY, "--out", str(tmp_path / "run")] if name == "train" else ["--bundle", str(tiny_bundle)]
-    proc = subprocess.run([sys.executable, "-m", "seq2seq_export", name, *args, "--device", "cuda"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seq2seq_export", name, *args, "--device", "cuda"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("Error: device 'cuda' was asked for but CUDA is not available to this torch")
     assert proc.stderr.count("\n") == 1 and proc.stdout == ""
@@ -106,12 +113,18 @@ def test_every_option_with_a_value_shows_its_default_in_help(name):
 
 
 CLOSED_SETS = {
-    ("translate", "backend"): constants.BACKENDS, ("bench", "backends"): constants.BACKENDS,
-    ("verify", "backends"): constants.FORMATS, ("bench", "device"): constants.DEVICES,
-    ("train", "device"): constants.DEVICES, ("train", "lr_schedule"): constants.LR_SCHEDULES,
-    ("train", "clock"): constants.CLOCKS, ("export", "exporter"): constants.EXPORTERS,
-    ("import", "src_tokenizer"): constants.TOKENIZERS, ("import", "tgt_tokenizer"): constants.TOKENIZERS,
-    ("train", "src_tokenizer"): constants.TOKENIZERS, ("train", "tgt_tokenizer"): constants.TOKENIZERS,
+    ("translate", "backend"): constants.BACKENDS,
+    ("bench", "backends"): constants.BACKENDS,
+    ("verify", "backends"): constants.FORMATS,
+    ("bench", "device"): constants.DEVICES,
+    ("train", "device"): constants.DEVICES,
+    ("train", "lr_schedule"): constants.LR_SCHEDULES,
+    ("train", "clock"): constants.CLOCKS,
+    ("export", "exporter"): constants.EXPORTERS,
+    ("import", "src_tokenizer"): constants.TOKENIZERS,
+    ("import", "tgt_tokenizer"): constants.TOKENIZERS,
+    ("train", "src_tokenizer"): constants.TOKENIZERS,
+    ("train", "tgt_tokenizer"): constants.TOKENIZERS,
     ("bulk", "engine"): constants.BULK_ENGINES,
 }
 

@@ -11,6 +11,7 @@ Exit codes, for every command (console script or `python -m seq2seq_export`):
 Heavy imports (torch above all) happen inside commands, so `s2s-translate --backend onnx` never
 imports torch. One module per command (export holds import too); options.py holds what they share.
 """
+
 from __future__ import annotations
 
 import click
@@ -32,8 +33,20 @@ from .translate import TRANSLATE_CHUNK, translate_cmd
 from .verify import verify_cmd
 
 __all__ = [
-    "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "TRANSLATE_CHUNK", "CheckFailed", "InputError",
-    "bench_cmd", "bulk_cmd", "export_cmd", "import_cmd", "main", "serve_cmd", "train_cmd", "translate_cmd", "verify_cmd",
+    "EXIT_BROKEN_PIPE",
+    "EXIT_INTERRUPTED",
+    "TRANSLATE_CHUNK",
+    "CheckFailed",
+    "InputError",
+    "bench_cmd",
+    "bulk_cmd",
+    "export_cmd",
+    "import_cmd",
+    "main",
+    "serve_cmd",
+    "train_cmd",
+    "translate_cmd",
+    "verify_cmd",
 ]
 
 

@@ -1,4 +1,5 @@
 """s2s-translate: text in (arguments or streamed standard input), one output line per input line."""
+
 from __future__ import annotations
 
 import sys
@@ -40,40 +41,90 @@ def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
 
 @command("translate")
 @bundle_option("Bundle directory written by s2s-export (checked: version, paths, sha256).")
-@click.option("--backend", default="onnx", type=click.Choice(BACKENDS),
-              help="onnx (onnxruntime, never imports torch), torchscript or eager (the bundle's reference checkpoint).")
-@click.option("--batch-size", default=DEFAULT_BATCH_SIZE, type=int,
-              help="Sequences per batch (sorted by length); results do not depend on it.")
+@click.option(
+    "--backend",
+    default="onnx",
+    type=click.Choice(BACKENDS),
+    help="onnx (onnxruntime, never imports torch), torchscript or eager (the bundle's reference checkpoint).",
+)
+@click.option(
+    "--batch-size",
+    default=DEFAULT_BATCH_SIZE,
+    type=int,
+    help="Sequences per batch (sorted by length); results do not depend on it.",
+)
 @click.option("--max-len", type=int, help="Decoding steps at most per sequence [default: the bundle's].")
-@click.option("--max-input-tokens", "max_src_tokens", type=click.IntRange(1, MAX_SRC_TOKENS_CEILING),
-              help=f"Tokens at most per input, <eos> included, 1-{MAX_SRC_TOKENS_CEILING}; a longer input is an "
-                   "error (exit 2) naming its line, unless --truncate [default: the bundle's].")
-@click.option("--truncate", is_flag=True,
-              help="Cut an input over --max-input-tokens to its first tokens instead of stopping; each cut is "
-                   "reported on stderr (and with --json as \"truncated\": true).")
+@click.option(
+    "--max-input-tokens",
+    "max_src_tokens",
+    type=click.IntRange(1, MAX_SRC_TOKENS_CEILING),
+    help=f"Tokens at most per input, <eos> included, 1-{MAX_SRC_TOKENS_CEILING}; a longer input is an "
+    "error (exit 2) naming its line, unless --truncate [default: the bundle's].",
+)
+@click.option(
+    "--truncate",
+    is_flag=True,
+    help="Cut an input over --max-input-tokens to its first tokens instead of stopping; each cut is "
+    'reported on stderr (and with --json as "truncated": true).',
+)
 @threads_option(None, f"Compute threads (onnxruntime intra-op / torch), 1-{MAX_THREADS} [default: the library's].")
-@json_option("Write one JSON object per line: {input, output, ids}, plus \"unknown\" (the input's symbols outside the "
-             "source vocabulary) when it has any.")
-@click.option("--beam-size", default=1, type=int,
-              help="Hypotheses kept per input while searching; 1 is greedy search (the fastest).")
-@click.option("--n-best", "num_hypotheses", default=1, type=int,
-              help="Hypotheses returned per input, at most --beam-size; with --json they are listed under "
-                   "\"hypotheses\", best first (plain output prints the best one).")
-@click.option("--length-penalty", default=1.0, type=float,
-              help="A hypothesis' score is the sum of its tokens' log-probs (<eos> included) divided by "
-                   "length ** this; 0 gives the plain sum.")
-@click.option("--token-scores", is_flag=True,
-              help="With --json: add \"token_scores\", each output token's log-prob (then <eos>'s).")
-@click.option("--attention-out", "attention", is_flag=True,
-              help="With --json: add \"attention\", one row per output token of weights over the source tokens "
-                   "(models with attention).")
+@json_option(
+    'Write one JSON object per line: {input, output, ids}, plus "unknown" (the input\'s symbols outside the '
+    "source vocabulary) when it has any."
+)
+@click.option(
+    "--beam-size",
+    default=1,
+    type=int,
+    help="Hypotheses kept per input while searching; 1 is greedy search (the fastest).",
+)
+@click.option(
+    "--n-best",
+    "num_hypotheses",
+    default=1,
+    type=int,
+    help="Hypotheses returned per input, at most --beam-size; with --json they are listed under "
+    '"hypotheses", best first (plain output prints the best one).',
+)
+@click.option(
+    "--length-penalty",
+    default=1.0,
+    type=float,
+    help="A hypothesis' score is the sum of its tokens' log-probs (<eos> included) divided by "
+    "length ** this; 0 gives the plain sum.",
+)
+@click.option(
+    "--token-scores",
+    is_flag=True,
+    help="With --json: add \"token_scores\", each output token's log-prob (then <eos>'s).",
+)
+@click.option(
+    "--attention-out",
+    "attention",
+    is_flag=True,
+    help='With --json: add "attention", one row per output token of weights over the source tokens '
+    "(models with attention).",
+)
 @expect_digest_option
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
 @library_errors
-def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int | None, max_src_tokens: int | None,
-                  truncate: bool, threads: int | None, as_json: bool, beam_size: int, num_hypotheses: int,
-                  length_penalty: float, token_scores: bool, attention: bool, expect_digest: str | None,
-                  texts: tuple[str, ...]) -> None:
+def translate_cmd(
+    bundle_dir: Path,
+    backend: str,
+    batch_size: int,
+    max_len: int | None,
+    max_src_tokens: int | None,
+    truncate: bool,
+    threads: int | None,
+    as_json: bool,
+    beam_size: int,
+    num_hypotheses: int,
+    length_penalty: float,
+    token_scores: bool,
+    attention: bool,
+    expect_digest: str | None,
+    texts: tuple[str, ...],
+) -> None:
     """Translate each TEXT, or each line of standard input, to one output line, in input order.
 
     Standard input is UTF-8, streamed in chunks (any size of input, constant memory); only \\n ends
@@ -88,12 +139,18 @@ def translate_cmd(bundle_dir: Path, backend: str, batch_size: int, max_len: int 
         if on and not as_json:
             raise click.UsageError(f"{flag} needs --json (it is written into each JSON line)")
     bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
-    translator = Translator.from_bundle(bundle, backend, batch_size=batch_size, max_len=max_len,
-                                        max_src_tokens=max_src_tokens, threads=threads)
+    translator = Translator.from_bundle(
+        bundle, backend, batch_size=batch_size, max_len=max_len, max_src_tokens=max_src_tokens, threads=threads
+    )
     translator.search_options(beam_size, num_hypotheses, length_penalty)  # bad values: one line before any input
     # --json reports scores (greedy then fetches each step's logits); plain output stays one line per input.
-    search = dict(beam_size=beam_size, num_hypotheses=num_hypotheses, length_penalty=length_penalty,
-                  scores=as_json, token_scores=token_scores)
+    search = dict(
+        beam_size=beam_size,
+        num_hypotheses=num_hypotheses,
+        length_penalty=length_penalty,
+        scores=as_json,
+        token_scores=token_scores,
+    )
     stdin = text_stream(sys.stdin.buffer)
     lines: Iterator[InputLine]
     if texts:
@@ -134,8 +191,10 @@ class UnknownTally:
     def summary(self) -> str:
         inputs = f"{self.inputs} input{'s' if self.inputs > 1 else ''} had"
         symbols = f"{self.symbols} symbol{'s' if self.symbols > 1 else ''}"
-        return (f"warning: {inputs} {symbols} outside the source vocabulary (first: {self.first}); the model read "
-                "them as <unk>: check the input's language, script and case (--json lists them as \"unknown\")")
+        return (
+            f"warning: {inputs} {symbols} outside the source vocabulary (first: {self.first}); the model read "
+            'them as <unk>: check the input\'s language, script and case (--json lists them as "unknown")'
+        )
 
 
 def _hypothesis(h: Any, token_scores: bool) -> dict[str, Any]:
@@ -145,8 +204,15 @@ def _hypothesis(h: Any, token_scores: bool) -> dict[str, Any]:
     return record
 
 
-def _translate_stream(translator: Any, chunks: Any, as_json: bool, attention: bool, bar: Any,
-                      unknown: UnknownTally, search: dict[str, Any]) -> None:
+def _translate_stream(
+    translator: Any,
+    chunks: Any,
+    as_json: bool,
+    attention: bool,
+    bar: Any,
+    unknown: UnknownTally,
+    search: dict[str, Any],
+) -> None:
     import json
 
     out = text_stdout()
@@ -156,8 +222,11 @@ def _translate_stream(translator: Any, chunks: Any, as_json: bool, attention: bo
             unknown.add(t.unknown, label)
             if as_json:
                 best = _hypothesis(t, search["token_scores"])
-                record: dict[str, Any] = {"input": t.input if truncated else given, **best,
-                                          "hypotheses": [_hypothesis(h, search["token_scores"]) for h in t.hypotheses]}
+                record: dict[str, Any] = {
+                    "input": t.input if truncated else given,
+                    **best,
+                    "hypotheses": [_hypothesis(h, search["token_scores"]) for h in t.hypotheses],
+                }
                 if attention:
                     record["attention"] = [[round(w, 6) for w in row] for row in t.attention]
                 if truncated:
