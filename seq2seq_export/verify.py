@@ -40,10 +40,10 @@ from .verify_checks import (
     check_batch_invariance,
     check_graphs,
     check_greedy,
-    check_teacher_forced,
     decode_mixed,
     fail_line,
 )
+from .verify_teacher import check_teacher_forced
 
 DEFAULT_BATCH_SIZES = (1, 3, 16)  # graph-level probes run at each (the export traced batch 2)
 RANDOM_LENGTHS = (1, 64)  # inclusive range of source lengths for data="random" (the export traced 5)

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from .constants import VERIFY_BEAM_SIZE
-from .iospec import BATCH, DECODER_STEP, ENCODER, GRAPH_NAMES, LOGITS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
+from .iospec import BATCH, DECODER_STEP, ENCODER, LOGITS, SRC_LEN, SRC_LENGTHS, SRC_TOKENS, GraphSpec
 from .manifest import Bundle
 from .runtime.core import (
     Backend,
     Carry,
     DecodeOptions,
-    batch_indices,
     decode_in_batches,
     pad_batch,
     teacher_forced_steps,
@@ -30,8 +29,8 @@ from .runtime.greedy import greedy_decode
 Seqs = Sequence[Sequence[int]]
 
 
-def _always(feeds: dict[str, np.ndarray]) -> Callable[[str], dict[str, np.ndarray]]:
-    """The feeds callback of _run_all when every backend gets the same feeds."""
+def always(feeds: dict[str, np.ndarray]) -> Callable[[str], dict[str, np.ndarray]]:
+    """The feeds callback of run_all when every backend gets the same feeds."""
     return lambda _: feeds
 
 
@@ -91,7 +90,7 @@ def _compare(got: np.ndarray, want: np.ndarray, ref: Any, axis: int) -> tuple[np
     return d.max(1), (d / (np.abs(w) + ref.atol)).max(1), (d / (ref.atol + ref.rtol * np.abs(w))).max(1)
 
 
-class _Budget:
+class Budget:
     """One float output over a whole check: its strict comparison with eager, and the float64 budget.
 
     A trained recurrence amplifies float32 rounding (on a random length-64 probe of the cmudict
@@ -145,12 +144,12 @@ class _Budget:
         )
 
 
-def _failures(budgets: dict[str, _Budget], ref: Any) -> list[str]:
+def budget_failures(budgets: dict[str, Budget], ref: Any) -> list[str]:
     """One line per output whose budget failed."""
     return [f for n, b in budgets.items() if (f := b.failure(ref, n))]
 
 
-def _figure(budgets: dict[str, _Budget]) -> str:
+def budget_figure(budgets: dict[str, Budget]) -> str:
     """Max differences vs eager over all outputs, plus the float64 distances when the budget was used."""
     b = list(budgets.values())
     text = f"max abs {max((x.abs for x in b), default=0.0):.1e}, rel {max((x.rel for x in b), default=0.0):.1e}"
@@ -181,7 +180,7 @@ class _Tally:
     """Running figures of one (backend, graph) pair over all graph-level probes."""
 
     def __init__(self) -> None:
-        self.budgets: dict[str, _Budget] = {}  # per float output
+        self.budgets: dict[str, Budget] = {}  # per float output
         self.mismatches, self.calls = 0, 0  # integer outputs (next_tokens) must be equal
         self.io: list[str] = []
 
@@ -202,10 +201,10 @@ class _Tally:
                 return f"outside tolerance at {at} (abs diff {diff:.1e})"
 
             rows = np.ones(w.shape[axis], dtype=bool)
-            self.budgets.setdefault(t.name, _Budget()).add(ref, g, w, exact[t.name], axis, rows, where)
+            self.budgets.setdefault(t.name, Budget()).add(ref, g, w, exact[t.name], axis, rows, where)
 
     def failures(self, ref: Reference) -> list[str]:
-        return _failures(self.budgets, ref)
+        return budget_failures(self.budgets, ref)
 
 
 def _probe_batches(ref: Reference) -> list[list[tuple[int, ...]]]:
@@ -217,7 +216,7 @@ def _probe_batches(ref: Reference) -> list[list[tuple[int, ...]]]:
     return [seqs[i : i + b] for b in ref.batch_sizes for i in range(0, len(seqs), b)]
 
 
-def _run_all(
+def run_all(
     live: dict[str, Backend], graph: str, feeds: Callable[[str], dict], errors: dict[str, str], where: str
 ) -> dict:
     """Run `graph` on every live backend; one that raises is recorded in `errors` and leaves `live`."""
@@ -252,7 +251,7 @@ def check_graphs(ref: Reference, backends: dict[str, Backend]) -> list[CheckResu
         ):
             where = f"batch {len(batch)}, length {src.shape[1]}"
             exact = ref.exact.run_graph(graph, feeds)
-            for n, got in _run_all(live[graph], graph, _always(feeds), errors[graph], where).items():
+            for n, got in run_all(live[graph], graph, always(feeds), errors[graph], where).items():
                 tallies[n, graph].add(ref, ref.bundle.graphs[graph], got, want, exact, dims)
     results = []
     for (name, graph), t in tallies.items():
@@ -264,87 +263,7 @@ def check_graphs(ref: Reference, backends: dict[str, Backend]) -> list[CheckResu
         ok = not (error or over or t.mismatches)
         detail = error or "; ".join(over + ([f"{t.mismatches} integer outputs differ"] if t.mismatches else []))
         worst = max((b.abs for b in t.budgets.values()), default=0.0)
-        results.append(CheckResult(f"values.{graph}", name, ok, worst, _figure(t.budgets), detail))
-    return results
-
-
-def _teacher_inputs(ref: Reference, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """prev tokens (B, T) = <sos> + eager tokens, padded with <eos>; alive (B, T) marks real steps."""
-    toks = [ref.tokens[i] for i in rows]
-    steps = max(len(t) for t in toks) + 1  # every decoded token plus the step that emits <eos>
-    prev = np.full((len(toks), steps), ref.options.end_id, dtype=np.int64)
-    alive = np.zeros((len(toks), steps), dtype=bool)
-    for r, t in enumerate(toks):
-        prev[r, : len(t) + 1] = (ref.options.start_id,) + t
-        alive[r, : len(t) + 1] = True
-    return prev, alive
-
-
-class _StepTally:
-    """Running figures of one backend over the teacher-forced steps of every batch."""
-
-    def __init__(self) -> None:
-        self.per_step: list[float] = []  # max abs diff at each decoder step
-        self.budgets: dict[str, _Budget] = {}  # per float output
-
-    def add(
-        self,
-        ref: Reference,
-        got: dict,
-        want: dict,
-        exact: dict,
-        compared: list,
-        alive: np.ndarray,
-        rows: Sequence[int],
-        step: int | None,
-    ) -> None:
-        """Compare outputs (name, batch axis) in `compared` on the alive rows; step None is the encoder."""
-        at = ENCODER if step is None else f"step {step}"
-        where = lambda r, diff: f"first outside tolerance: sample {rows[r]}, {at} (abs diff {diff:.1e})"  # noqa: E731
-        diff = max(
-            self.budgets.setdefault(k, _Budget()).add(ref, got[k], want[k], exact[k], axis, alive, where)
-            for k, axis in compared
-        )
-        if step is not None:
-            self.per_step += [0.0] * (step + 1 - len(self.per_step))
-            self.per_step[step] = max(self.per_step[step], diff)
-
-    def failures(self, ref: Reference) -> list[str]:
-        return _failures(self.budgets, ref)
-
-
-def _float_outputs(spec: GraphSpec) -> list[tuple[str, int]]:
-    """(name, batch axis) of every float output: states, logits, memory, attention."""
-    return [(t.name, t.shape.index(BATCH)) for t in spec.outputs if t.dtype == "float32"]
-
-
-def check_teacher_forced(ref: Reference, backends: dict[str, Backend]) -> list[CheckResult]:
-    """Along every eager decode, give each backend the eager step's inputs (token, state, memory)
-    and compare every float output of its encoder and of every step (logits, state, attention).
-    Shared inputs keep float32 drift from compounding through the recurrence; the greedy check
-    covers each backend's own trajectory."""
-    enc_compared, step_compared = (_float_outputs(ref.bundle.graphs[g]) for g in GRAPH_NAMES)
-    tallies = {n: _StepTally() for n in backends}
-    errors: dict[str, str] = {}
-    for rows in batch_indices(ref.seqs, ref.decode_batch, by_length=False):
-        prev, alive = _teacher_inputs(ref, rows)
-        live = {n: b for n, b in backends.items() if n not in errors}
-        for step, feeds, want in teacher_forced_steps(
-            ref.eager, [ref.seqs[i] for i in rows], prev, pad_id=ref.options.pad_id
-        ):
-            graph, at = (ENCODER, ENCODER) if step is None else (DECODER_STEP, f"step {step}")
-            compared, mask = (
-                (enc_compared, np.ones(len(rows), dtype=bool)) if step is None else (step_compared, alive[:, step])
-            )
-            exact = ref.exact.run_graph(graph, feeds)
-            for n, got in _run_all(live, graph, _always(feeds), errors, at).items():
-                tallies[n].add(ref, got, want, exact, compared, mask, rows, step)
-    results = []
-    for n, t in tallies.items():
-        detail = errors.get(n) or "; ".join(t.failures(ref))
-        worst = max((b.abs for b in t.budgets.values()), default=0.0)
-        figure = f"{_figure(t.budgets)} over {len(t.per_step)} steps"
-        results.append(CheckResult("teacher_forced", n, not detail, worst, figure, detail, tuple(t.per_step)))
+        results.append(CheckResult(f"values.{graph}", name, ok, worst, budget_figure(t.budgets), detail))
     return results
 
 

@@ -11,13 +11,12 @@ from click.core import ParameterSource
 
 from ..constants import (
     BULK_ENGINES,
-    DEFAULT_BATCH_SIZE,
-    MAX_SRC_TOKENS_CEILING,
     MAX_THREADS,
 )
 from .options import (
     bundle_option,
     command,
+    decoding_options,
     expect_digest_option,
     library_errors,
     threads_option,
@@ -47,26 +46,7 @@ MAX_WORKERS = 4096
     type=click.IntRange(1, MAX_WORKERS),
     help=f"With --engine ray: actors, each loading the bundle once [default: {DEFAULT_RAY_WORKERS}].",
 )
-@click.option(
-    "--batch-size",
-    default=DEFAULT_BATCH_SIZE,
-    type=int,
-    help="Sequences per batch (sorted by length); results do not depend on it.",
-)
-@click.option("--max-len", type=int, help="Decoding steps at most per sequence [default: the bundle's].")
-@click.option(
-    "--max-input-tokens",
-    "max_src_tokens",
-    type=click.IntRange(1, MAX_SRC_TOKENS_CEILING),
-    help=f"Tokens at most per input, <eos> included, 1-{MAX_SRC_TOKENS_CEILING}; a longer input is an "
-    "error (exit 2) naming its file and line, unless --truncate [default: the bundle's].",
-)
-@click.option(
-    "--truncate",
-    is_flag=True,
-    help="Cut an input over --max-input-tokens to its first tokens instead of stopping; each cut is "
-    "reported on stderr.",
-)
+@decoding_options("file and line", "on stderr")
 @threads_option(
     None,
     f"Compute threads per worker (onnxruntime intra-op), 1-{MAX_THREADS} "

@@ -139,6 +139,42 @@ def device_option(default: str | None, help: str) -> Decorator:
     return click.option("--device", default=default, type=click.Choice(DEVICES), help=help)
 
 
+def decoding_options(where: str, reported: str) -> Decorator:
+    """--batch-size, --max-len, --max-input-tokens and --truncate, as translate and bulk share them;
+    `where` names what an over-long input's error points at, `reported` where a cut is reported."""
+    from ..constants import DEFAULT_BATCH_SIZE, MAX_SRC_TOKENS_CEILING
+
+    options = (
+        click.option(
+            "--batch-size",
+            default=DEFAULT_BATCH_SIZE,
+            type=int,
+            help="Sequences per batch (sorted by length); results do not depend on it.",
+        ),
+        click.option("--max-len", type=int, help="Decoding steps at most per sequence [default: the bundle's]."),
+        click.option(
+            "--max-input-tokens",
+            "max_src_tokens",
+            type=click.IntRange(1, MAX_SRC_TOKENS_CEILING),
+            help=f"Tokens at most per input, <eos> included, 1-{MAX_SRC_TOKENS_CEILING}; a longer input is an "
+            f"error (exit 2) naming its {where}, unless --truncate [default: the bundle's].",
+        ),
+        click.option(
+            "--truncate",
+            is_flag=True,
+            help=f"Cut an input over --max-input-tokens to its first tokens instead of stopping; each cut is "
+            f"reported {reported}.",
+        ),
+    )
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
 def json_option(help: str) -> Decorator:
     """--json: a flag, always; the command writes JSON to standard output instead of text."""
     return click.option("--json", "as_json", is_flag=True, help=help)

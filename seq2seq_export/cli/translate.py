@@ -11,8 +11,6 @@ import click
 
 from ..constants import (
     BACKENDS,
-    DEFAULT_BATCH_SIZE,
-    MAX_SRC_TOKENS_CEILING,
     MAX_THREADS,
 )
 from ..lines import TRANSLATE_CHUNK, chunked, truncation_note
@@ -20,6 +18,7 @@ from .options import (
     InputError,
     bundle_option,
     command,
+    decoding_options,
     expect_digest_option,
     json_option,
     library_errors,
@@ -47,26 +46,7 @@ def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
     type=click.Choice(BACKENDS),
     help="onnx (onnxruntime, never imports torch), torchscript or eager (the bundle's reference checkpoint).",
 )
-@click.option(
-    "--batch-size",
-    default=DEFAULT_BATCH_SIZE,
-    type=int,
-    help="Sequences per batch (sorted by length); results do not depend on it.",
-)
-@click.option("--max-len", type=int, help="Decoding steps at most per sequence [default: the bundle's].")
-@click.option(
-    "--max-input-tokens",
-    "max_src_tokens",
-    type=click.IntRange(1, MAX_SRC_TOKENS_CEILING),
-    help=f"Tokens at most per input, <eos> included, 1-{MAX_SRC_TOKENS_CEILING}; a longer input is an "
-    "error (exit 2) naming its line, unless --truncate [default: the bundle's].",
-)
-@click.option(
-    "--truncate",
-    is_flag=True,
-    help="Cut an input over --max-input-tokens to its first tokens instead of stopping; each cut is "
-    'reported on stderr (and with --json as "truncated": true).',
-)
+@decoding_options("line", 'on stderr (and with --json as "truncated": true)')
 @threads_option(None, f"Compute threads (onnxruntime intra-op / torch), 1-{MAX_THREADS} [default: the library's].")
 @json_option(
     'Write one JSON object per line: {input, output, ids}, plus "unknown" (the input\'s symbols outside the '
