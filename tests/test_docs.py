@@ -112,8 +112,9 @@ CHEAPER = {
     "s2s-bench": "--samples 16 --repeat 1 --no-load-probe",
 }
 RUN = [README, DOCS / "getting-started.md"]
-# Not run here: the shell set-up, and the cmudict preset's 30-CPU-minute training and its bundle.
-NOT_RUN = re.compile(r"^(make |source |\.venv/bin/python -m pytest)|cmudict|^s2s-train\s*(#|$)")
+# Not run here: the shell set-up, the cmudict preset's 30-CPU-minute training and its bundle, and
+# s2s-serve, which serves until stopped (tests/test_serve.py runs it as a real server and stops it).
+NOT_RUN = re.compile(r"^(make |source |\.venv/bin/python -m pytest)|cmudict|^s2s-train\s*(#|$)|^s2s-serve\b")
 
 
 def runnable_lines(doc: Path) -> list[str]:
