@@ -140,6 +140,9 @@ def test_library_reports_through_the_callback_and_prints_nothing(tiny_checkpoint
         "teacher_forced:",
         "greedy",
         "batch_invariance",
+        "beam:",
+        "beam",
+        "beam_invariance",
     ], checks
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""

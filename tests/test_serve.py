@@ -176,7 +176,11 @@ def test_health_readiness_routes_metrics_and_openapi(server):
     schema = server.request("GET", "/openapi.json")[2]
     assert schema["openapi"].startswith("3.") and "/v1/translate" in schema["paths"]
     assert schema["components"]["schemas"]["TranslateRequest"]["properties"]["inputs"]["maxItems"] == 16
-    assert '"POST /v1/translate HTTP/1.1" 200' in server.output()  # uvicorn's access log
+    assert server.translate(["hello"])[0] == 200
+    deadline = time.monotonic() + 10  # uvicorn's access log reaches the pipe a moment after the answer
+    while '"POST /v1/translate HTTP/1.1" 200' not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert '"POST /v1/translate HTTP/1.1" 200' in server.output()
 
 
 def test_overload_gets_429_with_retry_after_and_nothing_wrong(lively_bundle, expected):

@@ -30,6 +30,8 @@ CHECKS = {
     "teacher_forced",
     "greedy",
     "batch_invariance",
+    "beam",
+    "beam_invariance",
 }
 MATRIX = VARIANTS + (
     dict(rnn="gru", num_layers=1, bidirectional_encoder=False, attention="luong", attention_score="dot"),

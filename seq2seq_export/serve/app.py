@@ -119,15 +119,12 @@ def parse_search(doc: dict[str, Any], translator: Translator) -> Search:
     return Search(beam, n_best, float(penalty))
 
 
-def record(t: Translation, search: Search) -> dict[str, Any]:
-    """One translation as JSON: s2s-translate --json's record; with a beam also its score, and with
-    n_best > 1 its hypotheses."""
-    out: dict[str, Any] = {"input": t.input, "output": t.output, "ids": list(t.ids)}
-    if search.beam_size > 1:
-        out["score"] = t.score
-    if search.n_best > 1:
-        out["hypotheses"] = [{"output": h.output, "ids": list(h.ids), "score": h.score} for h in t.hypotheses]
-    return out
+def record(t: Translation) -> dict[str, Any]:
+    """One translation as JSON, exactly s2s-translate --json's record: the best hypothesis' output, ids
+    and score, then the n-best list (`search` chose how many)."""
+    best = {"output": t.output, "ids": list(t.ids), "score": t.score}
+    hypotheses = [{"output": h.output, "ids": list(h.ids), "score": h.score} for h in t.hypotheses]
+    return {"input": t.input, **best, "hypotheses": hypotheses}
 
 
 def create_app(translator: Translator, config: ServeConfig) -> Starlette:
@@ -154,7 +151,7 @@ def create_app(translator: Translator, config: ServeConfig) -> Starlette:
             found = await batcher.submit(texts, search) if texts else []
         except QueueFull as e:
             return error(429, str(e), {"Retry-After": str(RETRY_AFTER_S)})
-        return JSONResponse({"translations": [record(t, search) for t in found]})
+        return JSONResponse({"translations": [record(t) for t in found]})
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})

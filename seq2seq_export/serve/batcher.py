@@ -143,5 +143,9 @@ class Batcher:
 
     def _translate(self, texts: list[str], search: Search) -> list[Translation]:
         return self.translator.translations(
-            texts, beam_size=search.beam_size, num_hypotheses=search.n_best, length_penalty=search.length_penalty
+            texts,
+            beam_size=search.beam_size,
+            num_hypotheses=search.n_best,
+            length_penalty=search.length_penalty,
+            scores=True,  # as s2s-translate --json: every answer carries its score
         )

@@ -42,13 +42,13 @@ def openapi_schema(config: ServeConfig, max_src_tokens: int, max_beam: int) -> d
     }
     translation = {
         "type": "object",
-        "required": ["input", "output", "ids"],
+        "required": ["input", "output", "ids", "score", "hypotheses"],
         "properties": {
             "input": {"type": "string"},
             "output": {"type": "string"},
             "ids": ids,
-            "score": {"type": ["number", "null"], "description": "with beam_size > 1"},
-            "hypotheses": {"type": "array", "items": hypothesis, "description": "with n_best > 1"},
+            "score": {"type": ["number", "null"], "description": "null for an empty input"},
+            "hypotheses": {"type": "array", "items": hypothesis, "description": "the n-best list, best first"},
         },
     }
     status = {"description": "JSON status", "content": {"application/json": {"schema": {"type": "object"}}}}
