@@ -142,8 +142,11 @@ class Scored:
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """(B, V) logits -> (B, V) float64 log-probabilities, each <= 0 (max-shifted: no overflow)."""
     x = logits.astype(np.float64)  # float32 logits are exact in float64; sums of many log-probs keep their digits
-    x -= x.max(axis=1, keepdims=True)
-    x -= np.log(np.exp(x).sum(axis=1, keepdims=True))  # the sum is >= 1 (its max term is exp(0)): log >= 0
+    # A row holding inf or nan (a broken model) turns into nan here, which the search ranks nowhere;
+    # numpy's warning about it would only repeat that on stderr.
+    with np.errstate(invalid="ignore"):
+        x -= x.max(axis=1, keepdims=True)
+        x -= np.log(np.exp(x).sum(axis=1, keepdims=True))  # the sum is >= 1 (its max term is exp(0)): log >= 0
     return x
 
 
