@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import LIVELY_SRC, VARIANTS
+from conftest import DECODE_CHECKS, LIVELY_SRC, VARIANTS
 
 from seq2seq_export.manifest import load_bundle
 from seq2seq_export.runtime import BACKENDS, Translator
@@ -22,17 +22,6 @@ from seq2seq_export.verify import format_report, verify
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CHECKS = {
-    "io.encoder",
-    "values.encoder",
-    "io.decoder_step",
-    "values.decoder_step",
-    "teacher_forced",
-    "greedy",
-    "batch_invariance",
-    "beam",
-    "beam_invariance",
-}
 MATRIX = VARIANTS + (
     dict(rnn="gru", num_layers=1, bidirectional_encoder=False, attention="luong", attention_score="dot"),
     # A bidirectional encoder narrower than the decoder (hidden 32): the bridge, the second layer's
@@ -65,7 +54,7 @@ def assert_exports_verify_and_decode_alike(bundle_dir) -> None:
     assert report.passed, format_report(report)
     names = {(c.name, c.backend) for c in report.checks}
     lint = {("lint.encoder", "onnx"), ("lint.decoder_step", "onnx")}
-    assert names == {(n, b) for n in CHECKS for b in ("onnx", "torchscript")} | lint
+    assert names == {(n, b) for n in DECODE_CHECKS for b in ("onnx", "torchscript")} | lint
     decoded = {}
     for backend in BACKENDS:
         tr = Translator.from_bundle(bundle_dir, backend, batch_size=16, threads=1)

@@ -15,7 +15,7 @@ from bundle_edits import (
     reexport_decoder_step,
     rehash,
 )
-from conftest import make_checkpoint
+from conftest import DECODE_CHECKS, make_checkpoint
 
 from seq2seq_export.bundle import export_bundle
 from seq2seq_export.constants import ENCODER_ONNX, MANIFEST_FILE, REFERENCE_CHECKPOINT
@@ -25,17 +25,6 @@ from seq2seq_export.runtime import DecodeOptions, greedy_decode, open_backend
 from seq2seq_export.verify import format_report, sample_sources, verify
 
 SAMPLES = 24
-DECODE_CHECKS = (
-    "io.encoder",
-    "values.encoder",
-    "io.decoder_step",
-    "values.decoder_step",
-    "teacher_forced",
-    "greedy",
-    "batch_invariance",
-    "beam",
-    "beam_invariance",
-)
 
 
 def checks(report) -> dict:
