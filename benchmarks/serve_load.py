@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # serve_client.Server, conftest.lively_
 from serve_client import Server  # noqa: E402 (tests/ joins sys.path just above)
 
 from seq2seq_export.runtime import Translator  # noqa: E402
+from seq2seq_export.serve.app import record  # noqa: E402 (the service's JSON record of a translation)
 
 
 def build_bundle(out: Path) -> Path:
@@ -60,7 +61,7 @@ def direct(translator: Translator, words: list[str], batch: int, seconds: float)
     latencies, done, start, cpu = [], 0, time.perf_counter(), sum(os.times()[:2])
     for i in range(0, len(words), batch):
         t0 = time.perf_counter()
-        translator.translations(words[i : i + batch])
+        translator.translations(words[i : i + batch], scores=True)  # as the service: every answer scored
         latencies.append(time.perf_counter() - t0)
         done += len(words[i : i + batch])
         if time.perf_counter() - start > seconds:
@@ -156,9 +157,7 @@ def main() -> None:
         bundle = args.bundle or build_bundle(Path(tmp))
         base = Translator.from_bundle(bundle, batch_size=64, threads=args.threads)
         words = cmudict_words(args.requests, {t for t in base.text.src.tokens if len(t) == 1})
-        expected = {
-            w: {"input": w, "output": t.output, "ids": list(t.ids)} for w, t in zip(words, base.translations(words))
-        }
+        expected = {w: record(t) for w, t in zip(words, base.translations(words, scores=True))}
         report: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}, "levels": []}
         log = ["--no-access-log"] if args.no_access_log else []
         server = Server(
