@@ -67,7 +67,9 @@ DEFAULT = ServeConfig()  # the defaults shown by --help (seq2seq_export.serve im
     help="Request body size at most (413 beyond).",
 )
 @click.option(
-    "--access-log/--no-access-log", default=True, help="uvicorn's access log: one line per request on standard output."
+    "--access-log/--no-access-log",
+    default=True,
+    help="The access log: one line per request on standard output, as uvicorn's.",
 )
 @expect_digest_option
 @library_errors
@@ -95,11 +97,14 @@ def serve_cmd(
     from ..serve import create_app, require_serve_extra
 
     require_serve_extra()
-    config = ServeConfig(max_batch_size, max_wait_ms, max_queue, max_inputs, max_input_chars, max_body_bytes)
+    config = ServeConfig(
+        max_batch_size, max_wait_ms, max_queue, max_inputs, max_input_chars, max_body_bytes, access_log=access_log
+    )
     import uvicorn
 
     from ..manifest import load_bundle
     from ..runtime.translator import Translator
+    from ..serve.protocol import CoalescingHttpToolsProtocol
 
     bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
     translator = Translator.from_bundle(bundle, backend, batch_size=max_batch_size, threads=threads)
@@ -107,4 +112,14 @@ def serve_cmd(
     # uvicorn drains on SIGTERM, then raises the signal again with the handler found before it started:
     # a no-op one makes a drained shutdown exit 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_graceful_shutdown=None)
+    # The app writes the access log (serve.access_log: uvicorn's lines, cheaper), uvicorn never does;
+    # each response leaves in one send (serve.protocol).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        http=CoalescingHttpToolsProtocol,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=None,
+    )

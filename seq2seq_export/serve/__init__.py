@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..runtime.translator import Translator
 
 # What the serve extra installs (pyproject.toml), by import name.
-SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client")
+SERVE_MODULES = ("starlette", "uvicorn", "httptools", "prometheus_client")
 SERVE_EXTRA = "pip install 'seq2seq-export[serve]'"
 # Beam width one request may ask for: a batch decodes batch x beam rows, so the server caps it far
 # below the library's MAX_BEAM_SIZE (a client must not make one batch thousands of rows wide).
@@ -46,6 +46,7 @@ class ServeConfig:
     max_inputs: int = 256  # inputs per request
     max_input_chars: int = 1000  # characters per input
     max_body_bytes: int = 1 << 20  # request body
+    access_log: bool = False  # a line per request on standard output, as uvicorn's (s2s-serve: on; serve.access_log)
 
     def __post_init__(self) -> None:
         for name, high in (

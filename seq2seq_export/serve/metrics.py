@@ -14,6 +14,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from .access_log import AccessLog
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -49,10 +51,13 @@ class ServeMetrics:
 
 class MetricsMiddleware:
     """Pure ASGI middleware: every HTTP response counted by path (known routes, else "other") and status,
-    and timed."""
+    timed, and logged when an access log is given."""
 
-    def __init__(self, app: Any, metrics: ServeMetrics, paths: frozenset[str]) -> None:
-        self.app, self.metrics, self.paths = app, metrics, paths
+    def __init__(self, app: Any, metrics: ServeMetrics, paths: frozenset[str], access_log: AccessLog | None) -> None:
+        self.app, self.metrics, self.paths, self.access_log = app, metrics, paths, access_log
+        # labels() validates and locks on every call: each child is looked up once, on first use
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -70,5 +75,13 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, counted)
         finally:
-            self.metrics.requests.labels(path, str(status)).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+            counter = self._counters.get((path, status))
+            if counter is None:
+                counter = self._counters[path, status] = self.metrics.requests.labels(path, str(status))
+            counter.inc()
+            timer = self._timers.get(path)
+            if timer is None:
+                timer = self._timers[path] = self.metrics.latency.labels(path)
+            timer.observe(time.perf_counter() - start)
+            if self.access_log is not None:
+                self.access_log.add(scope, status)
