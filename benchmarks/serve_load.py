@@ -4,8 +4,9 @@
 
 A real server process on 127.0.0.1 (torch unimportable in it), real HTTP clients (http.client,
 one keep-alive connection per thread), one cmudict word per request. For each concurrency (1, 8,
-64): words/s and p50/p99 request latency of the service, and words/s and p50/p99 batch latency of
-Translator.translations at a batch size equal to the concurrency, on the same words and --threads.
+64): words/s, p50/p99 request latency and mean batch size of the service, and words/s and p50/p99
+batch latency of Translator.translations at a batch size equal to the concurrency, on the same words
+and --threads, scored as the service's answers are (scores=True, as s2s-translate --json).
 Then 2x overload: twice as many clients as the server's queue holds, no retries: the share of 429s,
 errors (anything else than 200 or 429, or a failed connection) and wrong answers (any 200 whose
 translation differs from the direct Translator's), which must both be 0. Without --bundle it builds
@@ -80,6 +81,15 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def batch_counts(server: Server) -> tuple[float, float]:
+    """(inputs, batches) decoded by the server so far, from its /metrics."""
+    return server.metric("s2s_serve_batch_size_sum"), server.metric("s2s_serve_batch_size_count")
+
+
+def mean_batch(before: tuple[float, float], after: tuple[float, float]) -> float:
+    return (after[0] - before[0]) / max(after[1] - before[1], 1)
 
 
 def load(port: int, words: list[str], expected: dict[str, dict], clients: int, seconds: float) -> dict:
@@ -174,7 +184,9 @@ def main() -> None:
             for c in (int(c) for c in args.levels.split(",")):
                 d = direct(Translator.from_bundle(bundle, batch_size=c, threads=args.threads), words, c, args.seconds)
                 server_cpu, client_cpu = cpu_seconds(server.proc.pid), sum(os.times()[:2])
+                batches = batch_counts(server)
                 s = load(server.port, words, expected, c, args.seconds)
+                s["mean_batch"] = mean_batch(batches, batch_counts(server))
                 s["server_cpu_ms_per_word"] = 1e3 * (cpu_seconds(server.proc.pid) - server_cpu) / max(s["ok"], 1)
                 s["client_cpu_ms_per_word"] = 1e3 * (sum(os.times()[:2]) - client_cpu) / max(s["ok"], 1)
                 report["levels"].append(
