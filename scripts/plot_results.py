@@ -31,7 +31,8 @@ def _figure(width: float = 6.4, height: float = 3.6) -> Any:
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.hashsalt": "seq2seq-export", "font.size": 9})  # stable element ids
+    # stable element ids; text as <text> (searchable, small), not glyph paths
+    plt.rcParams.update({"svg.hashsalt": "seq2seq-export", "svg.fonttype": "none", "font.size": 9})
     return plt.subplots(figsize=(width, height), layout="constrained")
 
 
@@ -90,16 +91,29 @@ def plot_bench(result: dict) -> bytes:
     return _svg(fig)
 
 
-def plot_alignment(record: dict, source_eos: str = "</s>") -> bytes:
+def source_tokens(text: str, columns: int, eos: str = "</s>") -> list[str]:
+    """The source tokens the attention's columns stand for: the input's characters (character models,
+    like cmudict's) or words, then <eos> when the bundle appends it."""
+    for tokens in (list(text), text.split()):
+        if columns - len(tokens) in (0, 1):
+            return tokens + [eos] * (columns - len(tokens))
+    return [str(i) for i in range(columns)]
+
+
+def plot_alignment(record: dict) -> bytes:
     """One translation's attention: a row per output token, a column per source token the model read."""
     weights = record["attention"]
-    source = list(record["input"]) + [source_eos] * (len(weights[0]) - len(record["input"]))
+    source = source_tokens(record["input"], len(weights[0]))
     target = record["output"].split()
     fig, ax = _figure(0.45 * len(source) + 1.5, 0.35 * len(target) + 1.2)
     ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(source)), source)
     ax.set_yticks(range(len(target)), target)
-    ax.set(xlabel="source letter", ylabel="output phoneme", title=f"attention: {record['input']}")
+    ax.set(
+        xlabel="source token",
+        ylabel="output token",
+        title=f"attention weights: {record['input']} -> {record['output']}",
+    )
     return _svg(fig)
 
 
