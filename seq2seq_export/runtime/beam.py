@@ -84,11 +84,8 @@ def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early
         ended = (token == opts.end_id) | (t == opts.max_len)
         _finish(kept, worst, cands, ended, token == opts.end_id, t, opts)
         live = ~ended
-        if stop_early and np.isfinite(worst).any():
-            best = np.full(n, -np.inf)  # per sequence: its best live sum
-            np.maximum.at(best, cands.seq[live], cands.total[live])
-            done = normalized(best, opts.max_len, opts.length_penalty) <= worst  # the bound: see the module doc
-            live &= ~done[cands.seq]
+        if stop_early:
+            live &= normalized(cands.total, opts.max_len, opts.length_penalty) > worst[cands.seq]
         if not live.any():
             break
         if not (len(parent) == len(rows.seq) and live.all() and (parent == np.arange(len(parent))).all()):
