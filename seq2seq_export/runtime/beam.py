@@ -127,44 +127,39 @@ def best_candidates(rows: _Rows, logp: np.ndarray, k: int) -> _Candidates:
     logp (R, V) is the step's log-probs of the rows. The candidates are grouped like the rows, best
     first within a sequence, ties to the lower (row, token); -inf candidates are dropped.
     """
-    r, v = logp.shape
+    v, seq = logp.shape[1], rows.seq
     cand = logp + rows.total[:, None]  # (R, V): every extension's sum
-    seq = rows.seq
-    if seq[0] == seq[-1]:  # one sequence (batch 1): its k best of all rows x tokens
-        grid, starts = cand.reshape(1, -1), None
+    if seq[0] == seq[-1]:  # one sequence (batch 1): its k best of all rows x tokens, row-major
+        best = top_k(cand.reshape(1, -1), min(k, cand.size))[0]  # (k,)
+        sums = cand.ravel()[best]
+        if sums[-1] == -np.inf:  # fewer than k candidates can be ranked
+            best, sums = best[sums > -np.inf], sums[sums > -np.inf]
+        parent, token = np.divmod(best, v)
     else:
-        first = np.empty(r, dtype=bool)
-        first[0], first[1:] = True, seq[1:] != seq[:-1]
-        starts = np.flatnonzero(first)  # (G,) the first row of each sequence
-        grid = _grid(cand, starts)  # (G, rows of a sequence x V), row-major: ties go to the lower (row, token)
-    g, width = grid.shape
-    best = top_k(grid, min(k, width))  # (G, k')
-    flat = best + (np.arange(g) * width)[:, None]
-    sums = grid.ravel()[flat]
-    if sums[:, -1].min() == -np.inf:  # fewer than k candidates can be ranked somewhere
-        keep = np.nonzero(sums > -np.inf)
-        best, sums = best[keep], sums[keep]
-        slot, token = np.divmod(best, v)
-        parent = slot if starts is None else starts[keep[0]] + slot
-    else:
-        slot, token = np.divmod(best.ravel(), v)
-        parent = slot if starts is None else (starts[:, None] + slot.reshape(g, -1)).ravel()
-        sums = sums.ravel()
+        parent, token, sums = _best_of_groups(cand, seq, k)
     return _Candidates(parent, token, logp[parent, token], sums, seq[parent])
 
 
-def _grid(cand: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """(R, V) candidate sums of rows grouped at `starts` -> (G, W x V): each sequence's rows side by
-    side, padded with -inf to the widest sequence's W rows."""
+def _best_of_groups(cand: np.ndarray, seq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """best_candidates for several sequences: (R, V) candidate sums -> (parent, token, sum), each (C,)."""
     r, v = cand.shape
-    counts = np.diff(starts, append=r)  # (G,) rows per sequence
-    width = int(counts.max())
-    if width * len(starts) == r:  # every sequence has as many rows: the candidates are the grid already
-        return cand.reshape(len(starts), -1)
-    grid = np.full((len(starts), width, v), -np.inf)
-    group = np.repeat(np.arange(len(starts)), counts)
-    grid[group, np.arange(r) - starts[group]] = cand
-    return grid.reshape(len(starts), -1)
+    first = np.empty(r, dtype=bool)
+    first[0], first[1:] = True, seq[1:] != seq[:-1]
+    starts = np.flatnonzero(first)  # (G,) the first row of each sequence
+    counts = np.diff(starts, append=r)  # (G,) its rows
+    g, width = len(starts), int(counts.max())
+    if width * g == r:  # every sequence has as many rows: the candidates are the grid already
+        grid = cand.reshape(g, -1)
+    else:  # each sequence's rows side by side, padded with -inf to the widest sequence's
+        grid = np.full((g, width, v), -np.inf)
+        group = np.repeat(np.arange(g), counts)
+        grid[group, np.arange(r) - starts[group]] = cand
+        grid = grid.reshape(g, -1)
+    best = top_k(grid, min(k, width * v))  # (G, k): row-major flat indices, so ties go to the lower (row, token)
+    sums = np.take_along_axis(grid, best, 1)
+    found = np.nonzero(sums > -np.inf)  # by sequence, best first; -inf candidates dropped
+    slot, token = np.divmod(best[found], v)
+    return starts[found[0]] + slot, token, sums[found]
 
 
 # top_k sorts whole rows up to SORT_COLUMNS wide or SORT_ELEMENTS in all; larger inputs are partitioned
