@@ -101,7 +101,13 @@ def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early
 
 
 def _finish(
-    kept: list[list[Scored]], worst: np.ndarray, rows: _Rows, cands: _Candidates, ended: np.ndarray, t: int, opts: DecodeOptions
+    kept: list[list[Scored]],
+    worst: np.ndarray,
+    rows: _Rows,
+    cands: _Candidates,
+    ended: np.ndarray,
+    t: int,
+    opts: DecodeOptions,
 ) -> bool:
     """Score the candidates `ended` (indices) that ended at step t (<eos>, or max_len) into their
     sequences' kept lists; True when some list now holds beam_size hypotheses."""
