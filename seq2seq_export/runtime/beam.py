@@ -12,11 +12,15 @@ beam_size 1 picks greedy's argmax token at every step and ends where greedy ends
 A hypothesis' score is core.Scored's: sum(token_scores) / length ** length_penalty, the end token
 counted; one cut at max_len has length max_len and no end token.
 
-Stopping: a sequence stops when its beam is empty, at max_len, or when it has beam_size finished
-hypotheses and no live one can still beat the worst of them. The bound: a live hypothesis with sum
-s after t tokens ends at a length L in (t, max_len] with a sum S <= s (log-probs are <= 0), so its
-score is S / L**a <= s / L**a <= s / max_len**a for a penalty a >= 0, since s <= 0: with a
-penalty a longer continuation can score higher, so the bound divides by max_len, never by t + 1.
+Pruning and stopping: a live hypothesis with sum s after t tokens ends at a length L in (t, max_len]
+with a sum S <= s (log-probs are <= 0), so its score is S / L**a <= s / L**a <= s / max_len**a for a
+penalty a >= 0, since s <= 0: with a penalty a longer continuation can score higher, so the bound
+divides by max_len, never by t + 1. Once a sequence has beam_size finished hypotheses, a live one
+whose bound is no better than the worst of them can never enter the n-best list (ties go to the one
+finished first), nor can any descendant (its sum is no larger): it leaves the batch at once. That
+changes no result: every candidate it would have produced ranks below every candidate that can still
+enter (a strictly larger sum), so it could only have displaced hypotheses as hopeless as itself. A
+sequence stops when no live hypothesis is left, or at max_len.
 """
 
 from __future__ import annotations
