@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/beam_quality.py [--run NAME=DIR ...] [--beams 1,2,5,10] [--length-penalty 1.0] [--json FILE]
 
 Each --run is a training run's folder (`s2s-train --out DIR` or benchmarks/train_cmudict.py --out DIR)
-holding checkpoint.pt; its ONNX bundle is exported once to DIR/bundle-onnx (reused later). Every
+holding checkpoint.pt; its bundle is exported once to DIR/bundle (as `s2s-export` does; reused later). Every
 setting decodes all 6,337 test words through the onnx runtime (one thread, batch 64, the bundle's
 max_len) and is scored against the first cmudict pronunciation: WER = 1 - exact match, PER = phoneme
 edit distance / reference phonemes (seq2seq_export.train.metrics.score, as training reports them).
@@ -29,11 +29,11 @@ DEFAULT_RUNS = ("cmudict=artifacts/cmudict", "cmudict-attention=artifacts/cmudic
 
 
 def bundle_of(run: Path) -> Path:
-    """The run's ONNX bundle, exported from its checkpoint.pt on first use."""
-    bundle = run / "bundle-onnx"
+    """The run's bundle, exported from its checkpoint.pt on first use."""
+    bundle = run / "bundle"
     if not (bundle / "manifest.json").is_file():
-        print(f"{run}: exporting checkpoint.pt to {bundle} (onnx) ...", file=sys.stderr, flush=True)
-        export_bundle(run / "checkpoint.pt", bundle, formats=("onnx",), force=bundle.exists())
+        print(f"{run}: exporting checkpoint.pt to {bundle} ...", file=sys.stderr, flush=True)
+        export_bundle(run / "checkpoint.pt", bundle, force=bundle.exists())
     return bundle
 
 

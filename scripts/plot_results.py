@@ -5,6 +5,7 @@
 - training-<preset>.json: a run's metrics.json (s2s-train --out DIR) -> validation WER per epoch
 - bench-<name>.json: s2s-bench --report FILE -> words/s per backend and batch size
 - alignment-<name>.json: one `s2s-translate --json --attention-out` line -> the attention heat map
+- beam-<name>.json: benchmarks/beam_quality.py --json FILE -> test WER per beam size and preset
 
 The docs build calls `render` (docs/hooks.py), so the site's plots are always these files' plots;
 this command writes the same SVGs to --out to look at them without a build. Needs matplotlib
@@ -117,13 +118,41 @@ def plot_alignment(record: dict) -> bytes:
     return _svg(fig)
 
 
+def plot_beam(rows: list[dict]) -> bytes:
+    """Test WER against beam size (1 = greedy), one line per preset."""
+    fig, ax = _figure(6.4, 3.2)
+    for preset in dict.fromkeys(r["preset"] for r in rows):
+        mine = [r for r in rows if r["preset"] == preset]
+        ax.plot([r["beam_size"] for r in mine], [100 * r["wer"] for r in mine], marker="o", label=preset)
+        for r in mine:
+            ax.annotate(
+                f"{r['wer']:.2%}",
+                (r["beam_size"], 100 * r["wer"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    ax.set_xscale("log", base=2)
+    beams = sorted({r["beam_size"] for r in rows})
+    ax.set_xticks(beams, [str(b) for b in beams])
+    penalty = rows[0]["length_penalty"]
+    ax.set(
+        xlabel="beam size (1 = greedy)",
+        ylabel="test WER (%)",
+        title=f"beam search on the cmudict test split (length penalty {penalty:g})",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _svg(fig)
+
+
 def render(data: Path = DATA) -> dict[str, bytes]:
     """Every plot the data folder has inputs for, by file name ('training-wer.svg', 'bench-<name>.svg', ...)."""
     plots: dict[str, bytes] = {}
     runs = {p.stem.removeprefix("training-"): _load(p) for p in sorted(data.glob("training-*.json"))}
     if runs:
         plots["training-wer.svg"] = plot_training(runs)
-    kinds: dict[str, Callable[[Any], bytes]] = {"bench": plot_bench, "alignment": plot_alignment}
+    kinds: dict[str, Callable[[Any], bytes]] = {"bench": plot_bench, "alignment": plot_alignment, "beam": plot_beam}
     for kind, plot in kinds.items():
         for path in sorted(data.glob(f"{kind}-*.json")):
             plots[f"{path.stem}.svg"] = plot(_load(path))

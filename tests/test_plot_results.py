@@ -13,7 +13,9 @@ from click.testing import CliRunner
 
 from seq2seq_export.cli import main
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "benchmarks")]
+from beam_quality import evaluate  # noqa: E402
 from plot_results import render, source_tokens  # noqa: E402
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -37,9 +39,14 @@ def test_plots_from_real_runs_json(toy_checkpoint, tiny_bundle, attention_bundle
     )
     assert translated.exit_code == 0, translated.output
     (data / "alignment-tiny.json").write_text(translated.stdout)
+    words, refs = ["3 1 4", "2 7"], [["4", "1", "3"], ["7", "2"]]  # beam_quality.py's rows, on the tiny bundle
+    beam = [{"preset": "tiny", **evaluate(tiny_bundle, words, refs, k, 1.0)} for k in (1, 2, 4)]
+    (data / "beam-tiny.json").write_text(json.dumps(beam))
 
     plots = render(data)
-    assert sorted(plots) == ["alignment-tiny.svg", "bench-tiny.svg", "training-wer.svg"]
+    assert sorted(plots) == ["alignment-tiny.svg", "beam-tiny.svg", "bench-tiny.svg", "training-wer.svg"]
+    beam_text = texts(plots["beam-tiny.svg"])
+    assert {"tiny", "1", "2", "4"} <= set(beam_text) and f"{beam[2]['wer']:.2%}" in beam_text
     history = json.loads((data / "training-toy.json").read_text())["history"]
     training = texts(plots["training-wer.svg"])
     assert "validation WER (%)" in training and any(t.startswith("toy (3.0 epochs; test WER ") for t in training)
