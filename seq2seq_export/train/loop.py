@@ -48,6 +48,7 @@ class TrainResult:
     valid: dict[str, Any]  # the best checkpoint's validation metrics
     test: dict[str, Any]  # test-split metrics of the best checkpoint
     warnings: list[str]  # what the run warned about (e.g. nothing exactly right after the first epoch)
+    history: list[dict[str, Any]]  # every validation in order: epoch, step, valid_loss, exact_match, token_error_rate
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int, time_fraction: float) -> float:
@@ -265,6 +266,7 @@ def finish(run: Run, state: TrainState) -> TrainResult:
         valid=state.best,
         test=test,
         warnings=[w for w in (unseen_targets(run), nothing_right(run, state.history)) if w],
+        history=list(state.history),
     )
     with atomic_file(out / METRICS_FILE) as tmp:
         tmp.write_text(
