@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from seq2seq_export.checkpoint import load_checkpoint
 from seq2seq_export.data import load_dataset
@@ -188,4 +187,3 @@ def test_an_error_ends_every_rank_with_one_line(setup, ddp_run):
     assert "rank      : 0 (local_rank: 0)" in root_cause and "exitcode  : 2" in root_cause, proc.stderr
     assert "seq2seq_export" not in "".join(line for line in proc.stderr.splitlines() if line.startswith("  File"))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-

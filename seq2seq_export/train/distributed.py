@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -109,9 +109,9 @@ def from_main(ranks: Ranks | None, fn: Callable[[], T]) -> T:
     """fn() on rank 0 alone; every rank gets its result, or its error as settle() raises it."""
     if ranks is None:
         return fn()
-    box = [settle(ranks, fn if ranks.main else lambda: None)]
+    box = [settle(ranks, fn) if ranks.main else settle(ranks, lambda: None)]
     dist.broadcast_object_list(box, 0)
-    return box[0]
+    return cast(T, box[0])
 
 
 class Group:
@@ -121,7 +121,7 @@ class Group:
         from torch.nn.parallel import DistributedDataParallel
 
         self.ranks, self.device, self.seed = ranks, device, seed
-        self.model = DistributedDataParallel(model)  # checks every rank starts from rank 0's weights
+        self.model = DistributedDataParallel(model)  # copies rank 0's weights to every rank (the same already)
 
     def shard(
         self, data: EncodedPairs, rows: Sequence[int], pad: int, step: int
@@ -129,8 +129,9 @@ class Group:
         """This rank's share of the global batch `rows`, collated as wide as the whole batch (so teacher
         forcing draws as often as in one process), and the weight of its summed loss.
 
-        A batch of fewer pairs than ranks leaves some ranks without one: they run the first pair with
-        weight 0, since DDP needs every rank's backward for its allreduce."""
+        A batch of fewer pairs than ranks leaves some ranks without one: they run the batch's first pair
+        with weight 0, since DDP needs every rank's backward for its allreduce (and CUDA's RNN kernels
+        have refused empty batches, pytorch/pytorch#71696)."""
         mine, tokens = self.ranks.share(rows), sum(len(data.tgt[i]) - 1 for i in rows)  # <eos>, not <sos>
         weight = self.ranks.world / tokens if mine else 0.0
         if self.ranks.rank:

@@ -22,8 +22,8 @@ import torch
 
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..errors import ConfigError
-from ..fsutil import atomic_file
-from ..model import Seq2Seq, sequence_loss
+from ..fsutil import Log, atomic_file
+from ..model import sequence_loss
 from .batching import collate, epoch_batches
 from .config import TrainConfig
 from .distributed import Group, Ranks, from_main, joined, settle
@@ -132,22 +132,15 @@ def train(
 
     try:
         with joined(cfg.device) as ranks:
-            if ranks is not None and not ranks.main:
-                log = warn = None
-                progress = False
-            return _train(cfg, resume, force, log or quiet, warn or log or quiet, progress, ranks)
+            if ranks is None or ranks.main:
+                return _train(cfg, resume, force, log or quiet, warn or log or quiet, progress, ranks)
+            return _train(cfg, resume, force, quiet, quiet, False, ranks)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(
-    cfg: TrainConfig,
-    resume: bool,
-    force: bool,
-    log: Callable[[str], None],
-    warn: Callable[[str], None],
-    progress: bool,
-    ranks: Ranks | None,
+    cfg: TrainConfig, resume: bool, force: bool, log: Log, warn: Log, progress: bool, ranks: Ranks | None
 ) -> TrainResult:
     writer = ranks is None or ranks.main
     run, state = settle(ranks, lambda: start_or_resume(cfg, resume, force, log, warn, writer))
@@ -211,11 +204,14 @@ def take_step(run: Run, state: TrainState, rows: list[int]) -> tuple[torch.Tenso
     lr = lr_at(cfg, cur.step, cfg.epochs * run.steps_per_epoch, cur.elapsed_s / run.budget_s if run.budget_s else 0.0)
     for group in state.optimizer.param_groups:
         group["lr"] = lr
+    model: torch.nn.Module = state.model
+    weight: float | None = None
+    batch: tuple[torch.Tensor, ...]
     if state.group is None:
-        loss = train_step(state.model, state.optimizer, collate(run.train, rows, pad, run.device), cfg, state.tf_gen, pad)
-    else:
-        batch, weight = state.group.shard(run.train, rows, pad, cur.step)
-        loss = train_step(state.group.model, state.optimizer, batch, cfg, state.tf_gen, pad, weight)
+        batch = collate(run.train, rows, pad, run.device)
+    else:  # torchrun: this rank's share of the batch, through DDP
+        model, (batch, weight) = state.group.model, state.group.shard(run.train, rows, pad, cur.step)
+    loss = train_step(model, state.optimizer, batch, cfg, state.tf_gen, pad, weight)
     if state.average is not None:
         state.average.update()
     cur.step, cur.batch, cur.words = cur.step + 1, cur.batch + 1, cur.words + len(rows)
