@@ -1,6 +1,6 @@
 """Load benchmark of s2s-serve against the direct Translator (issue #19).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/serve_load.py [--bundle DIR] [--requests 2000] [--seconds 20]
+    PYTHONPATH=. .venv/bin/python benchmarks/serve_load.py [--bundle DIR] [--requests 2000] [--seconds 20] [--ray N]
 
 A real server process on 127.0.0.1 (torch unimportable in it), real HTTP clients (http.client,
 one keep-alive connection per thread), one cmudict word per request. For each concurrency (1, 8,
@@ -30,9 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # serve_client.Server, conftest.lively_checkpoint
 
-from serve_client import Server  # noqa: E402 (tests/ joins sys.path just above)
+from serve_client import Server, process_tree  # noqa: E402 (tests/ joins sys.path just above)
 
 from seq2seq_export.runtime import Translator  # noqa: E402
+from seq2seq_export.serve.app import record  # noqa: E402 (the service's JSON record of a translation)
 
 
 def build_bundle(out: Path) -> Path:
@@ -60,7 +61,7 @@ def direct(translator: Translator, words: list[str], batch: int, seconds: float)
     latencies, done, start, cpu = [], 0, time.perf_counter(), sum(os.times()[:2])
     for i in range(0, len(words), batch):
         t0 = time.perf_counter()
-        translator.translations(words[i : i + batch])
+        translator.translations(words[i : i + batch], scores=True)  # as the service: every answer scored
         latencies.append(time.perf_counter() - t0)
         done += len(words[i : i + batch])
         if time.perf_counter() - start > seconds:
@@ -76,9 +77,16 @@ def direct(translator: Translator, words: list[str], batch: int, seconds: float)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and those below it (with --ray: its Ray, proxy and
+    replicas) (Linux /proc)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def load(port: int, words: list[str], expected: dict[str, dict], clients: int, seconds: float) -> dict:
@@ -151,16 +159,18 @@ def main() -> None:
     ap.add_argument("--max-batch-size", default="64", help="the server's --max-batch-size")
     ap.add_argument("--no-access-log", action="store_true", help="start the servers with --no-access-log")
     ap.add_argument("--levels", default="1,8,64", help="client concurrencies (and direct batch sizes) to measure")
+    ap.add_argument("--ray", type=int, metavar="REPLICAS", help="serve with s2s-serve --ray --replicas REPLICAS")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle or build_bundle(Path(tmp))
         base = Translator.from_bundle(bundle, batch_size=64, threads=args.threads)
         words = cmudict_words(args.requests, {t for t in base.text.src.tokens if len(t) == 1})
-        expected = {
-            w: {"input": w, "output": t.output, "ids": list(t.ids)} for w, t in zip(words, base.translations(words))
-        }
+        expected = {w: record(t) for w, t in zip(words, base.translations(words, scores=True))}
         report: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}, "levels": []}
         log = ["--no-access-log"] if args.no_access_log else []
+        if args.ray:  # a local Ray started by the server, which takes longer to start and to stop
+            log += ["--ray", "--replicas", str(args.ray)]
+        wait = {"timeout": 300.0} if args.ray else {}
         server = Server(
             bundle,
             "--max-batch-size",
@@ -170,6 +180,7 @@ def main() -> None:
             "--threads",
             str(args.threads),
             *log,
+            **wait,
         )
         try:
             for c in (int(c) for c in args.levels.split(",")):
@@ -183,7 +194,7 @@ def main() -> None:
                 )
                 print(json.dumps(report["levels"][-1]), flush=True)
         finally:
-            assert server.stop() == 0
+            assert server.stop(120) == 0
         small = Server(
             bundle,
             "--max-batch-size",
@@ -197,6 +208,7 @@ def main() -> None:
             "--threads",
             str(args.threads),
             *log,
+            **wait,
         )
         try:
             report["overload"] = {
@@ -206,7 +218,7 @@ def main() -> None:
             }
             print(json.dumps({"overload": report["overload"]}), flush=True)
         finally:
-            assert small.stop() == 0
+            assert small.stop(120) == 0
         report["machine"]["load_after"] = os.getloadavg()
         print(json.dumps(report["machine"]))
 

@@ -38,7 +38,12 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config(args.preset, out=args.out, max_minutes=args.max_minutes, threads=args.threads)
     load_before, start = os.getloadavg()[0], time.monotonic()
-    result = train(cfg, force=args.force, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    result = train(
+        cfg,
+        force=args.force,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        progress=sys.stderr.isatty(),  # the bar on a terminal only, not in a redirected log
+    )
     cpu_s = resource.getrusage(resource.RUSAGE_SELF).ru_utime
     encoder = f" (encoder {cfg.encoder_hidden_dim} per direction)" if cfg.encoder_hidden_dim else ""
     print(

@@ -78,18 +78,26 @@ def bundle_files(bundle: Bundle) -> dict[str, bytes]:
     return files
 
 
+def unpack_bundle(files: Any, prefix: str) -> tempfile.TemporaryDirectory:
+    """bundle_files' files (an ObjectRef to them) written into a new private directory. Remove it once
+    the translator is loaded (`with`): the onnx backend holds the graphs in memory, and an actor that
+    Ray kills never runs a finalizer."""
+    import ray
+
+    into = tempfile.TemporaryDirectory(prefix=prefix)
+    for rel, data in ray.get(files).items():
+        path = Path(into.name, rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return into
+
+
 class Worker:
     """A Ray Data actor: unpacks the bundle into a private directory once, then translates blocks."""
 
     def __init__(self, files: list, names: Sequence[str], options: BulkOptions, kill_once: str | None) -> None:
-        import ray
-
-        self.dir = tempfile.TemporaryDirectory(prefix="s2s-bulk-")
-        for rel, data in ray.get(files[0]).items():  # files: [ObjectRef], so Ray Data leaves it unresolved
-            path = Path(self.dir.name, rel)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        self.translator = options.translator(self.dir.name)
+        with unpack_bundle(files[0], "s2s-bulk-") as root:  # files: [ObjectRef], so Ray Data leaves it unresolved
+            self.translator = options.translator(root)
         self.names, self.truncate, self.kill_once = names, options.truncate, kill_once
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -131,18 +139,19 @@ def _rows(batch: dict[str, Any], kind: type[InRow | OutRow]) -> Iterator[tuple]:
     return zip(*columns)
 
 
-def connect(ray: Any, address: str | None, cpus: int, quiet: bool = False) -> bool:
-    """Join the cluster at `address`, or start a local Ray with `cpus` CPUs; True when this call
-    started or joined it (so the caller shuts it down), False when Ray was already initialized."""
+def connect(ray: Any, address: str | None, cpus: int, quiet: bool = False, log_to_driver: bool = False) -> bool:
+    """Join the cluster at `address`, or start a local Ray with `cpus` CPUs (never one found running);
+    True when this call started or joined it (so the caller shuts it down), False when Ray was already
+    initialized. log_to_driver: the workers' output comes to this process's stderr."""
     if ray.is_initialized():
         return False
-    common = {"log_to_driver": False, "logging_level": logging.ERROR if quiet else logging.WARNING}
+    common = {"log_to_driver": log_to_driver, "logging_level": logging.ERROR if quiet else logging.WARNING}
     try:
         if address:
             _probe(address)
             ray.init(address=address, **common)
         else:
-            ray.init(num_cpus=cpus, include_dashboard=False, **common)
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, **common)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise RayRunFailed(

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,101 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # The server runs with torch made unimportable: the onnx path must never import it.
 NO_TORCH = "import sys; sys.modules['torch'] = None; from seq2seq_export.cli import main; main(prog_name='s2s-serve')"
+
+
+WORDS = ["hello", "world", "", "a", "zebra's", "don't-stop", "x" * 30, "queue", "batch", "it."]
+# The request limits of the servers under test (BAD_REQUESTS expects them).
+LIMITS = ("--max-input-chars", "2000", "--max-inputs", "16", "--max-body-bytes", "4096")
+# (body, status, words in the error) for each class of bad request, against a server started with LIMITS.
+BAD_REQUESTS = [
+    (b'{"inputs": ["a"', 400, "not valid JSON"),
+    (b"\xff\xfe", 400, "not valid JSON"),
+    (b"[" * 2000 + b"]" * 2000, 400, "not valid JSON"),
+    (b'["a"]', 422, "JSON object"),
+    (b"{}", 422, "missing field 'inputs'"),
+    (b'{"inputs": "abc"}', 422, "'inputs' must be a list"),
+    (b'{"inputs": ["a", 3]}', 422, "inputs[1] must be a string"),
+    (b'{"inputs": ["a"], "beam": 2}', 422, "unknown field 'beam'"),
+    (b'{"inputs": ["a"], "beam_size": 2.0}', 422, "'beam_size' must be an integer"),
+    (b'{"inputs": ["a"], "beam_size": 99}', 422, "'beam_size' must be an integer in [1, 16]"),
+    (b'{"inputs": ["a"], "beam_size": 2, "n_best": 3}', 422, "'n_best'"),
+    (b'{"inputs": ["a"], "length_penalty": -1}', 422, "length_penalty"),
+    (b'{"inputs": ["a"], "length_penalty": true}', 422, "length_penalty"),
+    (b'{"inputs": ["\\ud800"]}', 422, "lone surrogate"),
+    (json.dumps({"inputs": ["a"] * 17}).encode(), 422, "17 items, over the limit of 16"),
+    (json.dumps({"inputs": ["a" * 5000]}).encode(), 413, "5016 bytes is over the limit of 4096 bytes"),
+    (json.dumps({"inputs": ["a" * 5000]})[:4000].encode(), 400, "not valid JSON"),
+]
+
+
+def reference(bundle: Path, texts: list[str], *extra: str) -> list[dict]:
+    """What s2s-translate --json prints for `texts`: one record per input."""
+    out = subprocess.run(
+        [sys.executable, "-m", "seq2seq_export", "translate", "--bundle", str(bundle), "--json", *extra, "--", *texts],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def fire(
+    server: Server, requests: list[list[str]], searches: list[dict] | None = None, headers: bool = False
+) -> list[Any]:
+    """Send every input list at once (with searches[i]'s settings), one thread each; (status, body)
+    per request in order, or (status, headers, body)."""
+    results: list[Any] = [None] * len(requests)
+
+    def one(i: int) -> None:
+        status, got, body = server.translate(requests[i], **(searches[i] if searches else {}))
+        results[i] = (status, got, body) if headers else (status, body)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """pid -> command line of `root` and of every process below it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    names = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                names[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # it ended meanwhile
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        found[pid] = names.get(pid, "")
+        todo.extend(children.get(pid, []))
+    return found
+
+
+# A server started with these takes one 8-input request at a time: overload() sends it 24 at once.
+OVERLOAD = ("--max-queue", "8", "--max-inputs", "8", "--max-wait-ms", "0", "--no-access-log")
+
+
+def overload(server: Server, expected: dict[str, dict]) -> list[int]:
+    """24 concurrent requests of 8 inputs against a server started with OVERLOAD: each answered with
+    the right translations or a 429 with Retry-After, then the service takes requests again; the statuses."""
+    requests = [[WORDS[(i + j) % len(WORDS)] for j in range(8)] for i in range(24)]
+    results = fire(server, requests, headers=True)
+    statuses = [status for status, _, _ in results]
+    assert set(statuses) == {200, 429}, statuses
+    for texts, (status, headers, body) in zip(requests, results):
+        if status == 200:
+            assert body["translations"] == [expected[w] for w in texts]
+        else:
+            assert "retry later" in body["error"] and headers["Retry-After"] == "1", (headers, body)
+    assert server.translate(requests[0])[0] == 200  # the queue empties: the service takes requests again
+    return statuses
 
 
 def free_port() -> int:
@@ -75,11 +171,11 @@ class Server:
         self.log.seek(0)
         return self.log.read()
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then the exit code once it has drained."""
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            return self.proc.wait(timeout=30)
+            return self.proc.wait(timeout=timeout)
         finally:
             self.log.close()

@@ -50,6 +50,8 @@ def test_tiny_toy_run_prints_metrics_and_writes_checkpoints(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "last.pt", "metrics.json"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 5 and metrics["test"]["count"] == 1000 and metrics["pairs_per_s"] > 0
+    (row,) = metrics["history"]  # one validation, at the end: what docs/results plots per epoch
+    assert row["step"] == 5 and row["epoch"] == 0.125 and row == metrics["valid"]
     assert result.stderr == ""  # --quiet: no progress bar, no epoch lines
 
 

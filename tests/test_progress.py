@@ -3,10 +3,13 @@ nothing with --quiet or when stderr is a pipe; the library reports through a cal
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ def cli(*args: str) -> list[str]:
 def on_terminal(args: list[str]) -> tuple[int, str, str]:
     """Run with stderr on a pseudo-terminal (stdout a pipe) -> (exit code, stdout, what the terminal got)."""
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal has a size (tqdm reads it)
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=ENV, cwd=ROOT)
     os.close(slave)
     seen = b""
@@ -118,6 +122,16 @@ def test_bench_shows_each_timed_pass_on_a_terminal(tiny_bundle):
     assert code == 0 and not progress_lines(err), err
 
 
+def test_translate_shows_a_line_counter_on_a_terminal_and_nothing_with_quiet_or_in_a_pipe(tiny_bundle):
+    args = cli("translate", "--bundle", str(tiny_bundle), "ab", "cde")
+    code, out, err = on_terminal(args)
+    assert code == 0 and "2/2" in err and "line" in err, err  # tqdm's counter: "2/2 [..., ...line/s]"
+    code, quiet_out, err = on_terminal([*args, "--quiet"])
+    assert code == 0 and err == "" and quiet_out == out, err
+    piped = in_pipe(args)
+    assert piped.returncode == 0 and piped.stderr == "" and piped.stdout == out
+
+
 def test_library_reports_through_the_callback_and_prints_nothing(tiny_checkpoint, tmp_path, capfd):
     from seq2seq_export.bundle import export_bundle
     from seq2seq_export.verify import export_check, verify
@@ -148,7 +162,7 @@ def test_library_reports_through_the_callback_and_prints_nothing(tiny_checkpoint
     assert captured.out == "" and captured.err == ""
 
 
-@pytest.mark.parametrize("command", ["export", "verify", "bench"])
+@pytest.mark.parametrize("command", ["export", "verify", "bench", "translate", "bulk", "train"])
 def test_quiet_is_documented(command):
     from seq2seq_export.cli import main
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -14,53 +13,14 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from serve_client import Server
+from serve_client import BAD_REQUESTS, LIMITS, OVERLOAD, WORDS, Server, fire, overload, reference
 
-WORDS = ["hello", "world", "", "a", "zebra's", "don't-stop", "x" * 30, "queue", "batch", "it."]
 BATCH_SAMPLES = 's2s_serve_batch_size_bucket{le="1.0"}'
-
-
-def reference(bundle, texts, *extra):
-    """What s2s-translate --json prints for `texts`: one record per input."""
-    out = subprocess.run(
-        [sys.executable, "-m", "seq2seq_export", "translate", "--bundle", str(bundle), "--json", *extra, "--", *texts],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [json.loads(line) for line in out.splitlines()]
-
-
-def fire(server, requests, searches=None):
-    """Send every input list at once (with searches[i]'s settings), one thread each; (status, body)
-    per request in order."""
-    results = [None] * len(requests)
-
-    def one(i):
-        status, _, body = server.translate(requests[i], **(searches[i] if searches else {}))
-        results[i] = (status, body)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 @pytest.fixture(scope="module")
 def server(lively_bundle):
-    s = Server(
-        lively_bundle,
-        "--max-wait-ms",
-        "50",
-        "--max-input-chars",
-        "2000",
-        "--max-inputs",
-        "16",
-        "--max-body-bytes",
-        "4096",
-    )
+    s = Server(lively_bundle, "--max-wait-ms", "50", *LIMITS)
     yield s
     assert s.stop() == 0, s.output()
 
@@ -124,28 +84,7 @@ def test_not_ready_before_the_lifespan_starts(lively_bundle):
     assert alive.status_code == 200
 
 
-@pytest.mark.parametrize(
-    "body, status, words",
-    [
-        (b'{"inputs": ["a"', 400, "not valid JSON"),
-        (b"\xff\xfe", 400, "not valid JSON"),
-        (b"[" * 2000 + b"]" * 2000, 400, "not valid JSON"),
-        (b'["a"]', 422, "JSON object"),
-        (b"{}", 422, "missing field 'inputs'"),
-        (b'{"inputs": "abc"}', 422, "'inputs' must be a list"),
-        (b'{"inputs": ["a", 3]}', 422, "inputs[1] must be a string"),
-        (b'{"inputs": ["a"], "beam": 2}', 422, "unknown field 'beam'"),
-        (b'{"inputs": ["a"], "beam_size": 2.0}', 422, "'beam_size' must be an integer"),
-        (b'{"inputs": ["a"], "beam_size": 99}', 422, "'beam_size' must be an integer in [1, 16]"),
-        (b'{"inputs": ["a"], "beam_size": 2, "n_best": 3}', 422, "'n_best'"),
-        (b'{"inputs": ["a"], "length_penalty": -1}', 422, "length_penalty"),
-        (b'{"inputs": ["a"], "length_penalty": true}', 422, "length_penalty"),
-        (b'{"inputs": ["\\ud800"]}', 422, "lone surrogate"),
-        (json.dumps({"inputs": ["a"] * 17}).encode(), 422, "17 items, over the limit of 16"),
-        (json.dumps({"inputs": ["a" * 5000]}).encode(), 413, "5016 bytes is over the limit of 4096 bytes"),
-        (json.dumps({"inputs": ["a" * 5000]})[:4000].encode(), 400, "not valid JSON"),
-    ],
-)
+@pytest.mark.parametrize("body, status, words", BAD_REQUESTS)
 def test_bad_requests_get_a_4xx_naming_the_problem(server, body, status, words):
     got, _, answer = server.request("POST", "/v1/translate", body)
     assert got == status and words in answer["error"], answer
@@ -184,29 +123,9 @@ def test_health_readiness_routes_metrics_and_openapi(server):
 
 
 def test_overload_gets_429_with_retry_after_and_nothing_wrong(lively_bundle, expected):
-    s = Server(
-        lively_bundle,
-        "--max-queue",
-        "8",
-        "--max-inputs",
-        "8",
-        "--max-batch-size",
-        "2",
-        "--max-wait-ms",
-        "0",
-        "--no-access-log",
-    )
+    s = Server(lively_bundle, *OVERLOAD, "--max-batch-size", "2")
     try:
-        requests = [[WORDS[(i + j) % len(WORDS)] for j in range(8)] for i in range(24)]
-        results = fire(s, requests)
-        statuses = [status for status, _ in results]
-        assert set(statuses) == {200, 429}, statuses
-        for texts, (status, body) in zip(requests, results):
-            if status == 200:
-                assert body["translations"] == [expected[w] for w in texts]
-            else:
-                assert "retry later" in body["error"]
-        assert s.translate(requests[0])[0] == 200  # the queue empties: the service takes requests again
+        statuses = overload(s, expected)
         assert "POST /v1/translate" not in s.output()  # --no-access-log
         assert s.metric('s2s_serve_requests_total{path="/v1/translate",status="429"}') == statuses.count(429)
     finally:

@@ -1,15 +1,19 @@
-"""s2s-serve: the HTTP translation service (seq2seq_export.serve) on uvicorn."""
+"""s2s-serve: the HTTP translation service (seq2seq_export.serve) on uvicorn, or on Ray Serve (--ray)."""
 
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ..constants import BACKENDS, MAX_THREADS
 from ..serve import ServeConfig
 from .options import (
+    InputError,
     bundle_option,
     command,
     expect_digest_option,
@@ -43,7 +47,8 @@ DEFAULT = ServeConfig()  # the defaults shown by --help (seq2seq_export.serve im
     "--max-queue",
     default=DEFAULT.max_queue,
     type=click.IntRange(1),
-    help="Inputs admitted and not yet answered at most; a request that does not fit gets 429 with Retry-After.",
+    help="Inputs admitted and not yet answered at most (per replica with --ray); a request that does not fit "
+    "gets 429 with Retry-After.",
 )
 @threads_option(
     None, f"Compute threads of the decoder (onnxruntime intra-op / torch), 1-{MAX_THREADS} [default: the library's]."
@@ -67,7 +72,29 @@ DEFAULT = ServeConfig()  # the defaults shown by --help (seq2seq_export.serve im
     help="Request body size at most (413 beyond).",
 )
 @click.option(
-    "--access-log/--no-access-log", default=True, help="uvicorn's access log: one line per request on standard output."
+    "--access-log/--no-access-log",
+    default=True,
+    help="The access log: one line per request (uvicorn's on standard output; with --ray, Ray Serve's).",
+)
+@click.option(
+    "--ray",
+    "on_ray",
+    is_flag=True,
+    help="Run on Ray Serve: --replicas copies of the app behind Ray's HTTP proxy, each batching with "
+    "@serve.batch (needs the ray extra; the onnx backend only).",
+)
+@click.option(
+    "--replicas",
+    default=1,
+    type=click.IntRange(1, 4096),
+    help="With --ray: copies of the app, each loading the bundle once, with its own queue of --max-queue inputs.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    envvar="RAY_ADDRESS",
+    help="With --ray: the cluster to join (HEAD:6379); read from RAY_ADDRESS too "
+    "[default: a local Ray started for the server].",
 )
 @expect_digest_option
 @library_errors
@@ -84,27 +111,72 @@ def serve_cmd(
     max_input_chars: int,
     max_body_bytes: int,
     access_log: bool,
+    on_ray: bool,
+    replicas: int,
+    ray_address: str | None,
     expect_digest: str | None,
 ) -> None:
     """Serve translations over HTTP: POST /v1/translate {"inputs": [...]}, with dynamic batching.
 
     Also GET /healthz, /readyz, /metrics (Prometheus) and /openapi.json. Needs the serve extra
     (pip install 'seq2seq-export[serve]'). SIGTERM or Ctrl-C: stop accepting, answer every request
-    already accepted, exit (0 on SIGTERM).
+    already accepted, exit (0 on SIGTERM). With --ray, the same app runs on Ray Serve (the ray extra too).
     """
-    from ..serve import create_app, require_serve_extra
+    from ..serve import create_app, require_ray_serve, require_serve_extra
 
+    _check_ray_options(on_ray, backend)
     require_serve_extra()
     config = ServeConfig(max_batch_size, max_wait_ms, max_queue, max_inputs, max_input_chars, max_body_bytes)
+    if on_ray:
+        require_ray_serve()
     import uvicorn
 
     from ..manifest import load_bundle
     from ..runtime.translator import Translator
 
     bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
+    if on_ray:
+        from ..serve.ray_app import RayOptions
+
+        _serve_on_ray(bundle, config, RayOptions(host, port, replicas, ray_address, threads, access_log))
+        return
     translator = Translator.from_bundle(bundle, backend, batch_size=max_batch_size, threads=threads)
     app = create_app(translator, config)
     # uvicorn drains on SIGTERM, then raises the signal again with the handler found before it started:
     # a no-op one makes a drained shutdown exit 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_graceful_shutdown=None)
+
+
+def _check_ray_options(on_ray: bool, backend: str) -> None:
+    """Options that only make sense with --ray need it; --ray runs the onnx backend only."""
+    ctx = click.get_current_context()
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    if not on_ray:
+        for name, flag in (("replicas", "--replicas"), ("ray_address", "--ray-address")):
+            if name in given:
+                raise InputError(f"{flag} needs --ray")
+    elif backend != "onnx":
+        raise InputError(
+            f"--backend {backend}: with --ray the replicas run the onnx backend only (torch is never imported)"
+        )
+
+
+def _serve_on_ray(bundle: Any, config: ServeConfig, options: Any) -> None:
+    """Start the app on Ray Serve, then wait for SIGTERM (exit 0) or Ctrl-C (exit 130) and take it down."""
+    from ..serve.ray_app import start_on_ray
+
+    service = start_on_ray(bundle, config, options)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # after ray.init, which installs its own
+    click.echo(
+        f"ready: {options.replicas} replica(s) on Ray Serve at http://{options.host}:{options.port} "
+        "(SIGTERM or Ctrl-C stops them)",
+        err=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        click.echo("stopping: deleting the Ray Serve app", err=True)
+        service.stop()

@@ -22,6 +22,7 @@ from .options import (
     expect_digest_option,
     json_option,
     library_errors,
+    quiet_option,
     text_stdout,
     threads_option,
 )
@@ -86,6 +87,7 @@ def _fitted(translator: Any, lines: Any, truncate: bool, where: str) -> Any:
     "(models with attention).",
 )
 @expect_digest_option
+@quiet_option
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
 @library_errors
 def translate_cmd(
@@ -103,6 +105,7 @@ def translate_cmd(
     token_scores: bool,
     attention: bool,
     expect_digest: str | None,
+    quiet: bool,
     texts: tuple[str, ...],
 ) -> None:
     """Translate each TEXT, or each line of standard input, to one output line, in input order.
@@ -140,7 +143,7 @@ def translate_cmd(
         chunk = 1 if stdin.isatty() else TRANSLATE_CHUNK  # interactive: answer each line at once
     unknown = UnknownTally()
     bar = None
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and not quiet:
         from tqdm import tqdm
 
         bar = tqdm(total=len(texts) or None, unit="line", file=sys.stderr)

@@ -12,11 +12,15 @@ beam_size 1 picks greedy's argmax token at every step and ends where greedy ends
 A hypothesis' score is core.Scored's: sum(token_scores) / length ** length_penalty, the end token
 counted; one cut at max_len has length max_len and no end token.
 
-Stopping: a sequence stops when its beam is empty, at max_len, or when it has beam_size finished
-hypotheses and no live one can still beat the worst of them. The bound: a live hypothesis with sum
-s after t tokens ends at a length L in (t, max_len] with a sum S <= s (log-probs are <= 0), so its
-score is S / L**a <= s / L**a <= s / max_len**a for a penalty a >= 0, since s <= 0: with a
-penalty a longer continuation can score higher, so the bound divides by max_len, never by t + 1.
+Pruning and stopping: a live hypothesis with sum s after t tokens ends at a length L in (t, max_len]
+with a sum S <= s (log-probs are <= 0), so its score is S / L**a <= s / L**a <= s / max_len**a for a
+penalty a >= 0, since s <= 0: with a penalty a longer continuation can score higher, so the bound
+divides by max_len, never by t + 1. Once a sequence has beam_size finished hypotheses, a live one
+whose bound is no better than the worst of them can never enter the n-best list (ties go to the one
+finished first), nor can any descendant (its sum is no larger): it leaves the batch at once. That
+changes no result: every candidate it would have produced ranks below every candidate that can still
+enter (a strictly larger sum), so it could only have displaced hypotheses as hopeless as itself. A
+sequence stops when no live hypothesis is left, or at max_len.
 """
 
 from __future__ import annotations
@@ -25,37 +29,37 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .core import (
-    Backend,
-    DecodeOptions,
-    Scored,
-    Seqs,
-    log_softmax,
-    normalized,
-    pad_batch,
-)
+from .core import Backend, DecodeOptions, Scored, Seqs, log_softmax, normalized, pad_batch
 
 
 @dataclass(frozen=True)
 class _Rows:
-    """Hypotheses, one per row, grouped by sequence in batch order."""
+    """Live hypotheses, one per row, grouped by sequence in batch order."""
 
     seq: np.ndarray  # (R,) int64: the batch index of each row's sequence
-    ids: np.ndarray  # (R, t) int64: the tokens emitted so far
-    logps: np.ndarray  # (R, t) float64: their log-probs
     total: np.ndarray  # (R,) float64: the log-probs summed left to right
+    ids: np.ndarray  # (R, max_len) int64: after step t, the tokens emitted so far in the first t columns
+    logps: np.ndarray  # (R, max_len) float64: their log-probs, likewise
 
-    def grown(self, parent: np.ndarray, token: np.ndarray, logp: np.ndarray) -> _Rows:
-        """Row parent[i] extended by token[i] of log-prob logp[i], for every i."""
-        return _Rows(
-            self.seq[parent],
-            np.column_stack([self.ids[parent], token]),
-            np.column_stack([self.logps[parent], logp]),
-            self.total[parent] + logp,
-        )
+    def grown(self, c: _Candidates, t: int) -> _Rows:
+        """The rows of step t + 1: each candidate's parent row extended by its token."""
+        ids, logps = self.ids[c.parent], self.logps[c.parent]
+        ids[:, t - 1], logps[:, t - 1] = c.token, c.logp
+        return _Rows(c.seq, c.total, ids, logps)
 
-    def take(self, keep: np.ndarray) -> _Rows:
-        return _Rows(self.seq[keep], self.ids[keep], self.logps[keep], self.total[keep])
+
+@dataclass(frozen=True)
+class _Candidates:
+    """One-token extensions of the rows, grouped by sequence, best first within one."""
+
+    parent: np.ndarray  # (C,) int64: the row extended
+    token: np.ndarray  # (C,) int64: by this token
+    logp: np.ndarray  # (C,) float64: of this log-prob
+    total: np.ndarray  # (C,) float64: the parent's sum plus logp
+    seq: np.ndarray  # (C,) int64: the parent's sequence
+
+    def take(self, keep: np.ndarray) -> _Candidates:
+        return _Candidates(self.parent[keep], self.token[keep], self.logp[keep], self.total[keep], self.seq[keep])
 
 
 def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early: bool = True) -> list[list[Scored]]:
@@ -63,8 +67,8 @@ def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early
     hypotheses, best score first (ties: the one finished first). Only a model whose every candidate
     has probability 0 (non-finite logits) can leave a sequence with an empty list.
 
-    stop_early False runs every sequence until its beam is empty or max_len, for checking that the
-    stopping rule never drops a better hypothesis: the results are the same.
+    stop_early False keeps every hypothesis until it ends or max_len (no pruning, no stopping), for
+    checking that the bound never drops a hypothesis that matters: the results are the same.
     """
     n, k = len(seqs), opts.beam_size
     kept: list[list[Scored]] = [[] for _ in range(n)]  # per sequence: its best (at most k) finished, best first
@@ -72,90 +76,100 @@ def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early
     if n == 0:
         return kept
     carried = backend.encode(*pad_batch(seqs, opts.pad_id))
-    rows = _Rows(np.arange(n), np.zeros((n, 0), np.int64), np.zeros((n, 0)), np.zeros(n))
+    empty = np.zeros((n, opts.max_len))
+    rows = _Rows(np.arange(n), np.zeros(n), empty.astype(np.int64), empty)
     prev = np.full(n, opts.start_id, dtype=np.int64)
+    bounded = False  # whether some sequence has k finished hypotheses (before that nothing is pruned)
     for t in range(1, opts.max_len + 1):
         logits, carried = backend.step_logits(prev, carried)
-        logp = log_softmax(logits)  # (R, V)
-        if np.isnan(logp).any():  # a row with a non-finite logit: none of its tokens can be ranked
-            logp[np.isnan(logp)] = -np.inf
-        parent, token, token_logp = best_candidates(rows.seq, rows.total, logp, k)
-        cands = rows.grown(parent, token, token_logp)  # (C,) grouped by sequence, best first
-        ended = (token == opts.end_id) | (t == opts.max_len)
-        _finish(kept, worst, cands, ended, token == opts.end_id, t, opts)
-        live = ~ended
-        if stop_early and np.isfinite(worst).any():
-            best = np.full(n, -np.inf)  # per sequence: its best live sum
-            np.maximum.at(best, cands.seq[live], cands.total[live])
-            done = normalized(best, opts.max_len, opts.length_penalty) <= worst  # the bound: see the module doc
-            live &= ~done[cands.seq]
-        if not live.any():
+        cands = best_candidates(rows, log_softmax(logits), k)
+        if t == opts.max_len:
+            _finish(kept, worst, rows, cands, np.arange(len(cands.token)), t, opts)
             break
-        if not (len(parent) == len(rows.seq) and live.all() and (parent == np.arange(len(parent))).all()):
-            carried = backend.select(carried, parent[live])  # rows repeat where a hypothesis has several heirs
-        rows, prev = cands.take(live), token[live]
+        ended = np.flatnonzero(cands.token == opts.end_id)
+        if len(ended):
+            bounded = _finish(kept, worst, rows, cands, ended, t, opts) or bounded
+        live = cands.token != opts.end_id
+        if stop_early and bounded:  # the bound: see the module doc
+            live &= normalized(cands.total, opts.max_len, opts.length_penalty) > worst[cands.seq]
+        keep = np.flatnonzero(live)
+        if not len(keep):
+            break
+        if len(keep) < len(live):
+            cands = cands.take(keep)
+        parent, r = cands.parent, len(rows.seq)
+        if not (len(parent) == r and (parent == np.arange(r)).all()):
+            carried = backend.select(carried, parent)  # rows repeat where a hypothesis has several heirs
+        rows, prev = rows.grown(cands, t), cands.token
     return [found[: opts.num_hypotheses] for found in kept]
 
 
 def _finish(
     kept: list[list[Scored]],
     worst: np.ndarray,
-    cands: _Rows,
+    rows: _Rows,
+    cands: _Candidates,
     ended: np.ndarray,
-    eos: np.ndarray,
     t: int,
     opts: DecodeOptions,
-) -> None:
-    """Score the candidates that ended at step t (<eos>, or max_len) into their sequences' kept lists."""
-    for c in np.flatnonzero(ended).tolist():
-        ids = cands.ids[c, :-1] if eos[c] else cands.ids[c]
-        kept[int(cands.seq[c])].append(
-            Scored(
-                tuple(ids.tolist()),
-                normalized(float(cands.total[c]), t, opts.length_penalty),
-                tuple(cands.logps[c].tolist()),
-            )
-        )
-    for s in set(cands.seq[ended].tolist()):
-        kept[s] = sorted(kept[s], key=lambda h: -h.score)[: opts.beam_size]  # stable: earlier finished first on ties
-        worst[s] = kept[s][-1].score if len(kept[s]) == opts.beam_size else -np.inf
+) -> bool:
+    """Score the candidates `ended` (indices) that ended at step t (<eos>, or max_len) into their
+    sequences' kept lists; True when some list now holds beam_size hypotheses."""
+    scores = normalized(cands.total[ended], t, opts.length_penalty)  # (E,)
+    # The others would sort after their sequence's k kept ones (ties: earlier finished first): the lists stay.
+    enter = scores > worst[cands.seq[ended]]
+    ended = ended[enter]
+    k, touched = opts.beam_size, set()
+    seq, token, parent, logp = (a[ended].tolist() for a in (cands.seq, cands.token, cands.parent, cands.logp))
+    for s, tok, p, lp, score in zip(seq, token, parent, logp, scores[enter].tolist()):
+        ids = rows.ids[p, : t - 1].tolist() + ([] if tok == opts.end_id else [tok])
+        kept[s].append(Scored(tuple(ids), score, (*rows.logps[p, : t - 1].tolist(), lp)))
+        touched.add(s)
+    for s in touched:
+        kept[s] = sorted(kept[s], key=lambda h: -h.score)[:k]  # stable: earlier finished first on ties
+        worst[s] = kept[s][-1].score if len(kept[s]) == k else -np.inf
+    return any(len(kept[s]) == k for s in touched)
 
 
-def best_candidates(seq: np.ndarray, total: np.ndarray, logp: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+def best_candidates(rows: _Rows, logp: np.ndarray, k: int) -> _Candidates:
     """Each sequence's k best one-token extensions of its rows, by log-prob sum.
 
-    seq (R,) groups the rows (contiguous, in batch order), total (R,) their sums, logp (R, V) the
-    step's log-probs. Returns (parent row, token, token log-prob), each (C,), grouped like the rows,
-    best first within a sequence, ties to the lower (row, token); -inf candidates are dropped.
+    logp (R, V) is the step's log-probs of the rows. The candidates are grouped like the rows, best
+    first within a sequence, ties to the lower (row, token); -inf candidates are dropped.
     """
-    r, v = logp.shape
-    cand = logp + total[:, None]  # (R, V): every extension's sum
-    per_row = min(k, v)
-    tok = top_k(cand, per_row)  # (R, per_row): a row's best tokens, best first; a sequence's k best are among these
-    top = cand[np.arange(r)[:, None], tok]
+    v, seq = logp.shape[1], rows.seq
+    cand = logp + rows.total[:, None]  # (R, V): every extension's sum
+    if seq[0] == seq[-1]:  # one sequence (batch 1): its k best of all rows x tokens, row-major
+        best = top_k(cand.reshape(1, -1), min(k, cand.size))[0]  # (k,)
+        sums = cand.ravel()[best]
+        if sums[-1] == -np.inf:  # fewer than k candidates can be ranked
+            best, sums = best[sums > -np.inf], sums[sums > -np.inf]
+        parent, token = np.divmod(best, v)
+    else:
+        parent, token, sums = _best_of_groups(cand, seq, k)
+    return _Candidates(parent, token, logp[parent, token], sums, seq[parent])
+
+
+def _best_of_groups(cand: np.ndarray, seq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """best_candidates for several sequences: (R, V) candidate sums -> (parent, token, sum), each (C,)."""
+    r, v = cand.shape
     first = np.empty(r, dtype=bool)
     first[0], first[1:] = True, seq[1:] != seq[:-1]
     starts = np.flatnonzero(first)  # (G,) the first row of each sequence
-    if len(starts) == r:  # one row per sequence (the first step, or beam 1): its best tokens are the answer
-        g, rank = np.nonzero(top > -np.inf)
-        parent = g
-    elif len(starts) == 1:  # one sequence (batch 1): its k best of all rows x tokens, in (row, token) order on ties
-        best = top_k(cand.reshape(1, -1), min(k, cand.size))[0]
-        best = best[cand.ravel()[best] > -np.inf]
-        parent, token = np.divmod(best, v)
-        return parent, token, logp[parent, token]
-    else:
-        group = np.cumsum(first) - 1
-        width = int(np.diff(np.append(starts, r)).max())
-        grid = np.full((len(starts), width, per_row), -np.inf)  # (G, rows of a sequence, per_row)
-        grid[group, np.arange(r) - starts[group]] = top
-        flat = grid.reshape(len(starts), -1)  # row-major: flat order is (slot, rank), so ties go to the lower row
-        best = top_k(flat, min(k, flat.shape[1]))  # (G, k)
-        g, j = np.nonzero(flat[np.arange(len(starts))[:, None], best] > -np.inf)
-        row_slot, rank = np.divmod(best[g, j], per_row)
-        parent = starts[g] + row_slot
-    token = tok[parent, rank]
-    return parent, token, logp[parent, token]
+    counts = np.diff(starts, append=r)  # (G,) its rows
+    g, width = len(starts), int(counts.max())
+    if width * g == r:  # every sequence has as many rows: the candidates are the grid already
+        grid = cand.reshape(g, -1)
+    else:  # each sequence's rows side by side, padded with -inf to the widest sequence's
+        grid = np.full((g, width, v), -np.inf)
+        group = np.repeat(np.arange(g), counts)
+        grid[group, np.arange(r) - starts[group]] = cand
+        grid = grid.reshape(g, -1)
+    best = top_k(grid, min(k, width * v))  # (G, k): row-major flat indices, so ties go to the lower (row, token)
+    sums = np.take_along_axis(grid, best, 1)
+    found = np.nonzero(sums > -np.inf)  # by sequence, best first; -inf candidates dropped
+    slot, token = np.divmod(best[found], v)
+    return starts[found[0]] + slot, token, sums[found]
 
 
 # top_k sorts whole rows up to SORT_COLUMNS wide or SORT_ELEMENTS in all; larger inputs are partitioned
@@ -173,10 +187,10 @@ def top_k(x: np.ndarray, k: int) -> np.ndarray:
         return x.argmax(axis=1)[:, None]  # the first of equal maxima
     if k >= m or m <= SORT_COLUMNS or n * m <= SORT_ELEMENTS:
         return np.argsort(-x, axis=1, kind="stable")[:, :k]
-    some = np.argpartition(-x, k - 1, axis=1)[:, :k]  # (N, k): the k largest in any order, any of equal ones
+    some = np.argpartition(x, m - k, axis=1)[:, m - k :]  # (N, k): the k largest in any order, any of equal ones
     vals = np.take_along_axis(x, some, 1)
     kth = vals.min(axis=1, keepdims=True)
-    if not ((x == kth).sum(axis=1) > (vals == kth).sum(axis=1, keepdims=False)).any():  # no row left an equal out
+    if not ((x >= kth).sum(axis=1) > k).any():  # no row left out a value equal to its k-th largest
         return np.take_along_axis(some, np.lexsort((some, -vals), axis=1), 1)  # by value, then column
     return _top_k_ties(x, k)
 

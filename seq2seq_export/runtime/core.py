@@ -140,13 +140,18 @@ class Scored:
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """(B, V) logits -> (B, V) float64 log-probabilities, each <= 0 (max-shifted: no overflow)."""
+    """(B, V) logits -> (B, V) float64 log-probabilities, each <= 0 (max-shifted: no overflow); a row
+    holding inf or nan, or only -inf (a broken model), is all -inf: no token of it can be ranked."""
     x = logits.astype(np.float64)  # float32 logits are exact in float64; sums of many log-probs keep their digits
-    # A row holding inf or nan (a broken model) turns into nan here, which the search ranks nowhere;
-    # numpy's warning about it would only repeat that on stderr.
-    with np.errstate(invalid="ignore"):
-        x -= x.max(axis=1, keepdims=True)
-        x -= np.log(np.exp(x).sum(axis=1, keepdims=True))  # the sum is >= 1 (its max term is exp(0)): log >= 0
+    top = x.max(axis=1, keepdims=True)  # (B, 1): not finite exactly for the broken rows
+    bad = None
+    if not np.isfinite(top).all():
+        bad = ~np.isfinite(top[:, 0])
+        x[bad] = top[bad] = 0.0  # computed harmlessly (no numpy warning on stderr), set to -inf below
+    x -= top
+    x -= np.log(np.exp(x).sum(axis=1, keepdims=True))  # the sum is >= 1 (its max term is exp(0)): log >= 0
+    if bad is not None:
+        x[bad] = -np.inf
     return x
 
 

@@ -1,7 +1,8 @@
 """s2s-serve: an HTTP JSON service over a Translator, with dynamic batching (Starlette on uvicorn).
 
 This module imports nothing of the serving stack, so the CLI can say which extra is missing; app.py,
-batcher.py and metrics.py need the `serve` extra (pip install 'seq2seq-export[serve]').
+batcher.py and metrics.py need the `serve` extra (pip install 'seq2seq-export[serve]'), ray_app.py
+(s2s-serve --ray) the `ray` extra too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..constants import MAX_LINE_CHARS
-from ..errors import ConfigError, is_int
+from ..errors import ConfigError, first_line, is_int
 
 if TYPE_CHECKING:
     from ..runtime.translator import Translator
@@ -34,6 +35,18 @@ def require_serve_extra() -> None:
     missing = [m for m in SERVE_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingExtra(f"s2s-serve needs {', '.join(missing)}, not installed: {SERVE_EXTRA}")
+
+
+def require_ray_serve() -> None:
+    """Raise MissingExtra (one line naming the ray extra) unless Ray Serve can be imported."""
+    try:
+        from ray import serve  # noqa: F401
+    except ImportError as e:
+        from ..bulk_ray import INSTALL_HINT
+
+        raise MissingExtra(
+            f"s2s-serve --ray needs Ray Serve, which is not installed ({first_line(e)}): {INSTALL_HINT}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -76,4 +89,12 @@ def create_app(translator: Translator, config: ServeConfig = ServeConfig()) -> A
     return build(translator, config)
 
 
-__all__ = ["SERVE_EXTRA", "SERVE_MAX_BEAM", "MissingExtra", "ServeConfig", "create_app", "require_serve_extra"]
+__all__ = [
+    "SERVE_EXTRA",
+    "SERVE_MAX_BEAM",
+    "MissingExtra",
+    "ServeConfig",
+    "create_app",
+    "require_ray_serve",
+    "require_serve_extra",
+]

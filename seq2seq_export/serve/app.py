@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -127,10 +127,24 @@ def record(t: Translation) -> dict[str, Any]:
     return {"input": t.input, **best, "hypotheses": hypotheses}
 
 
-def create_app(translator: Translator, config: ServeConfig) -> Starlette:
+class Queue(Protocol):
+    """What the routes need of a batcher: batcher.Batcher, or ray_app.RayBatcher on Ray Serve."""
+
+    @property
+    def queued(self) -> int: ...
+    async def start(self) -> None: ...
+    async def drain(self) -> None: ...
+    async def submit(self, texts: list[str], search: Search) -> list[Translation]: ...
+
+
+def create_app(
+    translator: Translator,
+    config: ServeConfig,
+    batcher_class: Callable[[Translator, int, float, int, ServeMetrics], Queue] = Batcher,
+) -> Starlette:
     """The service over `translator` (loaded and checked by the caller): routes, batcher, metrics."""
     metrics = ServeMetrics()
-    batcher = Batcher(translator, config.max_batch_size, config.max_wait_ms, config.max_queue, metrics)
+    batcher = batcher_class(translator, config.max_batch_size, config.max_wait_ms, config.max_queue, metrics)
     state = {"ready": False}
     schema = openapi_schema(config, translator.max_src_tokens, SERVE_MAX_BEAM)
 

@@ -30,6 +30,25 @@ class QueueFull(Exception):
     """The queue cannot take a request's inputs now: retry later."""
 
 
+def check_room(queued: int, n: int, max_queue: int) -> None:
+    """QueueFull unless `n` more inputs fit beside the `queued` ones in a queue of `max_queue`."""
+    if queued + n > max_queue:
+        raise QueueFull(
+            f"the queue holds {queued} of at most {max_queue} inputs and cannot take {n} more now: retry later"
+        )
+
+
+def decode(translator: Translator, texts: list[str], search: Search) -> list[Translation]:
+    """One batch's translations, scored as s2s-translate --json's (every answer carries its score)."""
+    return translator.translations(
+        texts,
+        beam_size=search.beam_size,
+        num_hypotheses=search.n_best,
+        length_penalty=search.length_penalty,
+        scores=True,
+    )
+
+
 @dataclass(eq=False)
 class _Request:
     texts: list[str]
@@ -77,11 +96,7 @@ class Batcher:
     async def submit(self, texts: list[str], search: Search) -> list[Translation]:
         """Translations of `texts` in order, decoded with whatever else is queued; QueueFull when they do not fit."""
         assert self._wakeup is not None, "Batcher.start() first"
-        if self._queued + len(texts) > self.max_queue:
-            raise QueueFull(
-                f"the queue holds {self._queued} of at most {self.max_queue} inputs and cannot take "
-                f"{len(texts)} more now: retry later"
-            )
+        check_room(self._queued, len(texts), self.max_queue)
         loop = asyncio.get_running_loop()
         request = _Request(texts, search, loop.time(), loop.create_future(), [None] * len(texts), len(texts))
         self._waiting.extend((request, i) for i in range(len(texts)))
@@ -126,7 +141,7 @@ class Batcher:
         self.metrics.batch_size.observe(len(batch))
         loop = asyncio.get_running_loop()
         try:
-            found = await loop.run_in_executor(self._executor, self._translate, texts, search)
+            found = await loop.run_in_executor(self._executor, decode, self.translator, texts, search)
         except Exception as e:  # noqa: BLE001 -- a backend failure: every request in the batch gets it (500), the service goes on
             for request, _ in batch:
                 if not request.future.done():
@@ -140,12 +155,3 @@ class Batcher:
             self.metrics.inputs.inc(len(batch))
         finally:
             self._admit(-len(batch))
-
-    def _translate(self, texts: list[str], search: Search) -> list[Translation]:
-        return self.translator.translations(
-            texts,
-            beam_size=search.beam_size,
-            num_hypotheses=search.n_best,
-            length_penalty=search.length_penalty,
-            scores=True,  # as s2s-translate --json: every answer carries its score
-        )

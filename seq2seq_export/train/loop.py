@@ -50,6 +50,7 @@ class TrainResult:
     valid: dict[str, Any]  # the best checkpoint's validation metrics
     test: dict[str, Any]  # test-split metrics of the best checkpoint
     warnings: list[str]  # what the run warned about (e.g. nothing exactly right after the first epoch)
+    history: list[dict[str, Any]]  # every validation in order: epoch, step, valid_loss, exact_match, token_error_rate
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int, time_fraction: float) -> float:
@@ -119,9 +120,8 @@ def train(
 
     `log` gets the progress lines (data, each validation), `warn` the warnings (default: `log`); the
     progress bar goes to stderr when `progress`. An OUT that already holds a run is refused unless
-    `resume` (continue it) or `force` (replace it). Started by torchrun, this process trains its share of
-    each batch with DistributedDataParallel; only rank 0 logs, warns, draws the bar and writes, and every
-    rank returns rank 0's result.
+    `resume` (continue it) or `force` (replace it). Under torchrun each rank trains its share of every batch
+    with DDP; rank 0 alone logs, warns, draws the bar and writes, and every rank returns rank 0's result.
     """
     threads = torch.get_num_threads()
     if cfg.threads:
@@ -292,6 +292,7 @@ def finish(run: Run, state: TrainState) -> TrainResult:
         valid=state.best,
         test=test,
         warnings=[w for w in (unseen_targets(run), nothing_right(run, state.history)) if w],
+        history=list(state.history),
     )
     with atomic_file(out / METRICS_FILE) as tmp:
         tmp.write_text(
