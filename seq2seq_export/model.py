@@ -294,11 +294,15 @@ class Seq2Seq(nn.Module):
 
 
 def sequence_loss(
-    logits: torch.Tensor, targets: torch.Tensor, pad_id: int, label_smoothing: float = 0.0
+    logits: torch.Tensor, targets: torch.Tensor, pad_id: int, label_smoothing: float = 0.0, reduction: str = "mean"
 ) -> torch.Tensor:
-    """Mean cross-entropy over non-pad target positions: logits (B, T, V), targets (B, T)."""
+    """Mean (or with reduction="sum", summed) cross-entropy over non-pad target positions: logits (B, T, V), targets (B, T)."""
     return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id, label_smoothing=label_smoothing
+        logits.reshape(-1, logits.shape[-1]),
+        targets.reshape(-1),
+        ignore_index=pad_id,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
     )
 
 

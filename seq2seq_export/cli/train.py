@@ -9,6 +9,7 @@ import click
 
 from ..config import ATTENTION_SCORES, ATTENTION_TYPES, RNN_TYPES
 from ..constants import CLOCKS, DEFAULT_PRESET, LR_SCHEDULES, TOKENIZERS
+from ..errors import Seq2SeqExportError
 from ..train.config import preset_names
 from .options import (
     EXIT_INTERRUPTED,
@@ -158,24 +159,32 @@ def train_cmd(preset: str, resume: bool, force: bool, quiet: bool, **options: An
     Each validation reports the loss, the sequence error rate (1 - exact match) and the token error
     rate (edit distance / reference tokens): WER and PER for cmudict. The end reports the test split.
     A progress bar on a terminal shows the budget that ends the run (time or steps). Ctrl-C stops at
-    the next batch and saves OUT/last.pt for --resume.
+    the next batch and saves OUT/last.pt for --resume. Under torchrun (`torchrun --nproc-per-node N
+    -m seq2seq_export train ...`) the ranks share each batch; rank 0 alone prints and writes.
     """
     from ..train import load_config, train
+    from ..train.distributed import launched_rank
     from ..train.metrics import MetricNames
-
-    cfg = load_config(preset, **options)
 
     def echo_err(msg: str) -> None:
         click.echo(msg, err=True)
 
-    result = train(
-        cfg,
-        resume=resume,
-        force=force,
-        log=None if quiet else echo_err,
-        warn=echo_err,
-        progress=not quiet and sys.stderr.isatty(),
-    )
+    try:
+        cfg = load_config(preset, **options)
+        result = train(
+            cfg,
+            resume=resume,
+            force=force,
+            log=None if quiet else echo_err,
+            warn=echo_err,
+            progress=not quiet and sys.stderr.isatty(),
+        )
+    except Seq2SeqExportError:
+        if launched_rank():  # every rank meets it (train() hands each rank's to all): rank 0 says it, once
+            click.get_current_context().exit(2)
+        raise
+    if launched_rank():
+        click.get_current_context().exit(EXIT_INTERRUPTED if result.stopped_by == "interrupt" else 0)
     names = MetricNames.of(cfg.dataset)
     click.echo(f"checkpoint: {result.checkpoint}")
     click.echo(

@@ -39,14 +39,17 @@ def epoch_batches(data: EncodedPairs, batch_size: int, seed: int, epoch: int) ->
 
 
 def collate(
-    data: EncodedPairs, rows: Sequence[int], pad_id: int, device: torch.device
+    data: EncodedPairs, rows: Sequence[int], pad_id: int, device: torch.device, pad_like: Sequence[int] = ()
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> src (B, S), src_lengths (B,), tgt_in (B, T) = <sos> y.., tgt_out (B, T) = y.. <eos>."""
+    """-> src (B, S), src_lengths (B,), tgt_in (B, T) = <sos> y.., tgt_out (B, T) = y.. <eos>.
+
+    Padded as wide as `pad_like` rows too: a torchrun rank pads its share of a batch to the whole batch."""
     src = [data.src[i] for i in rows]
     tgt = [data.tgt[i] for i in rows]
+    wide = [*rows, *pad_like]
     lengths = torch.tensor([len(s) for s in src], dtype=torch.int64)
-    src_t = torch.full((len(rows), max(1, int(lengths.max()))), pad_id, dtype=torch.int64)  # (B, S)
-    tgt_t = torch.full((len(rows), max(len(t) for t in tgt)), pad_id, dtype=torch.int64)  # (B, T+1)
+    src_t = torch.full((len(rows), max(1, *(len(data.src[i]) for i in wide))), pad_id, dtype=torch.int64)  # (B, S)
+    tgt_t = torch.full((len(rows), max(len(data.tgt[i]) for i in wide)), pad_id, dtype=torch.int64)  # (B, T+1)
     for r, (s, t) in enumerate(zip(src, tgt)):
         src_t[r, : len(s)] = torch.tensor(s, dtype=torch.int64)
         tgt_t[r, : len(t)] = torch.tensor(t, dtype=torch.int64)

@@ -2,6 +2,7 @@
 
 One run is start_or_resume (state.py), then run_epoch and end_epoch (validate_and_keep_best when due)
 until the epochs end or should_stop names a limit, then finish (the test split, metrics.json).
+Under torchrun every rank runs this loop on its share of each batch (distributed.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import torch
 
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..errors import ConfigError
-from ..fsutil import atomic_file
-from ..model import Seq2Seq, sequence_loss
+from ..fsutil import Log, atomic_file
+from ..model import sequence_loss
 from .batching import collate, epoch_batches
 from .config import TrainConfig
+from .distributed import Group, Ranks, from_main, joined, settle
 from .hints import first_judged, nothing_right, unseen_targets
 from .metrics import evaluate, validation_loss
 from .progress import BudgetBar
@@ -81,19 +83,24 @@ def _stop_on_sigint() -> Iterator[list[bool]]:
 
 
 def train_step(
-    model: Seq2Seq,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batch: tuple[torch.Tensor, ...],
     cfg: TrainConfig,
     tf_gen: torch.Generator,
     pad: int,
+    weight: float | None = None,
 ) -> torch.Tensor:
-    """One optimizer step on a collated batch; returns the detached loss."""
+    """One optimizer step on a collated batch; returns the detached mean loss.
+
+    With `weight` (a torchrun rank's share, distributed.py) the summed loss times it is what backward takes."""
     src, lengths, tgt_in, tgt_out = batch
     logits = model(src, lengths, tgt_in, cfg.teacher_forcing, generator=tf_gen)  # (B, T, V)
-    loss = sequence_loss(logits, tgt_out, pad, cfg.label_smoothing)
+    loss = sequence_loss(logits, tgt_out, pad, cfg.label_smoothing, "mean" if weight is None else "sum")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if weight is None else loss * weight).backward()
+    if weight is not None:
+        loss = loss / (tgt_out != pad).sum()
     if cfg.clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
     optimizer.step()
@@ -113,7 +120,8 @@ def train(
 
     `log` gets the progress lines (data, each validation), `warn` the warnings (default: `log`); the
     progress bar goes to stderr when `progress`. An OUT that already holds a run is refused unless
-    `resume` (continue it) or `force` (replace it).
+    `resume` (continue it) or `force` (replace it). Under torchrun each rank trains its share of every batch
+    with DDP; rank 0 alone logs, warns, draws the bar and writes, and every rank returns rank 0's result.
     """
     threads = torch.get_num_threads()
     if cfg.threads:
@@ -123,22 +131,29 @@ def train(
         return None
 
     try:
-        return _train(cfg, resume, force, log or quiet, warn or log or quiet, progress)
+        with joined(cfg.device) as ranks:
+            if ranks is None or ranks.main:
+                return _train(cfg, resume, force, log or quiet, warn or log or quiet, progress, ranks)
+            return _train(cfg, resume, force, quiet, quiet, False, ranks)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(
-    cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], warn: Callable[[str], None], progress: bool
+    cfg: TrainConfig, resume: bool, force: bool, log: Log, warn: Log, progress: bool, ranks: Ranks | None
 ) -> TrainResult:
-    run, state = start_or_resume(cfg, resume, force, log, warn)
+    writer = ranks is None or ranks.main
+    run, state = settle(ranks, lambda: start_or_resume(cfg, resume, force, log, warn, writer))
+    if ranks is not None:
+        state.group = Group(ranks, state.model, run.device, cfg.seed)
+        log(ranks.describe(cfg.batch_size))
     if warning := unseen_targets(run):
         warn(warning)
     with _stop_on_sigint() as interrupted:
         while state.cursor.epoch < cfg.epochs and state.stopped_by == "epochs":
             stepped = run_epoch(run, state, interrupted, progress)
             end_epoch(run, state, stepped)
-    return finish(run, state)
+    return from_main(ranks, lambda: finish(run, state))
 
 
 def should_stop(run: Run, state: TrainState, interrupted: list[bool]) -> str | None:
@@ -163,6 +178,8 @@ def run_epoch(run: Run, state: TrainState, interrupted: list[bool], progress: bo
     while cur.batch < len(batches):
         cur.elapsed_s = state.clock.elapsed()
         stop = should_stop(run, state, interrupted)
+        if state.group is not None:
+            stop, cur.elapsed_s = state.group.stop(stop, cur.elapsed_s)
         if stop is not None:
             state.stopped_by = stop
             break
@@ -170,7 +187,7 @@ def run_epoch(run: Run, state: TrainState, interrupted: list[bool], progress: bo
         stepped = True
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         bar.update(running, lr)
-        if time.monotonic() - state.last_save > SAVE_EVERY_S:
+        if state.writer and time.monotonic() - state.last_save > SAVE_EVERY_S:
             save_last(run, state)
     bar.close()
     if cur.batch >= len(batches):
@@ -187,7 +204,14 @@ def take_step(run: Run, state: TrainState, rows: list[int]) -> tuple[torch.Tenso
     lr = lr_at(cfg, cur.step, cfg.epochs * run.steps_per_epoch, cur.elapsed_s / run.budget_s if run.budget_s else 0.0)
     for group in state.optimizer.param_groups:
         group["lr"] = lr
-    loss = train_step(state.model, state.optimizer, collate(run.train, rows, pad, run.device), cfg, state.tf_gen, pad)
+    model: torch.nn.Module = state.model
+    weight: float | None = None
+    batch: tuple[torch.Tensor, ...]
+    if state.group is None:
+        batch = collate(run.train, rows, pad, run.device)
+    else:  # torchrun: this rank's share of the batch, through DDP
+        model, (batch, weight) = state.group.model, state.group.shard(run.train, rows, pad, cur.step)
+    loss = train_step(model, state.optimizer, batch, cfg, state.tf_gen, pad, weight)
     if state.average is not None:
         state.average.update()
     cur.step, cur.batch, cur.words = cur.step + 1, cur.batch + 1, cur.words + len(rows)
@@ -196,7 +220,9 @@ def take_step(run: Run, state: TrainState, rows: list[int]) -> tuple[torch.Tenso
 
 
 def end_epoch(run: Run, state: TrainState, stepped: bool) -> None:
-    """After an epoch, or a stop inside one: validate when due, then save last.pt."""
+    """After an epoch, or a stop inside one: validate when due, then save last.pt (rank 0 alone)."""
+    if not state.writer:
+        return
     cur = state.cursor
     cur.elapsed_s = state.clock.elapsed()
     # Validation costs budget time too: every validate_every epochs, and always at the end.

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,6 +24,9 @@ from .config import TrainConfig
 from .metrics import MetricNames
 from .resume import check_average, load_resumable, restore, rng_state
 from .rundir import LAST_FILE, check_run_dir, clear_run
+
+if TYPE_CHECKING:
+    from .distributed import Group
 
 
 @dataclass
@@ -112,6 +115,12 @@ class TrainState:
     clock: Clock
     last_save: float  # time.monotonic() of the latest last.pt
     stopped_by: str = "epochs"  # or "time", "steps", "interrupt" once a limit ends the run
+    group: Group | None = None  # under torchrun: the ranks and the DDP-wrapped model
+
+    @property
+    def writer(self) -> bool:
+        """Whether this process validates and writes the run directory: rank 0 of a torchrun run."""
+        return self.group is None or self.group.ranks.main
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -127,18 +136,24 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 def start_or_resume(
-    cfg: TrainConfig, resume: bool, force: bool, log: Callable[[str], None], warn: Callable[[str], None]
+    cfg: TrainConfig,
+    resume: bool,
+    force: bool,
+    log: Callable[[str], None],
+    warn: Callable[[str], None],
+    writer: bool = True,
 ) -> tuple[Run, TrainState]:
     """A fresh run in cfg.out_dir, or the interrupted one continued from its last.pt (checked field by field).
 
-    The order of the steps is the order the RNG streams are drawn in: it keeps a resumed run bit-identical."""
+    The order of the steps is the order the RNG streams are drawn in: it keeps a resumed run bit-identical.
+    Only a `writer` (not a torchrun rank above 0) clears the run directory."""
     if not cfg.dataset:
         raise ConfigError(
             f"preset {cfg.preset!r} needs a dataset: pass --dataset tsv:FILE (source<TAB>target per "
             "line; --src-tokenizer/--tgt-tokenizer char for character-level tasks)"
         )
     out = cfg.out_dir
-    check_run_dir(out, resume, force)
+    check_run_dir(out, resume, force)  # reading only: every rank fails as early as rank 0
     device = select_device(cfg.device)
     data = load_dataset(
         cfg.dataset,
@@ -162,7 +177,7 @@ def start_or_resume(
     run = _setup(cfg, device, data, text, mcfg, log, warn)
     if resume:
         restore(out / LAST_FILE, saved, model, optimizer, tf_gen, device, run.steps_per_epoch)
-    else:
+    elif writer:
         clear_run(out, force)
     cursor = Cursor(**{f.name: saved["cursor"][f.name] for f in fields(Cursor)})
     log(
