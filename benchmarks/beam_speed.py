@@ -171,7 +171,7 @@ def main() -> None:
         f"{'met' if vs_eager >= 3 else 'MISSED'})"
     )
     print(
-        f"onnx beam {k} / onnx greedy at batch 64: {100 * vs_greedy:.0f}% (target >= 35%: "
+        f"onnx beam {k} / onnx greedy at batch 64: {100 * vs_greedy:.1f}% (target >= 35%: "
         f"{'met' if vs_greedy >= 0.35 else 'MISSED'})"
     )
     cpu_wps = {
@@ -181,7 +181,7 @@ def main() -> None:
         f"per CPU-second: onnx/eager beam {k} at batch 1 "
         f"{statistics.median(x / y for x, y in zip(cpu_wps[k, 'onnx', 1], cpu_wps[k, 'eager', 1])):.2f}x; "
         f"onnx beam {k}/greedy at batch 64 "
-        f"{100 * statistics.median(x / y for x, y in zip(cpu_wps[k, 'onnx', 64], cpu_wps[1, 'onnx', 64])):.0f}%"
+        f"{100 * statistics.median(x / y for x, y in zip(cpu_wps[k, 'onnx', 64], cpu_wps[1, 'onnx', 64])):.1f}%"
     )
     rows = {key: runs[key][0].workload["decoder_steps"] / args.words for key in runs}
     print(f"decoder rows stepped per word: greedy {rows[1]:.1f}, beam {k} {rows[k]:.1f}")

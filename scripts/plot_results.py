@@ -133,6 +133,7 @@ def plot_beam(rows: list[dict]) -> bytes:
                 textcoords="offset points",
             )
     ax.set_xscale("log", base=2)
+    ax.margins(x=0.12)  # room for the last point's label
     beams = sorted({r["beam_size"] for r in rows})
     ax.set_xticks(beams, [str(b) for b in beams])
     penalty = rows[0]["length_penalty"]
