@@ -208,6 +208,9 @@ def test_sigint_exits_130_with_one_line(cmd, lively_bundle):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=ENV,
+        # Ctrl-C reaches a terminal's foreground process with SIGINT at its default; a shell's background
+        # job (pytest started with `&`) would hand SIG_IGN down to it, and Python then keeps ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         proc.stdin.write(b"abc\n" * 512)  # one whole chunk: its answers prove the process is up and reading
