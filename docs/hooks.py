@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,10 @@ def on_files(files: Files, config) -> Files:
         from plot_results import render
     finally:
         sys.path.pop(0)
-    for name, svg in render().items():
+    try:
+        plots = render()
+    except ModuleNotFoundError as e:  # matplotlib, imported when the first plot is drawn
+        raise PluginError(f"the Results plots need {e.name}: pip install 'seq2seq-export[docs]'") from None
+    for name, svg in plots.items():
         files.append(File.generated(config, f"img/{name}", content=svg))
     return files
