@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import json
 import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from terminal import on_terminal
 
 from seq2seq_export.cli import main, train_cmd
 
@@ -231,22 +228,9 @@ def _stderr_of(args: list[str], terminal: bool) -> str:
         return subprocess.run(
             command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=300
         ).stderr
-    main_end, child_end = pty.openpty()
-    fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 24 x 120, as a terminal has
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=child_end, env=env)
-    os.close(child_end)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(main_end, 4096)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(main_end)
-    assert proc.wait(timeout=300) == 0
-    return b"".join(chunks).decode("utf-8", "replace")
+    code, _, seen = on_terminal(command, env, timeout=300)
+    assert code == 0
+    return seen
 
 
 def test_the_progress_bar_shows_the_budget_on_a_terminal_and_nothing_in_a_pipe(tmp_path):

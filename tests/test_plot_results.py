@@ -12,6 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from seq2seq_export.cli import main
+from seq2seq_export.runtime import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "benchmarks")]
@@ -40,7 +41,8 @@ def test_plots_from_real_runs_json(toy_checkpoint, tiny_bundle, attention_bundle
     assert translated.exit_code == 0, translated.output
     (data / "alignment-tiny.json").write_text(translated.stdout)
     words, refs = ["3 1 4", "2 7"], [["4", "1", "3"], ["7", "2"]]  # beam_quality.py's rows, on the tiny bundle
-    beam = [{"preset": "tiny", **evaluate(tiny_bundle, words, refs, k, 1.0)} for k in (1, 2, 4)]
+    translator = Translator.from_bundle(tiny_bundle, "onnx", batch_size=64, threads=1)
+    beam = [{"preset": "tiny", **evaluate(translator, words, refs, k, 1.0)} for k in (1, 2, 4)]
     (data / "beam-tiny.json").write_text(json.dumps(beam))
 
     plots = render(data)

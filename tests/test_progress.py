@@ -3,16 +3,13 @@ nothing with --quiet or when stderr is a pipe; the library reports through a cal
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pytest
+import terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"}
@@ -25,22 +22,7 @@ def cli(*args: str) -> list[str]:
 
 def on_terminal(args: list[str]) -> tuple[int, str, str]:
     """Run with stderr on a pseudo-terminal (stdout a pipe) -> (exit code, stdout, what the terminal got)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal has a size (tqdm reads it)
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=ENV, cwd=ROOT)
-    os.close(slave)
-    seen = b""
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:  # EIO: the child closed its side
-            break
-        if not data:
-            break
-        seen += data
-    os.close(master)
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    return proc.wait(timeout=120), out, seen.decode(errors="replace").replace("\r\n", "\n")
+    return terminal.on_terminal(args, ENV, cwd=ROOT)
 
 
 def in_pipe(args: list[str]) -> subprocess.CompletedProcess:
