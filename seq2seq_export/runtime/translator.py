@@ -26,7 +26,7 @@ from ..vocab import TextPipeline, count_tokens, first_tokens
 from .alignment import attention_weights, require_attention
 from .beam import beam_search
 from .core import Backend, DecodeOptions, Scored, Seqs, batch_indices, decode_in_batches
-from .greedy import greedy_decode
+from .greedy import greedy_decode, greedy_scored
 
 # Options each backend's constructor takes besides the bundle (open_backend's `threads` is common).
 BACKEND_OPTIONS = {
@@ -210,10 +210,11 @@ class Translator:
         return decode_in_batches(self.backend, seqs, self.options, batch_size=self.batch_size, strategy=greedy_decode)
 
     def scored_ids(self, seqs: Seqs, options: DecodeOptions) -> list[list[Scored]]:
-        """Source id lists -> n-best lists of scored hypotheses (runtime.beam.beam_search; beam_size 1
-        gives greedy's tokens, scored). options: e.g. search_options(beam_size=5)."""
+        """Source id lists -> n-best lists of scored hypotheses (runtime.beam.beam_search; beam_size 1:
+        greedy_scored, the same list at greedy's cost). options: e.g. search_options(beam_size=5)."""
         self._check_ids(seqs)
-        return decode_in_batches(self.backend, seqs, options, batch_size=self.batch_size, strategy=beam_search)
+        strategy = greedy_scored if options.beam_size == 1 else beam_search
+        return decode_in_batches(self.backend, seqs, options, batch_size=self.batch_size, strategy=strategy)
 
     def _check_ids(self, seqs: Seqs) -> None:
         size = len(self.text.src)
