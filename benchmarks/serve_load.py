@@ -1,13 +1,15 @@
 """Load benchmark of s2s-serve against the direct Translator (issue #19).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/serve_load.py [--bundle DIR] [--requests 2000] [--seconds 20] [--ray N]
+    PYTHONPATH=. .venv/bin/python benchmarks/serve_load.py [--bundle DIR] [--requests 2000] [--seconds 20]
+        [--workers N | --ray N]
 
 A real server process on 127.0.0.1 (torch unimportable in it), real HTTP clients (http.client,
 one keep-alive connection per thread), one cmudict word per request. For each concurrency (1, 8,
 64): words/s, p50/p99 request latency and mean batch size of the service, and words/s and p50/p99
 batch latency of Translator.translations at a batch size equal to the concurrency, on the same words
 and --threads, scored as the service's answers are (scores=True, as s2s-translate --json).
-Then 2x overload: twice as many clients as the server's queue holds, no retries: the share of 429s,
+--workers N starts s2s-serve --workers N, each worker with --threads threads (the direct Translator
+keeps --threads). Then 2x overload: twice as many clients as the server's queues hold, no retries: the share of 429s,
 errors (anything else than 200 or 429, or a failed connection) and wrong answers (any 200 whose
 translation differs from the direct Translator's), which must both be 0. Without --bundle it builds
 a cmudict-sized random model (tests/conftest.py lively_checkpoint, emb 64, hidden 256, legacy
@@ -170,6 +172,7 @@ def main() -> None:
     ap.add_argument("--no-access-log", action="store_true", help="start the servers with --no-access-log")
     ap.add_argument("--levels", default="1,8,64", help="client concurrencies (and direct batch sizes) to measure")
     ap.add_argument("--ray", type=int, metavar="REPLICAS", help="serve with s2s-serve --ray --replicas REPLICAS")
+    ap.add_argument("--workers", type=int, default=1, help="the server's --workers (each with --threads threads)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle or build_bundle(Path(tmp))
@@ -180,6 +183,8 @@ def main() -> None:
         log = ["--no-access-log"] if args.no_access_log else []
         if args.ray:  # a local Ray started by the server, which takes longer to start and to stop
             log += ["--ray", "--replicas", str(args.ray)]
+        if args.workers > 1:
+            log += ["--workers", str(args.workers)]
         wait = {"timeout": 300.0} if args.ray else {}
         server = Server(
             bundle,
@@ -222,11 +227,13 @@ def main() -> None:
             *log,
             **wait,
         )
+        clients = 2 * 64 * args.workers  # each worker has a queue of 64 inputs
         try:
             report["overload"] = {
-                "clients": 128,
+                "clients": clients,
                 "max_queue": 64,
-                **load(small.port, words, expected, 128, args.seconds),
+                "workers": args.workers,
+                **load(small.port, words, expected, clients, args.seconds),
             }
             print(json.dumps({"overload": report["overload"]}), flush=True)
         finally:

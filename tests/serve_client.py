@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -114,6 +115,11 @@ def overload(server: Server, expected: dict[str, dict]) -> list[int]:
     return statuses
 
 
+def workers_of(server: Server) -> list[int]:
+    """The pids of an s2s-serve --workers server's worker processes (uvicorn starts them with spawn)."""
+    return sorted(pid for pid, cmd in process_tree(server.proc.pid).items() if "spawn_main" in cmd)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -123,12 +129,16 @@ def free_port() -> int:
 class Server:
     """`s2s-serve --bundle DIR ARGS...` started on a free port; ready once /readyz answers 200."""
 
-    def __init__(self, bundle: Path, *args: str, timeout: float = 60.0) -> None:
+    def __init__(self, bundle: Path, *args: str, timeout: float = 60.0, group: bool = False) -> None:
+        """group: in a process group of its own, with SIGINT at its default (as a terminal's foreground job)."""
         self.port = free_port()
         cmd = [sys.executable, "-c", NO_TORCH, "serve", "--bundle", str(bundle), "--port", str(self.port), *args]
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 -- closed in stop(); not a pipe: access logs under load would fill it and block
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        own = {"start_new_session": True, "preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)}
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True, **(own if group else {})
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -72,6 +72,13 @@ DEFAULT = ServeConfig()  # the defaults shown by --help (seq2seq_export.serve im
     help="Request body size at most (413 beyond).",
 )
 @click.option(
+    "--workers",
+    default=1,
+    type=click.IntRange(1, 256),
+    help="Server processes on the one port, each loading the bundle with its own batcher and queue of "
+    "--max-queue inputs; --threads defaults to the cores shared out between them.",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     help="The access log: one line per request (on standard output, in uvicorn's format; with --ray, Ray Serve's).",
@@ -110,6 +117,7 @@ def serve_cmd(
     max_inputs: int,
     max_input_chars: int,
     max_body_bytes: int,
+    workers: int,
     access_log: bool,
     on_ray: bool,
     replicas: int,
@@ -122,9 +130,9 @@ def serve_cmd(
     (pip install 'seq2seq-export[serve]'). SIGTERM or Ctrl-C: stop accepting, answer every request
     already accepted, exit (0 on SIGTERM). With --ray, the same app runs on Ray Serve (the ray extra too).
     """
-    from ..serve import create_app, require_ray_serve, require_serve_extra
+    from ..serve import require_ray_serve, require_serve_extra
 
-    _check_ray_options(on_ray, backend)
+    _check_ray_options(on_ray, backend, workers)
     require_serve_extra()
     # Without --ray the app writes the access log (serve.access_log: uvicorn's lines, cheaper), never uvicorn.
     limits = (max_batch_size, max_wait_ms, max_queue, max_inputs, max_input_chars, max_body_bytes)
@@ -134,8 +142,8 @@ def serve_cmd(
     import uvicorn
 
     from ..manifest import load_bundle
-    from ..runtime.translator import Translator
     from ..serve.protocol import CoalescingHttpToolsProtocol
+    from ..serve.workers import WorkerApp, default_threads, run_workers, service
 
     bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
     if on_ray:
@@ -143,27 +151,32 @@ def serve_cmd(
 
         _serve_on_ray(bundle, config, RayOptions(host, port, replicas, ray_address, threads, access_log))
         return
-    translator = Translator.from_bundle(bundle, backend, batch_size=max_batch_size, threads=threads)
-    app = create_app(translator, config)
+    # each response leaves in one send (serve.protocol); the app writes the access log
+    server: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "http": CoalescingHttpToolsProtocol,
+        "log_level": "info",
+        "access_log": False,
+        "timeout_graceful_shutdown": None,
+    }
+    if workers > 1:
+        threads = default_threads(workers) if threads is None else threads
+        run_workers(WorkerApp(str(bundle_dir), bundle.digest, backend, threads, config), workers, **server)
+        return
+    app = service(bundle, backend, threads, config)
     # uvicorn drains on SIGTERM, then raises the signal again with the handler found before it started:
     # a no-op one makes a drained shutdown exit 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    # each response leaves in one send (serve.protocol)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        http=CoalescingHttpToolsProtocol,
-        log_level="info",
-        access_log=False,
-        timeout_graceful_shutdown=None,
-    )
+    uvicorn.run(app, **server)
 
 
-def _check_ray_options(on_ray: bool, backend: str) -> None:
-    """Options that only make sense with --ray need it; --ray runs the onnx backend only."""
+def _check_ray_options(on_ray: bool, backend: str, workers: int) -> None:
+    """Options that only make sense with --ray need it; --ray runs the onnx backend only, --workers is not for it."""
     ctx = click.get_current_context()
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    if on_ray and workers > 1:
+        raise InputError("--workers runs several plain servers: with --ray, use --replicas")
     if not on_ray:
         for name, flag in (("replicas", "--replicas"), ("ray_address", "--ray-address")):
             if name in given:

@@ -9,6 +9,7 @@ and the lines of every request answered within FLUSH_S go out in one write.
 from __future__ import annotations
 
 import asyncio
+import select
 import sys
 import urllib.parse
 from http import HTTPStatus
@@ -45,10 +46,28 @@ class AccessLog:
             self._flush = None
         if not self._lines:
             return
-        text, self._lines = "".join(self._lines), []
+        lines, self._lines = self._lines, []
         stream = self.stream or sys.stdout
         try:
-            stream.write(text)
-            stream.flush()
+            for chunk in chunks(lines, select.PIPE_BUF):
+                stream.write(chunk)
+                stream.flush()
         except (OSError, ValueError):  # standard output closed: as with logging, the service goes on
             pass
+
+
+def chunks(lines: list[str], size: int) -> list[str]:
+    """Whole lines joined into pieces of at most `size` characters (a longer line alone): a pipe
+    takes each piece in one write, never interleaved with another process's (s2s-serve --workers)."""
+    pieces: list[str] = []
+    current: list[str] = []
+    length = 0
+    for line in lines:
+        if current and length + len(line) > size:
+            pieces.append("".join(current))
+            current, length = [], 0
+        current.append(line)
+        length += len(line)
+    if current:
+        pieces.append("".join(current))
+    return pieces

@@ -173,6 +173,7 @@ def create_app(
         yield
         state["ready"] = False  # uvicorn has answered every request it accepted; the queue empties now
         await batcher.drain()
+        metrics.close()
         if access_log is not None:
             access_log.flush()
 

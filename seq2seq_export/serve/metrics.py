@@ -1,7 +1,12 @@
-"""The service's Prometheus metrics, in a registry of its own, and the middleware that counts requests."""
+"""The service's Prometheus metrics, in a registry of its own, and the middleware that counts requests.
+
+With PROMETHEUS_MULTIPROC_DIR set (s2s-serve --workers sets it for its workers), prometheus_client
+keeps the counts in files there, and /metrics adds up those of every process (its multiprocess mode).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -12,6 +17,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 
 from .access_log import AccessLog
@@ -40,13 +46,27 @@ class ServeMetrics:
             "s2s_serve_batch_size", "Inputs decoded together in one batch", buckets=BATCH_BUCKETS, registry=r
         )
         self.queue = Gauge(
-            "s2s_serve_queue_inputs", "Inputs admitted and not yet answered (waiting or decoding)", registry=r
+            "s2s_serve_queue_inputs",
+            "Inputs admitted and not yet answered (waiting or decoding)",
+            registry=r,
+            multiprocess_mode="livesum",  # the sum over the workers alive
         )
         self.inputs = Counter("s2s_serve_inputs", "Inputs translated", registry=r)
 
+        self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # prometheus_client's own test
+
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The Prometheus text exposition and its content type (every process's counts when shared)."""
+        if not self.shared:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """The process stops serving: its live gauges (the queue) stop counting."""
+        if self.shared:
+            multiprocess.mark_process_dead(os.getpid())
 
 
 class MetricsMiddleware:
