@@ -20,7 +20,10 @@ CPU-second (each run's words/s over its share of a core: other processes on the 
 
 Then the profile: decoder rows stepped per word, and where beam search's time per step goes on each
 backend: one more pass records every step's logits, a replay feeds them back (no graph runs) to time
-the host search alone (log-softmax, top-k, bookkeeping); the rest is the backend's step and row selection.
+the host search alone (log-softmax, top-k, bookkeeping); the rest is the backend's step and row selection,
+the encoder included. The same pass also times the backend's calls in place (encoder, decoder step, row
+selection, per step); what is left is the host search as it runs between steps, slower than replayed
+alone since each step's weights evict the caches it runs from.
 """
 
 from __future__ import annotations
@@ -86,18 +89,28 @@ def one_run(bundle: Path, words: int, beam_size: int, seed: int) -> BenchResult:
 
 
 class _Recorder:
-    """A backend that keeps every step's logits."""
+    """A backend that keeps every step's logits and the CPU seconds of its encode, step and select calls."""
 
     def __init__(self, backend: Any):
         self.backend, self.logits = backend, []
+        self.cpu = dict.fromkeys(("encode", "step_logits", "select"), 0.0)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.backend, name)
+    def _timed(self, name: str, *args: Any) -> Any:
+        start = time.process_time()
+        out = getattr(self.backend, name)(*args)
+        self.cpu[name] += time.process_time() - start
+        return out
+
+    def encode(self, src: np.ndarray, lengths: np.ndarray) -> Any:
+        return self._timed("encode", src, lengths)
 
     def step_logits(self, prev_tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        logits, state = self.backend.step_logits(prev_tokens, state)
+        logits, state = self._timed("step_logits", prev_tokens, state)
         self.logits.append(logits)
         return logits, state
+
+    def select(self, state: Any, rows: np.ndarray) -> Any:
+        return self._timed("select", state, rows)
 
 
 class _Replay:
@@ -118,8 +131,11 @@ class _Replay:
         return None
 
 
-def host_profile(bundle_dir: Path, name: str, words: int, beam_size: int, batch_size: int) -> tuple[int, float, float]:
-    """(steps, host search us per step, whole beam search us per step) of backend `name`, in CPU time, one pass."""
+def host_profile(
+    bundle_dir: Path, name: str, words: int, beam_size: int, batch_size: int
+) -> tuple[int, float, float, dict]:
+    """(steps, host search us per step, whole beam search us per step, {encode / step_logits / select: us
+    per step}) of backend `name`, in CPU time, one pass."""
     bundle = load_bundle(bundle_dir)
     samples = load_samples(bundle, "cmudict", words, 0)
     seqs = [samples[i] for i in length_order(samples)]
@@ -133,7 +149,7 @@ def host_profile(bundle_dir: Path, name: str, words: int, beam_size: int, batch_
     host = time.process_time() - start
     assert replayed == found
     steps = len(recorder.logits)
-    return steps, 1e6 * host / steps, 1e6 * total / steps
+    return steps, 1e6 * host / steps, 1e6 * total / steps, {k: 1e6 * v / steps for k, v in recorder.cpu.items()}
 
 
 def main() -> None:
@@ -187,11 +203,16 @@ def main() -> None:
     print(f"decoder rows stepped per word: greedy {rows[1]:.1f}, beam {k} {rows[k]:.1f}")
     for b in BATCHES:
         for name in BACKENDS:
-            steps, host_us, total_us = host_profile(bundle, name, args.words, k, b)
+            steps, host_us, total_us, calls = host_profile(bundle, name, args.words, k, b)
             print(
                 f"{name} beam {k} at batch {b}: {steps} steps, {total_us:.0f} us CPU per step: host search "
                 f"{host_us:.0f} us ({100 * host_us / total_us:.0f}%), the backend's step and row selection "
                 f"{total_us - host_us:.0f} us"
+            )
+            rest = total_us - sum(calls.values())
+            print(
+                f"  in the search: encoder {calls['encode']:.0f} us, decoder step {calls['step_logits']:.0f}, "
+                f"row selection {calls['select']:.0f}, the rest (host search, caches cold after the step) {rest:.0f}"
             )
     diffs = [m for rs in runs.values() for r in rs for m in r.tokens.mismatches]
     if diffs:

@@ -30,7 +30,7 @@ from seq2seq_export.runtime import (
     open_backend,
     teacher_forced_steps,
 )
-from seq2seq_export.runtime.beam import SORT_COLUMNS, SORT_ELEMENTS, top_k
+from seq2seq_export.runtime.beam import SORT_COLUMNS, SORT_ELEMENTS, SORT_ROW, top_k
 from seq2seq_export.runtime.eager import EagerBackend
 from seq2seq_export.vocab import TextPipeline, Vocab
 
@@ -304,6 +304,8 @@ def test_top_k_breaks_ties_by_column(width):
     for k in (1, 2, 3, 7, 9, 12, 40, width):
         want = np.array([sorted(range(width), key=lambda j: (-row[j], j))[:k] for row in x])
         np.testing.assert_array_equal(top_k(x, k), want)
+        for row, expected in zip(x, want):  # one row at a time: wider than SORT_ROW, partitioned alone
+            np.testing.assert_array_equal(top_k(row[None], k), expected[None])
 
 
 @pytest.mark.parametrize(
@@ -353,7 +355,7 @@ def test_beam_search_on_the_onnx_path_works_without_torch(attention_bundle, tmp_
     assert json.loads(run.stdout) == expected
 
 
-@pytest.mark.parametrize("width", [SORT_COLUMNS + 1, 75, 300])
+@pytest.mark.parametrize("width", [SORT_COLUMNS + 1, 75, SORT_ROW + 1, 300])
 def test_top_k_partition_path_keeps_column_order_with_and_without_ties(width):
     """Rows wider than SORT_COLUMNS are partitioned: distinct values, ties inside the top k only, ties
     across the cut, and -inf rows all give the sorted answer (largest first, equal values by column)."""
@@ -370,3 +372,5 @@ def test_top_k_partition_path_keeps_column_order_with_and_without_ties(width):
         assert x[30:].size > SORT_ELEMENTS
         np.testing.assert_array_equal(top_k(x[30:], k), want[30:])  # distinct values only: the fast path
         np.testing.assert_array_equal(top_k(x[:5], k), want[:5])  # few elements: sorted whole
+        for i in range(25):  # one row at a time: sorted whole up to SORT_ROW wide, else partitioned
+            np.testing.assert_array_equal(top_k(x[i : i + 1], k), want[i : i + 1])

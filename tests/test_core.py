@@ -4,6 +4,7 @@ raw graph calls, row selection, and the greedy loop over it against a one-row-at
 from __future__ import annotations
 
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from seq2seq_export.runtime import (
     batch_indices,
     decode_in_batches,
     greedy_decode,
+    log_softmax,
     open_backend,
     pad_batch,
     teacher_forced_steps,
@@ -191,3 +193,17 @@ def test_greedy_refuses_a_beam(lively_bundle):
     bundle = load_bundle(lively_bundle)
     with pytest.raises(ConfigError, match="greedy search keeps one hypothesis"):
         greedy_decode(open_backend(bundle, "onnx"), [[4, 5]], DecodeOptions.from_bundle(bundle, beam_size=2))
+
+
+def test_log_softmax_rows_with_inf_or_nan_are_all_minus_inf_without_a_warning():
+    logits = np.array(
+        [[1.0, 2.0, 3.0], [np.inf, 0.0, 1.0], [np.nan, 0.0, 1.0], [-np.inf] * 3, [0.0, -np.inf, 5.0]], np.float32
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value" warnings would reach the user's stderr
+        logp = log_softmax(logits)
+    assert logp.dtype == np.float64 and (logp[1:4] == -np.inf).all()
+    x = logits[[0, 4]].astype(np.float64)
+    want = x - x.max(axis=1, keepdims=True)
+    want -= np.log(np.exp(want).sum(axis=1, keepdims=True))
+    np.testing.assert_array_equal(logp[[0, 4]], want)

@@ -86,13 +86,12 @@ def beam_search(backend: Backend, seqs: Seqs, opts: DecodeOptions, *, stop_early
         if t == opts.max_len:
             _finish(kept, worst, rows, cands, np.arange(len(cands.token)), t, opts)
             break
-        ended = np.flatnonzero(cands.token == opts.end_id)
-        if len(ended):
-            bounded = _finish(kept, worst, rows, cands, ended, t, opts) or bounded
-        live = cands.token != opts.end_id
+        live = cands.token != opts.end_id  # (C,)
+        if not live.all():
+            bounded = _finish(kept, worst, rows, cands, (~live).nonzero()[0], t, opts) or bounded
         if stop_early and bounded:  # the bound: see the module doc
             live &= normalized(cands.total, opts.max_len, opts.length_penalty) > worst[cands.seq]
-        keep = np.flatnonzero(live)
+        keep = live.nonzero()[0]
         if not len(keep):
             break
         if len(keep) < len(live):
@@ -175,8 +174,12 @@ def _best_of_groups(cand: np.ndarray, seq: np.ndarray, k: int) -> tuple[np.ndarr
 # top_k sorts whole rows up to SORT_COLUMNS wide or SORT_ELEMENTS in all; larger inputs are partitioned
 # first. Measured (k 5): sorting wins on narrow rows and small arrays (5 x 75: 8 vs 43 us, numpy's call
 # overhead), partitioning on large ones (320 x 75, a cmudict target vocabulary at batch 64: 355 vs 853 us).
+# A single row (one sequence's candidates) is sorted whole up to SORT_ROW wide, else partitioned: on the
+# (1, rows x 73) grids of the trained cmudict bundle's batch-1 beam 5 search (medians), sorting vs
+# partitioning took 4.6 vs 5.6 us at 73 columns, 8.1 vs 6.2 at 146, 18.0 vs 6.4 at 365.
 SORT_COLUMNS = 48
 SORT_ELEMENTS = 3072
+SORT_ROW = 128
 # Up to this k, k passes of argmax (each the first of equal maxima, then struck out) beat partitioning,
 # ties or not: (64, 365) k 5, a cmudict grid at batch 64: 36 vs 164 us (568 us with many ties); (64, 730)
 # k 10: 104 vs 229 us.
@@ -189,8 +192,10 @@ def top_k(x: np.ndarray, k: int) -> np.ndarray:
     n, m = x.shape
     if k == 1:
         return x.argmax(axis=1)[:, None]  # the first of equal maxima
-    if k >= m or m <= SORT_COLUMNS or n * m <= SORT_ELEMENTS:
+    if k >= m or m <= SORT_COLUMNS or (n * m <= SORT_ELEMENTS and (n > 1 or m <= SORT_ROW)):
         return np.argsort(-x, axis=1, kind="stable")[:, :k]
+    if n == 1:  # one sequence's candidates (batch 1): sort only those not below the k-th largest
+        return _top_k_row(x[0], k)[None]
     if k <= ARGMAX_K and (found := _top_k_argmax(x, k)) is not None:
         return found
     some = np.argpartition(x, m - k, axis=1)[:, m - k :]  # (N, k): the k largest in any order, any of equal ones
@@ -199,6 +204,13 @@ def top_k(x: np.ndarray, k: int) -> np.ndarray:
     if not ((x >= kth).sum(axis=1) > k).any():  # no row left out a value equal to its k-th largest
         return np.take_along_axis(some, np.lexsort((some, -vals), axis=1), 1)  # by value, then column
     return _top_k_ties(x, k)
+
+
+def _top_k_row(v: np.ndarray, k: int) -> np.ndarray:
+    """top_k of one row (M,) -> (k,): the values not below its k-th largest, in column order, sorted stably."""
+    kth = np.partition(v, len(v) - k)[len(v) - k]
+    found = (v >= kth).nonzero()[0]  # (>= k,) more than k only where values equal to the k-th lie past the cut
+    return found[np.argsort(-v[found], kind="stable")[:k]]
 
 
 def _top_k_ties(x: np.ndarray, k: int) -> np.ndarray:
