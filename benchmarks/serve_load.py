@@ -3,36 +3,38 @@
     PYTHONPATH=. .venv/bin/python benchmarks/serve_load.py [--bundle DIR] [--requests 2000] [--seconds 20]
         [--workers N | --ray N]
 
-A real server process on 127.0.0.1 (torch unimportable in it), real HTTP clients (http.client,
-one keep-alive connection per thread), one cmudict word per request. For each concurrency (1, 8,
-64): words/s, p50/p99 request latency and mean batch size of the service, and words/s and p50/p99
-batch latency of Translator.translations at a batch size equal to the concurrency, on the same words
-and --threads, scored as the service's answers are (scores=True, as s2s-translate --json).
---workers N starts s2s-serve --workers N, each worker with --threads threads (the direct Translator
-keeps --threads). Then 2x overload: twice as many clients as the server's queues hold, no retries: the share of 429s,
-errors (anything else than 200 or 429, or a failed connection) and wrong answers (any 200 whose
-translation differs from the direct Translator's), which must both be 0. Without --bundle it builds
-a cmudict-sized random model (tests/conftest.py lively_checkpoint, emb 64, hidden 256, legacy
-exporter). Bounded: --requests per level, and each level stops after --seconds.
+A real server process on 127.0.0.1 (torch unimportable in it), real HTTP clients
+(benchmarks/load_client.py: one keep-alive connection per client, asyncio on uvloop in one thread,
+responses parsed by httptools), one cmudict word per request. For each concurrency (1, 8, 64):
+words/s, p50/p99 request latency and mean batch size of the service, and words/s and p50/p99 batch
+latency of Translator.translations at a batch size equal to the concurrency, on the same words and
+--threads, scored as the service's answers are (scores=True, as s2s-translate --json). --workers N
+starts s2s-serve --workers N, each worker with --threads threads (the direct Translator keeps
+--threads). Then 2x overload: twice as many clients as the server's queues hold, no retries: the
+share of 429s, errors (anything else than 200 or 429, or a failed connection) and wrong answers (any
+200 whose translation differs from the direct Translator's), which must both be 0. Without --bundle
+it builds a cmudict-sized random model (tests/conftest.py lively_checkpoint, emb 64, hidden 256,
+legacy exporter). Bounded: --requests per level, and each level stops after --seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
 import os
 import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # serve_client.Server, conftest.lively_checkpoint
 
+import uvloop  # noqa: E402
+from load_client import connect  # noqa: E402 (benchmarks/, this script's directory)
 from serve_client import Server, process_tree  # noqa: E402 (tests/ joins sys.path just above)
 
 from seq2seq_export.runtime import Translator  # noqa: E402
@@ -102,53 +104,43 @@ def mean_batch(before: tuple[float, float], after: tuple[float, float]) -> float
 
 
 def load(port: int, words: list[str], expected: dict[str, dict], clients: int, seconds: float) -> dict:
-    """`clients` threads, each sending one word per request on its own connection, until the words
-    or the time run out."""
-    lock, it = threading.Lock(), iter(words)
+    """`clients` clients, each sending one word per request on its own connection, until the words
+    or the time run out (load_client: one thread, asyncio on uvloop)."""
+    return uvloop.run(_load(port, words, expected, clients, seconds))
+
+
+async def _load(port: int, words: list[str], expected: dict[str, dict], clients: int, seconds: float) -> dict:
+    it = iter(words)
     latencies: list[float] = []
     counts = {"ok": 0, "429": 0, "errors": 0, "wrong": 0}
     deadline = time.perf_counter() + seconds
 
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    async def client() -> None:
+        conn = None
         while time.perf_counter() < deadline:
-            with lock:
-                word = next(it, None)
+            word = next(it, None)
             if word is None:
                 break
             t0 = time.perf_counter()
             try:
-                # bytes, not str: http.client then sends headers and body in one write (no Nagle delay)
-                conn.request(
-                    "POST",
-                    "/v1/translate",
-                    json.dumps({"inputs": [word]}).encode(),
-                    {"Content-Type": "application/json"},
-                )
-                resp = conn.getresponse()
-                body = resp.read()
-            except OSError:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                status, body = -1, b""
+                conn = conn or await connect(port)
+                async with asyncio.timeout(60):
+                    status, body = await conn.post("/v1/translate", json.dumps({"inputs": [word]}).encode())
+            except (OSError, TimeoutError):  # ConnectionError included: reconnect for the next word
+                if conn is not None:
+                    conn.close()
+                conn, status, body = None, -1, b""
+            if status == 200:
+                latencies.append(time.perf_counter() - t0)
+                counts["ok"] += 1
+                counts["wrong"] += json.loads(body)["translations"] != [expected[word]]
             else:
-                status = resp.status
-            dt = time.perf_counter() - t0
-            with lock:
-                if status == 200:
-                    latencies.append(dt)
-                    counts["ok"] += 1
-                    counts["wrong"] += json.loads(body)["translations"] != [expected[word]]
-                else:
-                    counts["429" if status == 429 else "errors"] += 1
-        conn.close()
+                counts["429" if status == 429 else "errors"] += 1
+        if conn is not None:
+            conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
     start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    await asyncio.gather(*(client() for _ in range(clients)))
     wall = time.perf_counter() - start
     sent = sum(counts.values()) - counts["wrong"]
     return {
