@@ -120,10 +120,10 @@ def test_a_worker_that_cannot_load_the_bundle_stops_the_server(lively_bundle):
     script = (
         "import sys; sys.modules['torch'] = None\n"
         "from seq2seq_export.serve import ServeConfig\n"
-        "from seq2seq_export.serve.workers import WorkerApp, run_workers, WorkerFailed\n"
+        "from seq2seq_export.serve.server import WorkerApp, listen, run_workers, WorkerFailed\n"
         f"app = WorkerApp({str(lively_bundle)!r}, 'sha256:' + '0' * 64, 'onnx', 1, ServeConfig())\n"
         "try:\n"
-        f"    run_workers(app, 2, host='127.0.0.1', port={free_port()}, log_level='warning')\n"
+        f"    run_workers(app, 2, listen('127.0.0.1', {free_port()}), log_level='warning')\n"
         "except WorkerFailed as e:\n"
         "    print('Error:', e, file=sys.stderr); sys.exit(2)\n"
     )
@@ -155,3 +155,20 @@ def test_access_log_lines_go_out_in_whole_line_pieces_a_pipe_writes_at_once(leng
     lines = [str(i) * (n - 1) + "\n" for i, n in enumerate(lengths)]
     got = chunks(lines, size)
     assert [len(p) for p in got] == pieces and "".join(got) == "".join(lines)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_one_line_exit_2_before_the_bundle_loads(lively_bundle, workers):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "seq2seq_export", "serve", "--bundle", str(lively_bundle), "--port", str(port)]
+        out = subprocess.run([*cmd, "--workers", workers], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use: choose another --port or --host, "
+        "or stop the process that holds it"
+    )

@@ -139,22 +139,21 @@ def serve_cmd(
     config = ServeConfig(*limits, access_log=access_log and not on_ray)
     if on_ray:
         require_ray_serve()
-    import uvicorn
-
     from ..manifest import load_bundle
-    from ..serve.protocol import CoalescingHttpToolsProtocol
-    from ..serve.workers import WorkerApp, default_threads, run_workers, service
 
-    bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
     if on_ray:
+        bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
         from ..serve.ray_app import RayOptions
 
         _serve_on_ray(bundle, config, RayOptions(host, port, replicas, ray_address, threads, access_log))
         return
+    from ..serve.protocol import CoalescingHttpToolsProtocol
+    from ..serve.server import WorkerApp, default_threads, listen, run_server, run_workers, service
+
+    sock = listen(host, port)  # first: a port in use is known before the bundle is loaded
+    bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
     # each response leaves in one send (serve.protocol); the app writes the access log
     server: dict[str, Any] = {
-        "host": host,
-        "port": port,
         "http": CoalescingHttpToolsProtocol,
         "log_level": "info",
         "access_log": False,
@@ -162,13 +161,13 @@ def serve_cmd(
     }
     if workers > 1:
         threads = default_threads(workers) if threads is None else threads
-        run_workers(WorkerApp(str(bundle_dir), bundle.digest, backend, threads, config), workers, **server)
+        run_workers(WorkerApp(str(bundle_dir), bundle.digest, backend, threads, config), workers, sock, **server)
         return
     app = service(bundle, backend, threads, config)
     # uvicorn drains on SIGTERM, then raises the signal again with the handler found before it started:
     # a no-op one makes a drained shutdown exit 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(app, **server)
+    run_server(app, sock, **server)
 
 
 def _check_ray_options(on_ray: bool, backend: str, workers: int) -> None:

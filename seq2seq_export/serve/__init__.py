@@ -1,7 +1,7 @@
 """s2s-serve: an HTTP JSON service over a Translator, with dynamic batching (Starlette on uvicorn).
 
 This module imports nothing of the serving stack, so the CLI can say which extra is missing; app.py,
-batcher.py, metrics.py and workers.py (s2s-serve --workers) need the `serve` extra (pip install
+batcher.py, metrics.py and server.py (how s2s-serve runs it) need the `serve` extra (pip install
 'seq2seq-export[serve]'), ray_app.py (s2s-serve --ray) the `ray` extra too.
 """
 

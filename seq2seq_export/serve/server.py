@@ -1,10 +1,12 @@
-"""s2s-serve --workers N: N server processes on one listening socket, under uvicorn's supervisor.
+"""How s2s-serve runs the app on uvicorn: one process, or N workers on one listening socket.
+
+The socket is bound first, before the bundle is loaded, so a port in use is one line at once.
 
 One server process is capped by its interpreter lock: its event loop and its decode thread share it,
-and the decoder lets go of it only inside the backend (docs/serve.md). Here uvicorn's multiprocess
-supervisor binds the socket once and starts N workers that accept on it; each loads and checks the
-bundle, warms it up and serves the same app (create_app) with its own batcher and queue. A worker
-that dies is replaced; one that cannot start stops the server.
+and the decoder lets go of it only inside the backend (docs/serve.md). With --workers, uvicorn's
+multiprocess supervisor starts N workers that accept on the socket; each loads and checks the bundle,
+warms it up and serves the same app (create_app) with its own batcher and queue. A worker that dies is
+replaced; one that cannot start stops the server.
 
 Metrics add up over the workers through prometheus_client's multiprocess mode: each worker writes
 its counts to files in a directory of this server's (PROMETHEUS_MULTIPROC_DIR), and /metrics, in
@@ -13,8 +15,10 @@ whichever worker answers, reads them all.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -35,6 +39,38 @@ METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # where prometheus_client's multiproce
 
 class WorkerFailed(ConfigError):
     """A worker could not load the bundle and start serving."""
+
+
+class ListenFailed(ConfigError):
+    """The server cannot listen on its host and port."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (as uvicorn binds one), or ListenFailed in one line."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ListenFailed(
+            f"cannot listen on {host}:{port}: {e.strerror or e}: choose another --port or --host, "
+            "or stop the process that holds it"
+        ) from None
+    sock.set_inheritable(True)  # the workers accept on it
+    name = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", name, sock.getsockname()[1]
+    )
+    return sock
+
+
+def run_server(app: Any, sock: socket.socket, **uvicorn_options: Any) -> None:
+    """Serve `app` in this process on `sock` until SIGTERM or Ctrl-C (uvicorn re-raises the signal).
+
+    uvicorn_options: uvicorn.Config's (http, log_level, ...).
+    """
+    uvicorn.Server(uvicorn.Config(app, **uvicorn_options)).run(sockets=[sock])
 
 
 def service(bundle: Any, backend: str, threads: int | None, config: ServeConfig) -> Any:
@@ -92,16 +128,16 @@ def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def run_workers(app: WorkerApp, workers: int, **uvicorn_options: Any) -> None:
-    """Serve `app` in `workers` processes until SIGTERM (returns) or Ctrl-C (KeyboardInterrupt).
+def run_workers(app: WorkerApp, workers: int, sock: socket.socket, **uvicorn_options: Any) -> None:
+    """Serve `app` in `workers` processes on `sock` until SIGTERM (returns) or Ctrl-C (KeyboardInterrupt).
 
-    uvicorn_options: uvicorn.Config's (host, port, http, ...). WorkerFailed if a worker could not start.
+    uvicorn_options: uvicorn.Config's (http, log_level, ...). WorkerFailed if a worker could not start.
     """
     metrics_dir = tempfile.mkdtemp(prefix="s2s-serve-metrics-")
     os.environ[METRICS_DIR] = metrics_dir  # before the workers start: they read it when they import the client
     try:
         config = uvicorn.Config(app, factory=True, workers=workers, **uvicorn_options)
-        supervisor = Supervisor(config, sockets=[config.bind_socket()])
+        supervisor = Supervisor(config, sockets=[sock])
         supervisor.run()
     finally:
         del os.environ[METRICS_DIR]
