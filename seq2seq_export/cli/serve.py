@@ -137,14 +137,13 @@ def serve_cmd(
     # Without --ray the app writes the access log (serve.access_log: uvicorn's lines, cheaper), never uvicorn.
     limits = (max_batch_size, max_wait_ms, max_queue, max_inputs, max_input_chars, max_body_bytes)
     config = ServeConfig(*limits, access_log=access_log and not on_ray)
-    if on_ray:
-        require_ray_serve()
     from ..manifest import load_bundle
 
     if on_ray:
-        bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
+        require_ray_serve()
         from ..serve.ray_app import RayOptions
 
+        bundle = load_bundle(bundle_dir, expect_digest=expect_digest)
         _serve_on_ray(bundle, config, RayOptions(host, port, replicas, ray_address, threads, access_log))
         return
     from ..serve.protocol import CoalescingHttpToolsProtocol

@@ -38,6 +38,11 @@ def check_room(queued: int, n: int, max_queue: int) -> None:
         )
 
 
+def warm_up(translator: Translator) -> None:
+    """Decode one input once, so the backend's lazy set-up is not paid by a client's first request."""
+    translator.translate_ids([[len(translator.text.src) - 1]])
+
+
 def decode(translator: Translator, texts: list[str], search: Search) -> list[Translation]:
     """One batch's translations, scored as s2s-translate --json's (every answer carries its score)."""
     return translator.translations(
@@ -75,9 +80,7 @@ class Batcher:
 
     async def start(self) -> None:
         """Decode one input once (the backend runs), then start taking requests."""
-        loop = asyncio.get_running_loop()
-        probe = [[len(self.translator.text.src) - 1]]
-        await loop.run_in_executor(self._executor, self.translator.translate_ids, probe)
+        await asyncio.get_running_loop().run_in_executor(self._executor, warm_up, self.translator)
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="s2s-batcher")
 

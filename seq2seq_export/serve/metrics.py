@@ -22,6 +22,7 @@ from prometheus_client import (
 
 from .access_log import AccessLog
 
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # set: prometheus_client's multiprocess mode keeps its files there
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -52,8 +53,7 @@ class ServeMetrics:
             multiprocess_mode="livesum",  # the sum over the workers alive
         )
         self.inputs = Counter("s2s_serve_inputs", "Inputs translated", registry=r)
-
-        self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # prometheus_client's own test
+        self.shared = bool(os.environ.get(METRICS_DIR))  # prometheus_client's own test
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type (every process's counts when shared)."""

@@ -35,7 +35,7 @@ from ..manifest import Bundle
 from ..runtime.translator import Translation, Translator
 from . import ServeConfig
 from .app import RETRY_AFTER_S, create_app
-from .batcher import Search, check_room, decode
+from .batcher import Search, check_room, decode, warm_up
 from .metrics import ServeMetrics
 
 APP_NAME = "s2s-serve"  # the Serve application (and deployment) name on the cluster
@@ -85,8 +85,7 @@ class RayBatcher:
 
     async def start(self) -> None:
         """Decode one input once (the backend runs)."""
-        probe = [[len(self.translator.text.src) - 1]]
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.translator.translate_ids, probe)
+        await asyncio.get_running_loop().run_in_executor(self._executor, warm_up, self.translator)
 
     async def drain(self) -> None:
         """Wait for every admitted input to be answered, then stop the worker thread."""

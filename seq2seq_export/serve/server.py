@@ -5,7 +5,7 @@ The socket is bound first, before the bundle is loaded, so a port in use is one 
 One server process is capped by its interpreter lock: its event loop and its decode thread share it,
 and the decoder lets go of it only inside the backend (docs/serve.md). With --workers, uvicorn's
 multiprocess supervisor starts N workers that accept on the socket; each loads and checks the bundle,
-warms it up and serves the same app (create_app) with its own batcher and queue. A worker that dies is
+and serves the same app (create_app) with its own batcher and queue. A worker that dies is
 replaced; one that cannot start stops the server.
 
 Metrics add up over the workers through prometheus_client's multiprocess mode: each worker writes
@@ -30,11 +30,10 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from ..errors import ConfigError, Seq2SeqExportError, first_line
-from ..manifest import load_bundle
+from ..manifest import Bundle, load_bundle
 from ..runtime.translator import Translator
 from . import ServeConfig
-
-METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # where prometheus_client's multiprocess mode keeps its files
+from .metrics import METRICS_DIR
 
 
 class WorkerFailed(ConfigError):
@@ -73,13 +72,11 @@ def run_server(app: Any, sock: socket.socket, **uvicorn_options: Any) -> None:
     uvicorn.Server(uvicorn.Config(app, **uvicorn_options)).run(sockets=[sock])
 
 
-def service(bundle: Any, backend: str, threads: int | None, config: ServeConfig) -> Any:
-    """The app over `bundle` (a Bundle or its directory), its decoder warmed up by one translation."""
+def service(bundle: Bundle, backend: str, threads: int | None, config: ServeConfig) -> Any:
+    """The app over `bundle` (its lifespan warms the decoder up before the first request)."""
     from . import create_app
 
     translator = Translator.from_bundle(bundle, backend, batch_size=config.max_batch_size, threads=threads)
-    # the first decode pays for lazy set-up (allocations, kernel choices): not a client's first request
-    translator.translations([next(t for t in reversed(translator.text.src.tokens) if t.strip())])
     return create_app(translator, config)
 
 
